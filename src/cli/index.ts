@@ -1,0 +1,21 @@
+import { Command } from 'commander';
+import { ApiError } from './client.js';
+import { ConfigError } from '../core/config/index.js';
+import { registerServe } from './commands/serve.js';
+import { registerKeys } from './commands/keys.js';
+
+const program = new Command();
+program.name('xray').description('xray-mlops: chest X-ray pneumonia MLOps platform').showHelpAfterError();
+
+registerServe(program);
+registerKeys(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof ApiError || err instanceof ConfigError || err instanceof Error) {
+    console.error(`xray: ${err.message}`);
+    process.exit(err instanceof ApiError && err.status >= 500 ? 3 : 1);
+  }
+  throw err;
+}

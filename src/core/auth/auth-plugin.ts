@@ -1,0 +1,81 @@
+import fp from 'fastify-plugin';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { AppError } from '../errors.js';
+import { hasRole, type Principal, type RouteAccess } from './roles.js';
+import type { ApiKeyStore } from './key-store.js';
+import type { AuditLog } from '../audit/index.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    principal: Principal;
+  }
+  interface FastifyContextConfig {
+    /** Minimum role for the route, or 'public'. Every route must declare it. */
+    role?: RouteAccess;
+  }
+}
+
+export interface AuthOptions {
+  enabled: boolean;
+  keys: ApiKeyStore;
+  audit?: AuditLog;
+  service: string;
+}
+
+const LOCAL_ADMIN: Principal = Object.freeze({ id: 'local', name: 'local-admin', role: 'admin', anonymous: true });
+const ANONYMOUS: Principal = Object.freeze({ id: 'anonymous', name: 'anonymous', role: 'viewer', anonymous: true });
+/** Routes added by third-party plugins (OpenAPI UI) are public. */
+const PUBLIC_PREFIXES = ['/docs'];
+
+function presentedKey(req: FastifyRequest): string | null {
+  const auth = req.headers.authorization;
+  if (auth && /^Bearer\s+/i.test(auth)) return auth.replace(/^Bearer\s+/i, '').trim() || null;
+  const header = req.headers['x-api-key'];
+  return typeof header === 'string' && header ? header : null;
+}
+
+/**
+ * Resolves the caller from `Authorization: Bearer <key>` or `X-API-Key` and enforces the role each
+ * route declares in `config.role`. A route registered without a role fails the boot, so no route
+ * can be written without one. Denials land in the audit trail.
+ */
+export const authPlugin = fp(
+  async (app: FastifyInstance, opts: AuthOptions) => {
+    app.decorateRequest('principal', null as unknown as Principal);
+
+    app.addHook('onRoute', (route) => {
+      const role = (route.config as { role?: RouteAccess } | undefined)?.role;
+      if (!role && !PUBLIC_PREFIXES.some((p) => route.url.startsWith(p)) && route.method !== 'HEAD') {
+        throw new Error(`route ${String(route.method)} ${route.url} declares no role (config.role)`);
+      }
+    });
+
+    app.addHook('onRequest', async (req) => {
+      const config = req.routeOptions.config as { role?: RouteAccess } | undefined;
+      const access: RouteAccess = config?.role ?? (PUBLIC_PREFIXES.some((p) => req.url.startsWith(p)) ? 'public' : 'admin');
+      if (!opts.enabled) {
+        req.principal = LOCAL_ADMIN;
+        return;
+      }
+      const key = presentedKey(req);
+      const info = key ? await opts.keys.resolve(key) : null;
+      req.principal = info ? { id: info.id, name: info.name, role: info.role, anonymous: false } : ANONYMOUS;
+      if (access === 'public') return;
+      const deny = (code: 'UNAUTHENTICATED' | 'FORBIDDEN', message: string) => {
+        opts.audit?.record({
+          actor: req.principal.name,
+          action: 'access.denied',
+          resource: `${req.method} ${req.routeOptions.url ?? req.url}`,
+          outcome: 'denied',
+          requestId: req.id,
+          service: opts.service,
+          details: { reason: code, required: access },
+        });
+        return new AppError(code, message);
+      };
+      if (!info) throw deny('UNAUTHENTICATED', key ? 'unknown or revoked API key' : 'an API key is required (Authorization: Bearer <key> or X-API-Key)');
+      if (!hasRole(info.role, access)) throw deny('FORBIDDEN', `role '${info.role}' may not do this; '${access}' or higher is required`);
+    });
+  },
+  { name: 'auth' },
+);

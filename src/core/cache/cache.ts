@@ -1,0 +1,12 @@
+/** A byte/string cache with optional TTL: prediction results, model metadata. */
+export interface Cache {
+  readonly kind: 'memory' | 'redis';
+  get(key: string): Promise<string | null>;
+  getBuffer(key: string): Promise<Buffer | null>;
+  set(key: string, value: string | Buffer, ttlSeconds?: number): Promise<void>;
+  delete(key: string): Promise<void>;
+  /** Removes every key under this cache's namespace. */
+  clear(): Promise<void>;
+  ping(): Promise<boolean>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,151 @@
+import { readFileSync, existsSync } from 'node:fs';
+import path from 'node:path';
+
+import { configSchema, type RawConfig } from './schema.js';
+
+export { configSchema };
+
+export const SERVICE_NAMES = ['data-pipeline', 'training', 'model-registry', 'deployment', 'monitoring'] as const;
+export type ServiceName = (typeof SERVICE_NAMES)[number];
+
+export interface Config {
+  readonly home: string;
+  readonly host: string;
+  readonly ports: Readonly<Record<ServiceName | 'gateway', number>>;
+  readonly serviceUrls: Readonly<Record<ServiceName, string>>;
+  readonly databaseUrl: string;
+  readonly objectStoreUrl: string;
+  readonly s3: { readonly endpoint: string; readonly region: string; readonly accessKeyId: string; readonly secretAccessKey: string; readonly forcePathStyle: boolean };
+  readonly cacheUrl: string;
+  readonly cacheMaxEntries: number;
+  readonly queueUrl: string;
+  readonly eventsUrl: string;
+  readonly auth: boolean;
+  readonly adminKey: string;
+  readonly logLevel: RawConfig['XRAY_LOG_LEVEL'];
+  readonly maxUploadBytes: number;
+  readonly importRoot: string;
+  readonly python: string;
+  readonly trainerConcurrency: number;
+  readonly seedModel: boolean;
+  readonly webDir: string;
+  readonly projectRoot: string;
+}
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+/** The project root: two levels above src/core/config. */
+export const PROJECT_ROOT = path.resolve(import.meta.dirname, '../../..');
+
+function readConfigFile(file: string): Record<string, string> {
+  if (!existsSync(file)) throw new ConfigError(`XRAY_CONFIG_FILE: file '${file}' does not exist`);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new ConfigError(`XRAY_CONFIG_FILE: '${file}' is not valid JSON (${(err as Error).message})`);
+  }
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new ConfigError(`XRAY_CONFIG_FILE: '${file}' must hold a JSON object of XRAY_* keys`);
+  }
+  return Object.fromEntries(Object.entries(parsed).map(([k, v]) => [k, String(v)]));
+}
+
+function parseServiceUrls(raw: string, host: string, ports: Config['ports']): Record<ServiceName, string> {
+  const local = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
+  const urls = Object.fromEntries(SERVICE_NAMES.map((s) => [s, `http://${local}:${ports[s]}`])) as Record<ServiceName, string>;
+  for (const pair of raw.split(',').map((p) => p.trim()).filter(Boolean)) {
+    const [name, url] = pair.split('=');
+    if (!url || !(SERVICE_NAMES as readonly string[]).includes(name!)) {
+      throw new ConfigError(`XRAY_SERVICE_URLS: '${pair}' is not name=url with name one of ${SERVICE_NAMES.join(', ')}`);
+    }
+    urls[name as ServiceName] = url.replace(/\/$/, '');
+  }
+  return urls;
+}
+
+/**
+ * Reads the configuration from environment variables (and the optional JSON file named by
+ * XRAY_CONFIG_FILE; environment wins). A bad value throws ConfigError naming the variable.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const fileValues = env.XRAY_CONFIG_FILE ? readConfigFile(env.XRAY_CONFIG_FILE) : {};
+  const merged: Record<string, string | undefined> = { ...fileValues };
+  for (const key of Object.keys(configSchema.shape)) {
+    if (env[key] !== undefined && env[key] !== '') merged[key] = env[key];
+  }
+  const result = configSchema.safeParse(merged);
+  if (!result.success) {
+    const lines = result.error.issues.map((i) => `${i.path.join('.')}: ${i.message} (got ${JSON.stringify(merged[String(i.path[0])])})`);
+    throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);
+  }
+  return fromRaw(result.data);
+}
+
+function fromRaw(raw: RawConfig): Config {
+  const home = path.resolve(raw.XRAY_HOME);
+  const ports = {
+    'data-pipeline': raw.XRAY_PORT_DATA,
+    training: raw.XRAY_PORT_TRAINING,
+    'model-registry': raw.XRAY_PORT_REGISTRY,
+    deployment: raw.XRAY_PORT_DEPLOYMENT,
+    monitoring: raw.XRAY_PORT_MONITORING,
+    gateway: raw.XRAY_PORT_GATEWAY,
+  } as const;
+  const databaseUrl = raw.XRAY_DATABASE_URL || `sqlite:${path.join(home, 'xray.db')}`;
+  const objectStoreUrl = raw.XRAY_OBJECT_STORE_URL || `file:${path.join(home, 'objects')}`;
+  for (const [name, value, schemes] of [
+    ['XRAY_DATABASE_URL', databaseUrl, ['sqlite:', 'postgres:', 'postgresql:']],
+    ['XRAY_OBJECT_STORE_URL', objectStoreUrl, ['file:', 's3:']],
+    ['XRAY_CACHE_URL', raw.XRAY_CACHE_URL, ['memory:', 'redis:', 'rediss:']],
+    ['XRAY_QUEUE_URL', raw.XRAY_QUEUE_URL, ['local:', 'memory:', 'redis:', 'rediss:']],
+  ] as const) {
+    if (!schemes.some((s) => value.startsWith(s))) {
+      throw new ConfigError(`${name}: '${value}' has an unknown scheme; use one of ${schemes.join(' ')}`);
+    }
+  }
+  const eventsUrl =
+    raw.XRAY_EVENTS_URL ||
+    (raw.XRAY_QUEUE_URL.startsWith('redis') ? raw.XRAY_QUEUE_URL : raw.XRAY_CACHE_URL.startsWith('redis') ? raw.XRAY_CACHE_URL : 'memory:');
+  return Object.freeze({
+    home,
+    host: raw.XRAY_HOST,
+    ports: Object.freeze(ports),
+    serviceUrls: Object.freeze(parseServiceUrls(raw.XRAY_SERVICE_URLS, raw.XRAY_HOST, ports)),
+    databaseUrl,
+    objectStoreUrl,
+    s3: Object.freeze({
+      endpoint: raw.XRAY_S3_ENDPOINT,
+      region: raw.XRAY_S3_REGION,
+      accessKeyId: raw.XRAY_S3_ACCESS_KEY_ID,
+      secretAccessKey: raw.XRAY_S3_SECRET_ACCESS_KEY,
+      forcePathStyle: raw.XRAY_S3_FORCE_PATH_STYLE,
+    }),
+    cacheUrl: raw.XRAY_CACHE_URL,
+    cacheMaxEntries: raw.XRAY_CACHE_MAX_ENTRIES,
+    queueUrl: raw.XRAY_QUEUE_URL,
+    eventsUrl,
+    auth: raw.XRAY_AUTH,
+    adminKey: raw.XRAY_ADMIN_KEY,
+    logLevel: raw.XRAY_LOG_LEVEL,
+    maxUploadBytes: Math.round(raw.XRAY_MAX_UPLOAD_MB * 1024 * 1024),
+    importRoot: path.resolve(raw.XRAY_IMPORT_ROOT || path.resolve(PROJECT_ROOT, '..')),
+    python: raw.XRAY_PYTHON,
+    trainerConcurrency: raw.XRAY_TRAINER_CONCURRENCY,
+    seedModel: raw.XRAY_SEED_MODEL,
+    webDir: path.resolve(raw.XRAY_WEB_DIR || path.join(PROJECT_ROOT, 'web', 'dist')),
+    projectRoot: PROJECT_ROOT,
+  });
+}
+
+/** A config for tests: embedded engines under a given home, quiet logs, overrides applied. */
+export function testConfig(home: string, overrides: Record<string, string> = {}): Config {
+  return loadConfig({ XRAY_HOME: home, XRAY_LOG_LEVEL: 'silent', XRAY_SEED_MODEL: 'off', ...overrides });
+}
+
+export type { RawConfig };

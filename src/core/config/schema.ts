@@ -1,0 +1,44 @@
+import { z } from 'zod';
+
+const port = z.coerce.number().int().min(1).max(65535);
+const onOff = z
+  .enum(['on', 'off', 'true', 'false', '1', '0'])
+  .transform((v) => v === 'on' || v === 'true' || v === '1');
+
+/**
+ * Every configuration variable the platform reads, with its default. The README's
+ * configuration table is generated from the `describe` texts (scripts/config-table.mjs).
+ */
+export const configSchema = z.object({
+  XRAY_HOME: z.string().min(1).default('./.xray').describe('Data directory for all embedded state (SQLite file, object store, logs).'),
+  XRAY_HOST: z.string().min(1).default('127.0.0.1').describe('Interface every service listens on (0.0.0.0 in containers).'),
+  XRAY_PORT_DATA: port.default(8001).describe('Port of the data pipeline service.'),
+  XRAY_PORT_TRAINING: port.default(8002).describe('Port of the training service.'),
+  XRAY_PORT_REGISTRY: port.default(8003).describe('Port of the model registry service.'),
+  XRAY_PORT_DEPLOYMENT: port.default(8004).describe('Port of the deployment (prediction) service.'),
+  XRAY_PORT_MONITORING: port.default(8005).describe('Port of the monitoring service.'),
+  XRAY_PORT_GATEWAY: port.default(8080).describe('Port of the gateway (web UI and /api/<service>/ proxy).'),
+  XRAY_SERVICE_URLS: z.string().default('').describe('Comma list name=url overriding where the gateway and services reach each other, e.g. "model-registry=http://registry:8003".'),
+  XRAY_DATABASE_URL: z.string().default('').describe('Relational store: sqlite:<path> (default $XRAY_HOME/xray.db) or postgres://user@host:5432/db.'),
+  XRAY_OBJECT_STORE_URL: z.string().default('').describe('Object store: file:<dir> (default $XRAY_HOME/objects) or s3://bucket/prefix.'),
+  XRAY_S3_ENDPOINT: z.string().default('').describe('S3 endpoint URL for MinIO or another S3-compatible server (empty = AWS).'),
+  XRAY_S3_REGION: z.string().default('us-east-1').describe('S3 region.'),
+  XRAY_S3_ACCESS_KEY_ID: z.string().default('').describe('S3 access key (empty = the AWS default credential chain).'),
+  XRAY_S3_SECRET_ACCESS_KEY: z.string().default('').describe('S3 secret key.'),
+  XRAY_S3_FORCE_PATH_STYLE: onOff.default(true).describe('Use path-style S3 URLs (needed by MinIO).'),
+  XRAY_CACHE_URL: z.string().default('memory:').describe('Cache: memory: (in-process LRU) or redis://host:6379/0.'),
+  XRAY_CACHE_MAX_ENTRIES: z.coerce.number().int().positive().default(10000).describe('Entry limit of the in-memory cache.'),
+  XRAY_QUEUE_URL: z.string().default('local:').describe('Job queue: local: (in-process, persisted in the relational store) or redis://host:6379/0 (BullMQ).'),
+  XRAY_EVENTS_URL: z.string().default('').describe('Event bus: empty = follow XRAY_CACHE_URL/XRAY_QUEUE_URL (Redis pub/sub when either is Redis), memory: = in-process.'),
+  XRAY_AUTH: onOff.default(false).describe('Require API keys (on/off). Off by default in embedded mode.'),
+  XRAY_ADMIN_KEY: z.string().default('').describe('Bootstrap admin API key created (hashed) at start when auth is on.'),
+  XRAY_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Log level of the JSON logs.'),
+  XRAY_MAX_UPLOAD_MB: z.coerce.number().positive().max(4096).default(64).describe('Largest accepted upload, in MiB (413 above).'),
+  XRAY_IMPORT_ROOT: z.string().default('').describe('Server-side folder imports are allowed under this root only (default: the parent folder of the project, i.e. where ../shared lives).'),
+  XRAY_PYTHON: z.string().default('').describe('Python interpreter for the training worker (default: the first of /usr/bin/python3, python3 that imports torch).'),
+  XRAY_TRAINER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(1).describe('Training jobs run at once.'),
+  XRAY_SEED_MODEL: onOff.default(true).describe('Register the shipped default model as pneumonia v1 (production) on first start.'),
+  XRAY_WEB_DIR: z.string().default('').describe('Folder of the built web UI the gateway serves (default web/dist).'),
+});
+
+export type RawConfig = z.infer<typeof configSchema>;

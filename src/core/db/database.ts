@@ -1,0 +1,25 @@
+import type { Kysely } from 'kysely';
+
+export type Engine = 'sqlite' | 'postgres';
+
+/** Engine differences as named flags, so stores are written once (Kysely's DialectAdapter habit). */
+export interface Capabilities {
+  readonly engine: Engine;
+  /** Both engines support INSERT … RETURNING (SQLite ≥ 3.35). */
+  readonly supportsReturning: boolean;
+  /** Case-insensitive LIKE operator for this engine. */
+  readonly ilike: 'like' | 'ilike';
+}
+
+/**
+ * The relational metadata store handle every service receives. `db` is untyped at the core level;
+ * each store narrows it with `db.withTables<MyTables>()` or a cast to `Kysely<MyTables>`.
+ */
+export interface Database {
+  readonly db: Kysely<any>;
+  readonly capabilities: Capabilities;
+  /** true when the engine answers a trivial query. */
+  ping(): Promise<boolean>;
+  /** Closes connections; idempotent. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,11 @@
+import type { Migration } from 'kysely';
+import * as core from './0001-core.js';
+
+/**
+ * Every migration, by name. Ranges: 0001–0099 core, 0100 data pipeline, 0200 training,
+ * 0300 model registry, 0400 deployment, 0500 monitoring. Names are never reused or edited once
+ * released; add a new file for a change.
+ */
+export const MIGRATIONS: Record<string, Migration> = {
+  '0001-core': core,
+};

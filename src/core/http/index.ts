@@ -1,0 +1,3 @@
+export { createServiceApp, RAW_BODY_TYPES, type ServiceAppOptions, type ServicePluginOptions } from './service-app.js';
+export { errorEnvelope, errorResponses, pageQuery } from './schemas.js';
+export { toErrorBody } from './error-handler.js';

@@ -1,0 +1,126 @@
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyPluginAsync } from 'fastify';
+import { randomUUID } from 'node:crypto';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import multipart from '@fastify/multipart';
+import { serializerCompiler, validatorCompiler, jsonSchemaTransform, type ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import type { Platform } from '../platform.js';
+import { authPlugin } from '../auth/index.js';
+import { installErrorHandlers } from './error-handler.js';
+import { metricsPlugin } from './metrics.js';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    platform: Platform;
+    /** Readiness checks beyond the shared stores; a service adds its own. */
+    readiness: Map<string, () => Promise<boolean>>;
+  }
+}
+
+export interface ServicePluginOptions {
+  platform: Platform;
+}
+
+export interface ServiceAppOptions {
+  /** Service name, e.g. 'model-registry'. */
+  name: string;
+  title: string;
+  description: string;
+  version?: string;
+  platform: Platform;
+  plugin: FastifyPluginAsync<ServicePluginOptions>;
+  /** Log requests (off in tests to keep output readable). */
+  logRequests?: boolean;
+}
+
+/** Raw-body content types accepted for image uploads (besides multipart). */
+export const RAW_BODY_TYPES = ['image/png', 'image/jpeg', 'application/dicom', 'application/octet-stream'];
+
+/**
+ * Builds one service's Fastify app (not listening): logging with request ids, zod validation,
+ * the error envelope, auth, Prometheus metrics, /health, /ready and OpenAPI at /docs — then the
+ * service's own plugin.
+ */
+export async function createServiceApp(opts: ServiceAppOptions): Promise<FastifyInstance> {
+  const { platform } = opts;
+  const app = Fastify({
+    loggerInstance: platform.logger.child({ service: opts.name }) as FastifyBaseLogger,
+    disableRequestLogging: opts.logRequests === false || platform.config.logLevel === 'silent',
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && /^[A-Za-z0-9._:-]{1,128}$/.test(given) ? given : randomUUID();
+    },
+    requestIdHeader: false,
+    bodyLimit: platform.config.maxUploadBytes,
+    forceCloseConnections: true,
+    return503OnClosing: true,
+  }).withTypeProvider<ZodTypeProvider>();
+
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  installErrorHandlers(app as unknown as FastifyInstance);
+  app.addHook('onSend', async (req, reply) => {
+    void reply.header('x-request-id', req.id);
+  });
+  app.decorate('platform', platform);
+  app.decorate('readiness', new Map<string, () => Promise<boolean>>());
+
+  app.addContentTypeParser(RAW_BODY_TYPES, { parseAs: 'buffer', bodyLimit: platform.config.maxUploadBytes }, (_req, body, done) =>
+    done(null, body),
+  );
+  await app.register(multipart, {
+    limits: { fileSize: platform.config.maxUploadBytes, files: 1000, fields: 100, fieldSize: 1024 * 1024 },
+    throwFileSizeLimit: true,
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: { title: opts.title, description: opts.description, version: opts.version ?? '0.1.0' },
+      components: {
+        securitySchemes: {
+          bearer: { type: 'http', scheme: 'bearer' },
+          apiKey: { type: 'apiKey', in: 'header', name: 'X-API-Key' },
+        },
+      },
+      security: platform.config.auth ? [{ bearer: [] }, { apiKey: [] }] : [],
+    },
+    transform: jsonSchemaTransform,
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: false });
+
+  await app.register(authPlugin, { enabled: platform.config.auth, keys: platform.keys, audit: platform.audit, service: opts.name });
+  await app.register(metricsPlugin, { service: opts.name });
+
+  const health = z.object({ status: z.literal('ok'), service: z.string(), uptime_s: z.number() });
+  app.get('/health', { config: { role: 'public' }, schema: { tags: ['health'], summary: 'Liveness', response: { 200: health } } }, async () => ({
+    status: 'ok' as const,
+    service: opts.name,
+    uptime_s: Math.round(process.uptime() * 10) / 10,
+  }));
+
+  const ready = z.object({ status: z.enum(['ready', 'not_ready']), service: z.string(), checks: z.record(z.string(), z.boolean()) });
+  app.get(
+    '/ready',
+    { config: { role: 'public' }, schema: { tags: ['health'], summary: 'Readiness: every store this service needs answers', response: { 200: ready, 503: ready } } },
+    async (_req, reply) => {
+      const checks: Record<string, () => Promise<boolean>> = {
+        database: () => platform.database.ping(),
+        objects: () => platform.objects.ping(),
+        cache: () => platform.cache.ping(),
+        queue: () => platform.queue.ping(),
+        ...Object.fromEntries(app.readiness),
+      };
+      const results = Object.fromEntries(
+        await Promise.all(Object.entries(checks).map(async ([k, fn]) => [k, await fn().catch(() => false)] as const)),
+      );
+      const ok = Object.values(results).every(Boolean);
+      void reply.status(ok ? 200 : 503);
+      return { status: ok ? ('ready' as const) : ('not_ready' as const), service: opts.name, checks: results };
+    },
+  );
+
+  await app.register(opts.plugin, { platform });
+  return app as unknown as FastifyInstance;
+}

@@ -1,0 +1,156 @@
+import type { Readable } from 'node:stream';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { AppError } from '../errors.js';
+import { validateKey, validatePrefix, type ListPage, type ObjectInfo, type ObjectStore } from './object-store.js';
+
+export interface S3ObjectStoreOptions {
+  bucket: string;
+  prefix?: string;
+  endpoint?: string;
+  region?: string;
+  accessKeyId?: string;
+  secretAccessKey?: string;
+  forcePathStyle?: boolean;
+  /** Create the bucket at first use when missing (MinIO/s3rver convenience). */
+  createBucket?: boolean;
+}
+
+type S3Module = typeof import('@aws-sdk/client-s3');
+
+/** S3 / MinIO object store. The AWS SDK loads lazily, off the embedded path. S3 PUTs are atomic. */
+export class S3ObjectStore implements ObjectStore {
+  readonly kind = 's3' as const;
+  readonly #opts: Readonly<S3ObjectStoreOptions>;
+  #ready?: Promise<{ client: S3Client; s3: S3Module }>;
+
+  constructor(options: S3ObjectStoreOptions) {
+    this.#opts = Object.freeze({ ...options, prefix: (options.prefix ?? '').replace(/^\/+|\/+$/g, '') });
+  }
+
+  #init(): Promise<{ client: S3Client; s3: S3Module }> {
+    this.#ready ??= (async () => {
+      const s3 = await import('@aws-sdk/client-s3');
+      const o = this.#opts;
+      const client = new s3.S3Client({
+        region: o.region ?? 'us-east-1',
+        endpoint: o.endpoint || undefined,
+        forcePathStyle: o.forcePathStyle ?? true,
+        credentials: o.accessKeyId ? { accessKeyId: o.accessKeyId, secretAccessKey: o.secretAccessKey ?? '' } : undefined,
+      });
+      if (o.createBucket) {
+        try {
+          await client.send(new s3.HeadBucketCommand({ Bucket: o.bucket }));
+        } catch {
+          await client.send(new s3.CreateBucketCommand({ Bucket: o.bucket }));
+        }
+      }
+      return { client, s3 };
+    })().catch((err) => {
+      this.#ready = undefined;
+      throw err;
+    });
+    return this.#ready;
+  }
+
+  #full(key: string): string {
+    validateKey(key);
+    return this.#opts.prefix ? `${this.#opts.prefix}/${key}` : key;
+  }
+
+  #strip(full: string): string {
+    return this.#opts.prefix ? full.slice(this.#opts.prefix.length + 1) : full;
+  }
+
+  async put(key: string, data: Buffer | Uint8Array | string, contentType?: string): Promise<void> {
+    const { client, s3 } = await this.#init();
+    await client.send(new s3.PutObjectCommand({ Bucket: this.#opts.bucket, Key: this.#full(key), Body: data, ContentType: contentType }));
+  }
+
+  async putStream(key: string, body: Readable, contentType?: string): Promise<number> {
+    // Buffer the stream: PutObject needs a known length; artifacts stay well below memory limits.
+    const chunks: Buffer[] = [];
+    for await (const chunk of body) chunks.push(Buffer.from(chunk as Buffer));
+    const data = Buffer.concat(chunks);
+    await this.put(key, data, contentType);
+    return data.length;
+  }
+
+  async get(key: string): Promise<Buffer> {
+    const stream = await this.getStream(key);
+    const chunks: Buffer[] = [];
+    for await (const chunk of stream) chunks.push(Buffer.from(chunk as Buffer));
+    return Buffer.concat(chunks);
+  }
+
+  async getStream(key: string): Promise<Readable> {
+    const { client, s3 } = await this.#init();
+    try {
+      const out = await client.send(new s3.GetObjectCommand({ Bucket: this.#opts.bucket, Key: this.#full(key) }));
+      return out.Body as Readable;
+    } catch (err) {
+      if (isNotFound(err)) throw new AppError('NOT_FOUND', `object '${key}' does not exist`);
+      throw err;
+    }
+  }
+
+  async exists(key: string): Promise<boolean> {
+    return (await this.stat(key)) !== null;
+  }
+
+  async stat(key: string): Promise<ObjectInfo | null> {
+    const { client, s3 } = await this.#init();
+    try {
+      const out = await client.send(new s3.HeadObjectCommand({ Bucket: this.#opts.bucket, Key: this.#full(key) }));
+      return { key, size: out.ContentLength ?? 0 };
+    } catch (err) {
+      if (isNotFound(err)) return null;
+      throw err;
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    const { client, s3 } = await this.#init();
+    await client.send(new s3.DeleteObjectCommand({ Bucket: this.#opts.bucket, Key: this.#full(key) }));
+  }
+
+  async list(prefix: string, options: { pageSize?: number; pageToken?: string } = {}): Promise<ListPage> {
+    validatePrefix(prefix);
+    const { client, s3 } = await this.#init();
+    const full = this.#opts.prefix ? `${this.#opts.prefix}/${prefix}` : prefix;
+    const out = await client.send(
+      new s3.ListObjectsV2Command({
+        Bucket: this.#opts.bucket,
+        Prefix: full,
+        MaxKeys: Math.min(Math.max(options.pageSize ?? 1000, 1), 1000),
+        StartAfter: options.pageToken ? this.#full(options.pageToken) : undefined,
+      }),
+    );
+    const items = (out.Contents ?? []).map((o) => ({ key: this.#strip(o.Key!), size: o.Size ?? 0 }));
+    return out.IsTruncated && items.length ? { items, nextPageToken: items[items.length - 1]!.key } : { items };
+  }
+
+  async ping(): Promise<boolean> {
+    try {
+      const { client, s3 } = await this.#init();
+      await client.send(new s3.HeadBucketCommand({ Bucket: this.#opts.bucket }));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#ready) {
+      try {
+        (await this.#ready).client.destroy();
+      } catch {
+        /* init failed: nothing to close */
+      }
+    }
+  }
+}
+
+function isNotFound(err: unknown): boolean {
+  const e = err as { name?: string; $metadata?: { httpStatusCode?: number }; Code?: string };
+  return e?.name === 'NoSuchKey' || e?.name === 'NotFound' || e?.Code === 'NoSuchKey' || e?.$metadata?.httpStatusCode === 404;
+}

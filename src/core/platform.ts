@@ -1,0 +1,111 @@
+import { mkdirSync } from 'node:fs';
+import { pino, type Logger } from 'pino';
+import type { Config } from './config/index.js';
+import { openDatabase, type Database } from './db/index.js';
+import { openObjectStore, type ObjectStore } from './objects/index.js';
+import { openCache, type Cache } from './cache/index.js';
+import { openQueue, type JobQueue } from './queue/index.js';
+import { openEventBus, type EventBus } from './events/index.js';
+import { AuditLog } from './audit/index.js';
+import { ApiKeyStore } from './auth/index.js';
+
+/**
+ * The shared building blocks every service gets: stores picked by configuration, opened once per
+ * process (in embedded mode all five services share one SQLite connection and one object store).
+ */
+export interface Platform {
+  readonly config: Config;
+  readonly database: Database;
+  readonly objects: ObjectStore;
+  readonly cache: Cache;
+  readonly queue: JobQueue;
+  readonly events: EventBus;
+  readonly audit: AuditLog;
+  readonly keys: ApiKeyStore;
+  readonly logger: Logger;
+  /** Registers a cleanup to run (in reverse order) before the stores close. */
+  onClose(fn: () => Promise<void> | void): void;
+  /** Runs cleanups, flushes pending audit writes, closes every store; idempotent. */
+  close(): Promise<void>;
+}
+
+export interface PlatformOverrides {
+  database?: Database;
+  objects?: ObjectStore;
+  cache?: Cache;
+  queue?: JobQueue;
+  events?: EventBus;
+  logger?: Logger;
+  /** PostgreSQL schema (test isolation). */
+  schema?: string;
+}
+
+export function createLogger(config: Config, name = 'xray'): Logger {
+  return pino({ name, level: config.logLevel, base: { pid: process.pid } });
+}
+
+export async function openPlatform(config: Config, overrides: PlatformOverrides = {}): Promise<Platform> {
+  mkdirSync(config.home, { recursive: true });
+  const logger = overrides.logger ?? createLogger(config);
+  const opened: { close(): Promise<void> }[] = [];
+  try {
+    const database = overrides.database ?? (await openDatabase(config.databaseUrl, { schema: overrides.schema }));
+    if (!overrides.database) opened.push(database);
+    const objects =
+      overrides.objects ??
+      (await openObjectStore(config.objectStoreUrl, {
+        endpoint: config.s3.endpoint || undefined,
+        region: config.s3.region,
+        accessKeyId: config.s3.accessKeyId || undefined,
+        secretAccessKey: config.s3.secretAccessKey || undefined,
+        forcePathStyle: config.s3.forcePathStyle,
+      }));
+    if (!overrides.objects) opened.push(objects);
+    const cache = overrides.cache ?? (await openCache(config.cacheUrl, { maxEntries: config.cacheMaxEntries }));
+    if (!overrides.cache) opened.push(cache);
+    const queue = overrides.queue ?? (await openQueue(config.queueUrl, database));
+    if (!overrides.queue) opened.push(queue);
+    const events = overrides.events ?? (await openEventBus(config.eventsUrl));
+    if (!overrides.events) opened.push(events);
+    const audit = new AuditLog(database);
+    const keys = new ApiKeyStore(database);
+    if (config.auth && config.adminKey) await keys.create('bootstrap-admin', 'admin', config.adminKey);
+
+    const cleanups: (() => Promise<void> | void)[] = [];
+    let closing: Promise<void> | null = null;
+    return {
+      config,
+      database,
+      objects,
+      cache,
+      queue,
+      events,
+      audit,
+      keys,
+      logger,
+      onClose(fn) {
+        cleanups.push(fn);
+      },
+      close() {
+        closing ??= (async () => {
+          for (const fn of cleanups.reverse()) {
+            try {
+              await fn();
+            } catch (err) {
+              logger.error({ err }, 'cleanup failed');
+            }
+          }
+          await queue.close().catch(() => {});
+          await audit.flush().catch((err) => logger.error({ err }, 'audit flush failed'));
+          for (const store of [events, cache, objects, database]) {
+            if (opened.includes(store)) await store.close().catch(() => {});
+          }
+        })();
+        return closing;
+      },
+    };
+  } catch (err) {
+    for (const store of opened.reverse()) await store.close().catch(() => {});
+    throw err;
+  }
+}

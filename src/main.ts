@@ -1,0 +1,110 @@
+import type { FastifyInstance } from 'fastify';
+import { loadConfig, ConfigError, SERVICE_NAMES, type Config, type ServiceName } from './core/config/index.js';
+import { openPlatform, createLogger, type Platform } from './core/platform.js';
+import { SERVICE_BUILDERS } from './services.js';
+import { buildGatewayApp } from './gateway/app.js';
+
+export interface RunningPlatform {
+  platform: Platform;
+  apps: Map<ServiceName | 'gateway', FastifyInstance>;
+  urls: Record<string, string>;
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  config: Config;
+  /** Services to run in this process (default: all five). */
+  services?: readonly ServiceName[];
+  /** Also run the gateway (default: when all services run). */
+  gateway?: boolean;
+  /** Listen on port 0 (random free ports) — for tests. */
+  randomPorts?: boolean;
+  platform?: Platform;
+}
+
+/** Opens the stores once and starts the requested services (and the gateway) listening. */
+export async function startPlatform(opts: StartOptions): Promise<RunningPlatform> {
+  const { config } = opts;
+  const services = opts.services ?? SERVICE_NAMES;
+  const platform = opts.platform ?? (await openPlatform(config));
+  const apps = new Map<ServiceName | 'gateway', FastifyInstance>();
+  const urls: Record<string, string> = {};
+  try {
+    const built = await Promise.all(services.map(async (name) => [name, await SERVICE_BUILDERS[name](platform)] as const));
+    for (const [name, app] of built) {
+      apps.set(name, app);
+      const address = await app.listen({ host: config.host, port: opts.randomPorts ? 0 : config.ports[name] });
+      urls[name] = address;
+    }
+    if (opts.gateway ?? services.length === SERVICE_NAMES.length) {
+      let gatewayConfig = config;
+      if (opts.randomPorts) {
+        const serviceUrls = { ...config.serviceUrls } as Record<ServiceName, string>;
+        for (const name of services) serviceUrls[name] = urls[name]!;
+        gatewayConfig = { ...config, serviceUrls };
+      }
+      const gw = await buildGatewayApp(gatewayConfig, platform.logger);
+      apps.set('gateway', gw);
+      urls.gateway = await gw.listen({ host: config.host, port: opts.randomPorts ? 0 : config.ports.gateway });
+    }
+  } catch (err) {
+    await Promise.allSettled([...apps.values()].map((a) => a.close()));
+    if (!opts.platform) await platform.close();
+    throw err;
+  }
+  let closing: Promise<void> | null = null;
+  return {
+    platform,
+    apps,
+    urls,
+    close() {
+      closing ??= (async () => {
+        await Promise.allSettled([...apps.values()].map((a) => a.close()));
+        if (!opts.platform) await platform.close();
+      })();
+      return closing;
+    },
+  };
+}
+
+/** CLI/`npm start` entry: start, print where, stop cleanly on SIGINT/SIGTERM. */
+export async function runFromCli(services?: readonly ServiceName[]): Promise<void> {
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(`xray: ${err.message}`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const logger = createLogger(config);
+  const started = Date.now();
+  let running: RunningPlatform;
+  try {
+    running = await startPlatform({ config, services });
+  } catch (err) {
+    logger.fatal({ err }, 'failed to start');
+    console.error(`xray: failed to start: ${(err as Error).message}`);
+    process.exit(1);
+  }
+  const lines = Object.entries(running.urls).map(([name, url]) => `  ${name.padEnd(15)} ${url}`);
+  console.error(`xray-mlops up in ${Date.now() - started} ms (data: ${config.home})\n${lines.join('\n')}`);
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    console.error(`xray: ${signal} received, shutting down`);
+    const timer = setTimeout(() => process.exit(1), 15000);
+    timer.unref();
+    await running.close();
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  await runFromCli();
+}

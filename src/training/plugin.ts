@@ -1,0 +1,7 @@
+import type { FastifyPluginAsync } from 'fastify';
+import type { ServicePluginOptions } from '../core/http/index.js';
+
+/** training service routes. */
+const plugin: FastifyPluginAsync<ServicePluginOptions> = async () => {};
+
+export default plugin;
