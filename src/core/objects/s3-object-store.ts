@@ -117,12 +117,14 @@ export class S3ObjectStore implements ObjectStore {
     validatePrefix(prefix);
     const { client, s3 } = await this.#init();
     const full = this.#opts.prefix ? `${this.#opts.prefix}/${prefix}` : prefix;
+    // ListObjects (v1) with Marker: the page token is the last key seen, the same contract as the
+    // fs store, and it avoids v2 continuation tokens (s3rver builds those with DES, gone in OpenSSL 3).
     const out = await client.send(
-      new s3.ListObjectsV2Command({
+      new s3.ListObjectsCommand({
         Bucket: this.#opts.bucket,
         Prefix: full,
         MaxKeys: Math.min(Math.max(options.pageSize ?? 1000, 1), 1000),
-        StartAfter: options.pageToken ? this.#full(options.pageToken) : undefined,
+        Marker: options.pageToken ? this.#full(options.pageToken) : undefined,
       }),
     );
     const items = (out.Contents ?? []).map((o) => ({ key: this.#strip(o.Key!), size: o.Size ?? 0 }));

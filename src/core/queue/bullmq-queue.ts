@@ -133,5 +133,9 @@ export class BullmqQueue implements JobQueue {
   async close(): Promise<void> {
     await Promise.allSettled(this.#workers.map((w) => w.close()));
     await Promise.allSettled([...this.#queues.values()].map((q) => q.close()));
+    // close() can leave the shared ioredis connections open; make sure no socket keeps the process alive.
+    await Promise.allSettled([...this.#workers, ...this.#queues.values()].map((x) => x.disconnect()));
+    this.#workers.length = 0;
+    this.#queues.clear();
   }
 }

@@ -1,0 +1,45 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { loadConfig, ConfigError } from '../../src/core/config/index.js';
+import { tempHome } from '../helpers/engines.js';
+
+test('defaults are the embedded engines under XRAY_HOME', () => {
+  const c = loadConfig({ XRAY_HOME: '/tmp/xh' });
+  assert.equal(c.databaseUrl, 'sqlite:/tmp/xh/xray.db');
+  assert.equal(c.objectStoreUrl, 'file:/tmp/xh/objects');
+  assert.equal(c.cacheUrl, 'memory:');
+  assert.equal(c.queueUrl, 'local:');
+  assert.equal(c.eventsUrl, 'memory:');
+  assert.equal(c.auth, false);
+  assert.deepEqual(c.ports, { 'data-pipeline': 8001, training: 8002, 'model-registry': 8003, deployment: 8004, monitoring: 8005, gateway: 8080 });
+  assert.equal(c.serviceUrls['model-registry'], 'http://127.0.0.1:8003');
+});
+
+test('scale engines are picked by URL; Redis queue implies Redis events', () => {
+  const c = loadConfig({ XRAY_DATABASE_URL: 'postgres://u@db:5432/x', XRAY_QUEUE_URL: 'redis://r:6379/0', XRAY_OBJECT_STORE_URL: 's3://b/p' });
+  assert.equal(c.databaseUrl, 'postgres://u@db:5432/x');
+  assert.equal(c.eventsUrl, 'redis://r:6379/0');
+  assert.equal(c.objectStoreUrl, 's3://b/p');
+});
+
+test('a bad value fails with a message naming the variable', () => {
+  assert.throws(() => loadConfig({ XRAY_PORT_REGISTRY: 'eighty' }), (e: unknown) => e instanceof ConfigError && /XRAY_PORT_REGISTRY/.test(e.message));
+  assert.throws(() => loadConfig({ XRAY_PORT_GATEWAY: '70000' }), (e: unknown) => e instanceof ConfigError && /XRAY_PORT_GATEWAY/.test(e.message));
+  assert.throws(() => loadConfig({ XRAY_AUTH: 'maybe' }), (e: unknown) => e instanceof ConfigError && /XRAY_AUTH/.test(e.message));
+  assert.throws(() => loadConfig({ XRAY_DATABASE_URL: 'mysql://x' }), (e: unknown) => e instanceof ConfigError && /XRAY_DATABASE_URL/.test(e.message));
+  assert.throws(() => loadConfig({ XRAY_SERVICE_URLS: 'nope=http://x' }), (e: unknown) => e instanceof ConfigError && /XRAY_SERVICE_URLS/.test(e.message));
+});
+
+test('a JSON config file is read; environment variables win over it', () => {
+  const home = tempHome();
+  const file = path.join(home.dir, 'xray.json');
+  writeFileSync(file, JSON.stringify({ XRAY_PORT_DATA: 9001, XRAY_PORT_TRAINING: 9002 }));
+  const c = loadConfig({ XRAY_CONFIG_FILE: file, XRAY_PORT_TRAINING: '9102' });
+  assert.equal(c.ports['data-pipeline'], 9001);
+  assert.equal(c.ports.training, 9102);
+  writeFileSync(file, '{not json');
+  assert.throws(() => loadConfig({ XRAY_CONFIG_FILE: file }), (e: unknown) => e instanceof ConfigError && /XRAY_CONFIG_FILE/.test(e.message));
+  home.cleanup();
+});

@@ -1,0 +1,109 @@
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { testConfig, SERVICE_NAMES } from '../src/core/config/index.js';
+import { startPlatform, type RunningPlatform } from '../src/main.js';
+import { openDatabase } from '../src/core/db/index.js';
+import { AuditLog } from '../src/core/audit/index.js';
+import { tempHome } from './helpers/engines.js';
+import { freePort, spawnNode, waitForHttp } from './helpers/process.js';
+
+describe('all five services and the gateway in one process', () => {
+  let running: RunningPlatform;
+  const home = tempHome();
+  before(async () => {
+    running = await startPlatform({ config: testConfig(home.dir), randomPorts: true, gateway: true });
+  });
+  after(async () => {
+    await running.close();
+    home.cleanup();
+  });
+
+  test('each service answers /health, /ready and serves an OpenAPI document', async () => {
+    for (const name of SERVICE_NAMES) {
+      const base = running.urls[name]!;
+      assert.equal((await fetch(`${base}/health`)).status, 200, `${name} /health`);
+      const ready = await fetch(`${base}/ready`);
+      assert.equal(ready.status, 200, `${name} /ready`);
+      const doc = await (await fetch(`${base}/docs/json`)).json();
+      assert.equal(doc.openapi, '3.0.3', `${name} /docs/json`);
+      assert.match(await (await fetch(`${base}/metrics`)).text(), /xray_http_requests_total|xray_process/);
+    }
+  });
+
+  test('the gateway proxies /api/<service>/… with bodies and status codes, and lists services', async () => {
+    const gw = running.urls.gateway!;
+    const health = await (await fetch(`${gw}/api/model-registry/health`)).json();
+    assert.equal(health.service, 'model-registry');
+    const bad = await fetch(`${gw}/api/training/health`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{oops' });
+    assert.ok(bad.status === 400 || bad.status === 404, `status ${bad.status}`);
+    assert.ok((await bad.json()).error.code);
+    const unknown = await fetch(`${gw}/api/nosuch/health`);
+    assert.equal(unknown.status, 404);
+    const services = await (await fetch(`${gw}/api/services`)).json();
+    assert.deepEqual(services.services.map((s: { name: string }) => s.name), [...SERVICE_NAMES]);
+    assert.ok(services.services.every((s: { ready: boolean }) => s.ready));
+  });
+});
+
+describe('processes', () => {
+  test('`xray serve model-registry` runs that one service alone and stops on SIGTERM', async () => {
+    const home = tempHome();
+    const port = await freePort();
+    const p = spawnNode(['bin/xray.js', 'serve', 'model-registry'], { XRAY_HOME: home.dir, XRAY_PORT_REGISTRY: String(port), XRAY_SEED_MODEL: 'off' });
+    try {
+      const health = await (await waitForHttp(`http://127.0.0.1:${port}/health`)).json();
+      assert.equal(health.service, 'model-registry');
+      p.child.kill('SIGTERM');
+      const { code } = await p.exited;
+      assert.equal(code, 0, p.output());
+    } finally {
+      p.child.kill('SIGKILL');
+      home.cleanup();
+    }
+  });
+
+  test('a bad configuration value stops the start with a message naming the variable', async () => {
+    const p = spawnNode(['bin/xray.js', 'serve', 'monitoring'], { XRAY_PORT_MONITORING: 'not-a-port' });
+    const { code } = await p.exited;
+    assert.equal(code, 2);
+    assert.match(p.output(), /XRAY_PORT_MONITORING/);
+  });
+
+  test('Ctrl-C (SIGINT) on the whole platform flushes pending writes and closes cleanly', async () => {
+    const home = tempHome();
+    const ports = await Promise.all([1, 2, 3, 4, 5, 6].map(() => freePort()));
+    const env = {
+      XRAY_HOME: home.dir,
+      XRAY_SEED_MODEL: 'off',
+      XRAY_AUTH: 'on',
+      XRAY_PORT_DATA: String(ports[0]),
+      XRAY_PORT_TRAINING: String(ports[1]),
+      XRAY_PORT_REGISTRY: String(ports[2]),
+      XRAY_PORT_DEPLOYMENT: String(ports[3]),
+      XRAY_PORT_MONITORING: String(ports[4]),
+      XRAY_PORT_GATEWAY: String(ports[5]),
+    };
+    const p = spawnNode(['--import', 'tsx', 'src/main.ts'], env);
+    try {
+      await waitForHttp(`http://127.0.0.1:${ports[5]}/health`, 60000);
+      // A denied request queues an audit record; stop at once so it is still pending.
+      const denied = await fetch(`http://127.0.0.1:${ports[4]}/audit`);
+      assert.ok(denied.status === 401 || denied.status === 404);
+      p.child.kill('SIGINT');
+      const { code } = await p.exited;
+      assert.equal(code, 0, p.output());
+      const db = await openDatabase(`sqlite:${path.join(home.dir, 'xray.db')}`);
+      const audit = new AuditLog(db);
+      if (denied.status === 401) {
+        const { items } = await audit.query({ action: 'access.denied' });
+        assert.equal(items.length, 1);
+      }
+      assert.equal((await audit.verify()).ok, true);
+      await db.close();
+    } finally {
+      p.child.kill('SIGKILL');
+      home.cleanup();
+    }
+  });
+});
