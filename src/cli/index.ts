@@ -3,12 +3,20 @@ import { ApiError } from './client.js';
 import { ConfigError } from '../core/config/index.js';
 import { registerServe } from './commands/serve.js';
 import { registerKeys } from './commands/keys.js';
+import { registerData } from './commands/data.js';
+import { registerAudit } from './commands/audit.js';
+import { registerModels } from './commands/models.js';
+import { registerTrain } from './commands/train.js';
 
 const program = new Command();
 program.name('xray').description('xray-mlops: chest X-ray pneumonia MLOps platform').showHelpAfterError();
 
 registerServe(program);
 registerKeys(program);
+registerData(program);
+registerAudit(program);
+registerModels(program);
+registerTrain(program);
 
 try {
   await program.parseAsync(process.argv);

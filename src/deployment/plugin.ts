@@ -1,7 +1,98 @@
+import { availableParallelism } from 'node:os';
 import type { FastifyPluginAsync } from 'fastify';
+import type { Config } from '../core/config/index.js';
 import type { ServicePluginOptions } from '../core/http/index.js';
+import { DataPlane } from './dataplane.js';
+import { ModelRepository } from './model-repository.js';
+import { predictRoutes } from './routes/predict.js';
+import { modelRoutes } from './routes/models.js';
+import { v2Routes } from './routes/v2.js';
+import { AbRouter } from './service/ab-router.js';
+import { HeatmapStore } from './service/heatmaps.js';
+import { DeploymentMetrics } from './service/metrics.js';
+import { ModelManager } from './service/model-manager.js';
+import { PredictionRecorder } from './service/prediction-recorder.js';
+import { PreprocessPool } from './service/preprocess-pool.js';
+import { openRegistrySource } from './service/registry-source.js';
+import { ResultCache } from './service/result-cache.js';
+import { StoredImages } from './service/stored-images.js';
+import { KyselyPredictionStore } from './store/prediction-store.js';
+import { KyselyRoutingStore } from './store/routing-store.js';
 
-/** deployment service routes. */
-const plugin: FastifyPluginAsync<ServicePluginOptions> = async () => {};
+/** The model served when a request names none (XRAY_DEFAULT_MODEL once the config has it). */
+function defaultModelOf(config: Config): string {
+  return (config as Config & { defaultModel?: string }).defaultModel || 'pneumonia';
+}
+
+/**
+ * Deployment service: predictions on ONNX Runtime with dynamic batching, A/B and shadow routing,
+ * a result cache, heatmaps, prediction logging for monitoring, and the Open Inference Protocol v2.
+ */
+const plugin: FastifyPluginAsync<ServicePluginOptions> = async (app, { platform }) => {
+  const { config, logger } = platform;
+  const log = logger.child({ service: 'deployment' });
+  const cores = availableParallelism();
+  const defaultModel = defaultModelOf(config);
+
+  const metrics = new DeploymentMetrics(app.metrics);
+  const router = new AbRouter();
+  const predictions = new KyselyPredictionStore(platform.database);
+  const recorder = new PredictionRecorder(predictions, { events: platform.events, logger: log });
+  const pool = new PreprocessPool({ threads: cores });
+  const repository = new ModelRepository({
+    logger: log,
+    metrics,
+    source: await openRegistrySource(platform),
+    threads: cores,
+    allowedRoots: [config.importRoot, config.home],
+    defaultName: defaultModel,
+    isPinned: (name, version) => router.pinned(name).has(version),
+  });
+  const manager = new ModelManager({
+    repository,
+    router,
+    routingStore: new KyselyRoutingStore(platform.database),
+    events: platform.events,
+    audit: platform.audit,
+    logger: log,
+    defaultModel,
+  });
+  const dataplane = new DataPlane({
+    repository,
+    router,
+    pool,
+    heatmaps: new HeatmapStore(platform.objects, platform.cache),
+    results: new ResultCache(platform.cache, { hit: () => metrics.cacheLookups.inc({ result: 'hit' }), miss: () => metrics.cacheLookups.inc({ result: 'miss' }) }),
+    recorder,
+    predictions,
+    audit: platform.audit,
+    metrics,
+    logger: log,
+    images: new StoredImages(platform.database, platform.objects),
+    defaultModel,
+  });
+
+  const warming = pool.warmUp();
+
+  let closed = false;
+  const shutdown = async (): Promise<void> => {
+    if (closed) return;
+    closed = true;
+    await warming;
+    await manager.stop();
+    await dataplane.settle();
+    await repository.close();
+    await pool.close();
+    await recorder.flush().catch((err: unknown) => log.error({ err }, 'flushing prediction records failed'));
+  };
+  app.addHook('onClose', shutdown);
+  platform.onClose(() => recorder.flush().catch(() => {}));
+
+  await app.register(predictRoutes, { dataplane });
+  await app.register(modelRoutes, { manager });
+  await app.register(v2Routes, { dataplane });
+
+  await manager.start();
+};
 
 export default plugin;

@@ -1,7 +1,25 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { ServicePluginOptions } from '../core/http/index.js';
+import { createMonitoringContext } from './service/context.js';
+import { driftRoutes } from './routes/drift.js';
+import { feedbackRoutes } from './routes/feedback.js';
+import { alertRoutes } from './routes/alerts.js';
+import { auditRoutes } from './routes/audit.js';
+import { explainRoutes } from './routes/explain.js';
 
-/** monitoring service routes. */
-const plugin: FastifyPluginAsync<ServicePluginOptions> = async () => {};
+/**
+ * Monitoring service: model-level metrics on /metrics, drift detection (on demand and on a
+ * schedule), ground-truth feedback, alerts with notification channels, the audit trail and
+ * explanations.
+ */
+const plugin: FastifyPluginAsync<ServicePluginOptions> = async (app, { platform }) => {
+  const ctx = await createMonitoringContext(platform, app.metrics);
+  app.addHook('onClose', async () => ctx.close());
+  driftRoutes(app, ctx);
+  feedbackRoutes(app, ctx);
+  alertRoutes(app, ctx);
+  auditRoutes(app, platform.audit);
+  explainRoutes(app, ctx.explain);
+};
 
 export default plugin;

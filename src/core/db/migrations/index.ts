@@ -1,5 +1,10 @@
 import type { Migration } from 'kysely';
 import * as core from './0001-core.js';
+import * as dataPipeline from './0100-data-pipeline.js';
+import * as training from './0200-training.js';
+import * as modelRegistry from './0300-model-registry.js';
+import * as deployment from './0400-deployment.js';
+import * as monitoring from './0500-monitoring.js';
 
 /**
  * Every migration, by name. Ranges: 0001–0099 core, 0100 data pipeline, 0200 training,
@@ -8,4 +13,9 @@ import * as core from './0001-core.js';
  */
 export const MIGRATIONS: Record<string, Migration> = {
   '0001-core': core,
+  '0100-data-pipeline': dataPipeline,
+  '0200-training': training,
+  '0300-model-registry': modelRegistry,
+  '0400-deployment': deployment,
+  '0500-monitoring': monitoring,
 };

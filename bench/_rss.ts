@@ -1,0 +1,11 @@
+const mb = () => Math.round(process.memoryUsage().rss / 1048576);
+console.log('start', mb());
+const { startDeployment } = await import('../test/deployment/helpers.js');
+console.log('imports', mb());
+const h = await startDeployment({ XRAY_IMPORT_ROOT: '/tmp' });
+console.log('app', mb());
+await new Promise((r) => setTimeout(r, 3000));
+console.log('app+warm workers', mb());
+const r = await h.app.inject({ method: 'POST', url: '/models/load', payload: { path: '/tmp/effnet_b0_224.onnx', batching: { max_batch_size: Number(process.argv[2] ?? 16) } } });
+console.log('model', r.statusCode, mb());
+await h.close();

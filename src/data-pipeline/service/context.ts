@@ -1,0 +1,57 @@
+import { randomBytes } from 'node:crypto';
+import type { Platform } from '../../core/platform.js';
+import { KyselyImageStore, type ImageStore } from '../store/image-store.js';
+import { KyselyVersionStore, type VersionStore } from '../store/version-store.js';
+import { KyselySettingsStore, type SettingsStore } from '../store/settings-store.js';
+import type { DatasetManifest } from './manifest.js';
+
+export const SERVICE_NAME = 'data-pipeline';
+/** Object store namespaces of this service. */
+export const NAMESPACES = {
+  images: 'images',
+  manifests: 'datasets/manifests',
+  preprocessed: 'preprocessed',
+  reports: 'reports/validation',
+} as const;
+
+/** Everything the data pipeline's functions need: the platform plus this service's stores. */
+export interface DataContext {
+  readonly platform: Platform;
+  readonly images: ImageStore;
+  readonly versions: VersionStore;
+  readonly settings: SettingsStore;
+  /** The per-installation secret salting DICOM patient pseudonyms (created on first use, kept in the DB). */
+  patientSalt(): Promise<string>;
+  /** Recently read manifests (immutable, so never stale), with their item hashes; a few entries. */
+  readonly manifests: Map<string, { manifest: DatasetManifest; hashes: Set<string> }>;
+  /** Called with the status and format of every ingested file (metrics). */
+  readonly ingestListeners: Set<(status: 'ingested' | 'duplicate' | 'rejected', format: string | undefined) => void>;
+}
+
+const contexts = new WeakMap<Platform, DataContext>();
+
+/** The data pipeline context of a platform (one per platform, created on first use). */
+export function dataContext(platform: Platform): DataContext {
+  let ctx = contexts.get(platform);
+  if (!ctx) {
+    const settings = new KyselySettingsStore(platform.database);
+    let salt: Promise<string> | null = null;
+    ctx = {
+      platform,
+      images: new KyselyImageStore(platform.database),
+      versions: new KyselyVersionStore(platform.database),
+      settings,
+      ingestListeners: new Set(),
+      manifests: new Map(),
+      patientSalt() {
+        salt ??= settings.getOrCreate('patient_salt', () => randomBytes(32).toString('hex')).catch((err) => {
+          salt = null;
+          throw err;
+        });
+        return salt;
+      },
+    };
+    contexts.set(platform, ctx);
+  }
+  return ctx;
+}

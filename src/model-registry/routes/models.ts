@@ -1,0 +1,331 @@
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { AppError } from '../../core/errors.js';
+import { errorResponses, pageQuery } from '../../core/http/index.js';
+import type { RegisterInput } from '../service/registry-service.js';
+import {
+  comparison,
+  deleteResult,
+  gcResult,
+  lineage,
+  modelCard,
+  modelDetail,
+  modelSummary,
+  modelVersionView,
+  registerJsonBody,
+  stageBody,
+  stageResult,
+  toStageEventView,
+  toVersionView,
+} from './schemas.js';
+
+const TAGS = ['models'];
+const nameParam = z.object({ name: z.string().min(1).max(128) });
+const versionParams = z.object({ name: z.string().min(1).max(128), version: z.string().min(1).max(128) });
+const truthy = z
+  .enum(['true', 'false', '1', '0'])
+  .optional()
+  .transform((v) => v === 'true' || v === '1');
+
+function actorOf(req: FastifyRequest) {
+  return { name: req.principal.name, role: req.principal.role };
+}
+
+function jsonField(field: string, raw: string): Record<string, unknown> {
+  try {
+    const parsed = JSON.parse(raw) as unknown;
+    if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) return parsed as Record<string, unknown>;
+  } catch {
+    /* fall through */
+  }
+  throw new AppError('INVALID_INPUT', `field '${field}' must be a JSON object`);
+}
+
+/**
+ * Reads a multipart registration: the ONNX file (part `file` or `model`), an optional `metadata`
+ * part (model.json, as a file or a JSON field), other files kept as extra artifacts, and the
+ * fields name, description, dataset_version, code_version, parent_name, parent_version, tags (JSON).
+ */
+async function readMultipartRegistration(req: FastifyRequest): Promise<Omit<RegisterInput, 'actor' | 'requestId'>> {
+  const fields: Record<string, string> = {};
+  let onnx: { data: Buffer; filename: string } | null = null;
+  let metadata: Record<string, unknown> | null = null;
+  const extras: { path: string; data: Buffer; contentType?: string }[] = [];
+  for await (const part of req.parts()) {
+    if (part.type === 'file') {
+      const data = await part.toBuffer();
+      if (part.fieldname === 'file' || part.fieldname === 'model') {
+        if (onnx) throw new AppError('INVALID_INPUT', 'send one ONNX file (part "file")');
+        onnx = { data, filename: part.filename };
+      } else if (part.fieldname === 'metadata') {
+        metadata = jsonField('metadata', data.toString('utf8'));
+      } else {
+        extras.push({ path: part.filename || part.fieldname, data, contentType: part.mimetype });
+      }
+    } else {
+      fields[part.fieldname] = String(part.value);
+    }
+  }
+  if (!onnx) throw new AppError('INVALID_INPUT', 'no ONNX file: send it as the multipart part "file"');
+  if (fields.metadata) metadata = jsonField('metadata', fields.metadata);
+  const name = fields.name?.trim();
+  if (!name) throw new AppError('INVALID_INPUT', "field 'name' is required");
+  let parent: RegisterInput['parent'] = null;
+  if (fields.parent_name || fields.parent_version) {
+    const version = Number(fields.parent_version);
+    if (!fields.parent_name || !Number.isInteger(version) || version < 1) throw new AppError('INVALID_INPUT', 'parent_name and a positive integer parent_version go together');
+    parent = { name: fields.parent_name, version };
+  }
+  const tags = fields.tags ? Object.entries(jsonField('tags', fields.tags)).map(([key, value]) => ({ key, value: String(value) })) : undefined;
+  return {
+    name,
+    source: { kind: 'upload', data: onnx.data, filename: onnx.filename },
+    metadata,
+    description: fields.description,
+    datasetVersion: fields.dataset_version || undefined,
+    codeVersion: fields.code_version || undefined,
+    parent,
+    tags,
+    extraArtifacts: extras,
+  };
+}
+
+/** The registry's own API (platform error envelope): register, browse, promote, compare, lineage, cards, delete, gc. */
+export const modelRoutes: FastifyPluginAsync = async (fastify) => {
+  const app = fastify.withTypeProvider<ZodTypeProvider>();
+  const service = () => app.modelRegistry;
+
+  app.post(
+    '/models/register',
+    {
+      config: { role: 'ml-engineer' },
+      schema: {
+        tags: TAGS,
+        summary: "Register a model version from a run's ONNX artifact (JSON) or an uploaded ONNX file (multipart: file + name [+ metadata])",
+        description:
+          'The ONNX file must load in ONNX Runtime with one input [N,1,H,W] and an output named `probability` (`features` optional). `metadata` is the trainer\'s model.json (metrics, threshold, preprocessing, dataset_version, …).',
+        body: registerJsonBody.nullish(),
+        response: { 201: z.object({ model_version: modelVersionView }), ...errorResponses },
+      },
+    },
+    async (req, reply) => {
+      let input: Omit<RegisterInput, 'actor' | 'requestId'>;
+      if (req.isMultipart()) input = await readMultipartRegistration(req);
+      else {
+        if (!req.body) throw new AppError('INVALID_INPUT', 'send JSON {name, run_id, artifact_path} or a multipart upload with an ONNX file');
+        const b = req.body;
+        input = {
+          name: b.name,
+          source: { kind: 'run', runId: b.run_id, artifactPath: b.artifact_path },
+          metadata: b.metadata ?? null,
+          description: b.description,
+          datasetVersion: b.dataset_version,
+          codeVersion: b.code_version,
+          parent: b.parent ?? null,
+          tags: b.tags ? Object.entries(b.tags).map(([key, value]) => ({ key, value })) : undefined,
+        };
+      }
+      const version = await service().register({ ...input, actor: actorOf(req), requestId: req.id });
+      void reply.status(201);
+      return { model_version: toVersionView(version) };
+    },
+  );
+
+  app.get(
+    '/models',
+    {
+      config: { role: 'viewer' },
+      schema: {
+        tags: TAGS,
+        summary: 'List registered models with their production / staging versions',
+        querystring: pageQuery.extend({ q: z.string().max(128).optional() }),
+        response: { 200: z.object({ models: z.array(modelSummary), next_page_token: z.string().optional() }), ...errorResponses },
+      },
+    },
+    async (req) => {
+      const q = req.query;
+      const filter = q.q ? `name ILIKE '%${q.q.replace(/'/g, "''")}%'` : undefined;
+      const page = await service().listModels({ pageSize: q.page_size, pageToken: q.page_token, filter });
+      return { models: page.items, ...(page.nextPageToken ? { next_page_token: page.nextPageToken } : {}) };
+    },
+  );
+
+  app.get(
+    '/models/compare',
+    {
+      config: { role: 'viewer' },
+      schema: {
+        tags: TAGS,
+        summary: 'Side-by-side metrics, params, dataset versions, confusion matrices and ROC curves of versions',
+        querystring: z.object({
+          name: z.string().min(1),
+          versions: z
+            .string()
+            .regex(/^\d+(,\d+)*$/, 'comma-separated version numbers, e.g. 1,2')
+            .transform((s) => s.split(',').map(Number)),
+        }),
+        response: { 200: comparison, ...errorResponses },
+      },
+    },
+    async (req) => service().compare(req.query.name, req.query.versions),
+  );
+
+  app.get(
+    '/models/:name',
+    {
+      config: { role: 'viewer' },
+      schema: { tags: TAGS, summary: 'A model: versions (metrics, lineage fields), aliases, stage history', params: nameParam, response: { 200: modelDetail, ...errorResponses } },
+    },
+    async (req) => {
+      const d = await service().getModel(req.params.name);
+      return {
+        model: {
+          name: d.model.name,
+          description: d.model.description,
+          created: d.model.creation_timestamp,
+          updated: d.model.last_updated_timestamp,
+          user_id: d.model.user_id,
+          tags: d.model.tags,
+          aliases: d.model.aliases,
+        },
+        versions: d.versions.map((v) => toVersionView(v, false)),
+        stage_events: d.stage_events.map(toStageEventView),
+      };
+    },
+  );
+
+  app.get(
+    '/models/:name/versions/:version',
+    {
+      config: { role: 'viewer' },
+      schema: { tags: TAGS, summary: "A version by number or alias ('production', 'staging', 'latest')", params: versionParams, response: { 200: z.object({ model_version: modelVersionView }), ...errorResponses } },
+    },
+    async (req) => ({ model_version: toVersionView(await service().resolve(req.params.name, req.params.version)) }),
+  );
+
+  app.get(
+    '/models/:name/versions/:version/artifacts',
+    {
+      config: { role: 'viewer' },
+      schema: {
+        tags: TAGS,
+        summary: "A version's stored files",
+        params: versionParams,
+        response: { 200: z.object({ artifacts: z.array(z.object({ path: z.string(), sha256: z.string(), size: z.number(), content_type: z.string() })) }), ...errorResponses },
+      },
+    },
+    async (req) => {
+      const v = await service().resolve(req.params.name, req.params.version);
+      const artifacts = await service().registry.listVersionArtifacts(v.name, v.version);
+      return { artifacts: artifacts.map((a) => ({ path: a.path, sha256: a.sha256, size: a.size, content_type: a.content_type })) };
+    },
+  );
+
+  app.get(
+    '/models/:name/versions/:version/artifacts/*',
+    {
+      config: { role: 'viewer' },
+      schema: { tags: TAGS, summary: 'Download a file of a version (e.g. model.onnx, model.json)', params: versionParams.extend({ '*': z.string().min(1) }) },
+    },
+    async (req, reply) => {
+      const { artifact, stream } = await service().openArtifact(req.params.name, req.params.version, req.params['*']);
+      const filename = artifact.path.split('/').pop()!.replace(/[^A-Za-z0-9._-]/g, '_');
+      void reply
+        .type(artifact.content_type)
+        .header('content-length', String(artifact.size))
+        .header('x-content-sha256', artifact.sha256)
+        .header('content-disposition', `attachment; filename="${filename}"`);
+      return reply.send(stream);
+    },
+  );
+
+  app.get(
+    '/models/:name/versions/:version/lineage',
+    {
+      config: { role: 'viewer' },
+      schema: { tags: TAGS, summary: 'Lineage: run → dataset version → preprocessing hash → code version → parent model', params: versionParams, response: { 200: lineage, ...errorResponses } },
+    },
+    async (req) => service().lineage(req.params.name, req.params.version),
+  );
+
+  app.get(
+    '/models/:name/versions/:version/card',
+    {
+      config: { role: 'viewer' },
+      schema: {
+        tags: TAGS,
+        summary: 'Model card (JSON, or Markdown with ?format=markdown)',
+        params: versionParams,
+        querystring: z.object({ format: z.enum(['json', 'markdown']).default('json') }),
+        response: { 200: z.union([modelCard, z.string()]), ...errorResponses },
+      },
+    },
+    async (req, reply) => {
+      if (req.query.format === 'markdown') {
+        void reply.type('text/markdown; charset=utf-8');
+        return service().cardMarkdown(req.params.name, req.params.version);
+      }
+      return service().card(req.params.name, req.params.version);
+    },
+  );
+
+  app.post(
+    '/models/:name/stage',
+    {
+      config: { role: 'ml-engineer' },
+      schema: {
+        tags: TAGS,
+        summary: 'Move a version to None / Staging / Production / Archived (Production passes the AUC gate unless an admin forces it with a reason)',
+        params: nameParam,
+        body: stageBody,
+        response: { 200: stageResult, ...errorResponses },
+      },
+    },
+    async (req) => {
+      const result = await service().setStage({
+        name: req.params.name,
+        version: req.body.version,
+        stage: req.body.stage as 'None',
+        force: req.body.force,
+        reason: req.body.reason,
+        actor: actorOf(req),
+        requestId: req.id,
+      });
+      return { model_version: toVersionView(result.version), gate: result.verdict, changed: result.changed, demoted: result.demoted };
+    },
+  );
+
+  app.delete(
+    '/models/:name/versions/:version',
+    {
+      config: { role: 'ml-engineer' },
+      schema: {
+        tags: TAGS,
+        summary: 'Delete a version: soft by default; ?hard=true (admin) also removes files no other version or run references',
+        params: versionParams,
+        querystring: z.object({ hard: truthy }),
+        response: { 200: z.object({ deleted: deleteResult }), ...errorResponses },
+      },
+    },
+    async (req) => {
+      const version = Number(req.params.version);
+      if (!Number.isInteger(version) || version < 1) throw new AppError('INVALID_INPUT', 'delete takes a version number, not an alias');
+      return { deleted: await service().deleteVersion({ name: req.params.name, version, hard: req.query.hard, actor: actorOf(req), requestId: req.id }) };
+    },
+  );
+
+  app.post(
+    '/artifacts/gc',
+    {
+      config: { role: 'admin' },
+      schema: {
+        tags: TAGS,
+        summary: 'Remove stored artifacts no run or model version references',
+        body: z.object({ dry_run: z.boolean().default(false) }).optional(),
+        response: { 200: gcResult, ...errorResponses },
+      },
+    },
+    async (req) => service().collectGarbage({ actor: actorOf(req), dryRun: req.body?.dry_run ?? false, requestId: req.id }),
+  );
+};

@@ -1,0 +1,241 @@
+import { z } from 'zod';
+import type { ModelVersionRecord, StageEvent } from '../store/registry-store.js';
+import { STAGES } from '../store/registry-store.js';
+
+/** Zod schemas of the registry's own endpoints (/models…), shared with the CLI and OpenAPI. */
+
+const kv = z.object({ key: z.string(), value: z.string() });
+
+export const gateVerdict = z.object({
+  passed: z.boolean(),
+  forced: z.boolean(),
+  margin: z.number(),
+  candidate_auc: z.number().nullable(),
+  production_version: z.number().nullable(),
+  production_auc: z.number().nullable(),
+  delta: z.number().nullable(),
+  message: z.string(),
+  decided_by: z.string(),
+  decided_at: z.number(),
+  reason: z.string().optional(),
+});
+
+export const stage = z.enum(STAGES as [string, ...string[]]);
+
+export const modelVersionView = z.object({
+  name: z.string(),
+  version: z.number(),
+  stage,
+  aliases: z.array(z.string()),
+  description: z.string(),
+  created: z.number(),
+  updated: z.number(),
+  user_id: z.string(),
+  source: z.string(),
+  run_id: z.string().nullable(),
+  status: z.string(),
+  tags: z.array(kv),
+  deleted: z.boolean(),
+  onnx: z.object({ key: z.string(), sha256: z.string(), bytes: z.number() }).nullable(),
+  input_name: z.string().nullable(),
+  input_size: z.number().nullable(),
+  has_features: z.boolean(),
+  threshold: z.number().nullable(),
+  threshold_method: z.string().nullable(),
+  preprocessing: z.unknown(),
+  preprocessing_hash: z.string().nullable(),
+  dataset_version: z.string().nullable(),
+  code_version: z.string().nullable(),
+  parent: z.object({ name: z.string(), version: z.number() }).nullable(),
+  val_auc: z.number().nullable(),
+  metrics: z.record(z.string(), z.unknown()).nullable(),
+  metadata: z.record(z.string(), z.unknown()).nullable().optional(),
+  gate: gateVerdict.nullable(),
+});
+export type ModelVersionView = z.infer<typeof modelVersionView>;
+
+/** A version as the registry API shows it; `full` adds the trainer's metadata (model.json). */
+export function toVersionView(v: ModelVersionRecord, full = true): ModelVersionView {
+  const metrics = v.metrics && !full ? Object.fromEntries(Object.entries(v.metrics).filter(([k]) => k !== 'roc' && k !== 'calibration')) : v.metrics;
+  return {
+    name: v.name,
+    version: v.version,
+    stage: v.current_stage,
+    aliases: v.aliases,
+    description: v.description,
+    created: v.creation_timestamp,
+    updated: v.last_updated_timestamp,
+    user_id: v.user_id,
+    source: v.source,
+    run_id: v.run_id,
+    status: v.status,
+    tags: v.tags,
+    deleted: v.deleted_at !== null,
+    onnx: v.onnx,
+    input_name: v.input_name,
+    input_size: v.input_size,
+    has_features: v.has_features,
+    threshold: v.threshold,
+    threshold_method: v.threshold_method,
+    preprocessing: v.preprocessing ?? null,
+    preprocessing_hash: v.preprocessing_hash,
+    dataset_version: v.dataset_version,
+    code_version: v.code_version,
+    parent: v.parent,
+    val_auc: v.val_auc,
+    metrics,
+    ...(full ? { metadata: v.metadata } : {}),
+    gate: v.gate,
+  };
+}
+
+export const stageEvent = z.object({
+  id: z.string(),
+  version: z.number(),
+  from_stage: z.string(),
+  to_stage: z.string(),
+  outcome: z.string(),
+  actor: z.string(),
+  forced: z.boolean(),
+  reason: z.string().nullable(),
+  verdict: gateVerdict.nullable(),
+  created_at: z.number(),
+});
+
+export function toStageEventView(e: StageEvent): z.infer<typeof stageEvent> {
+  return { id: e.id, version: e.version, from_stage: e.from_stage, to_stage: e.to_stage, outcome: e.outcome, actor: e.actor, forced: e.forced, reason: e.reason, verdict: e.verdict, created_at: e.created_at };
+}
+
+export const modelSummary = z.object({
+  name: z.string(),
+  description: z.string(),
+  created: z.number(),
+  updated: z.number(),
+  aliases: z.array(z.object({ alias: z.string(), version: z.number() })),
+  latest_version: z.number().nullable(),
+  production: z.object({ version: z.number(), val_auc: z.number().nullable() }).nullable(),
+  staging: z.object({ version: z.number(), val_auc: z.number().nullable() }).nullable(),
+});
+
+export const modelDetail = z.object({
+  model: z.object({
+    name: z.string(),
+    description: z.string(),
+    created: z.number(),
+    updated: z.number(),
+    user_id: z.string(),
+    tags: z.array(kv),
+    aliases: z.array(z.object({ alias: z.string(), version: z.number() })),
+  }),
+  versions: z.array(modelVersionView),
+  stage_events: z.array(stageEvent),
+});
+
+export const registerJsonBody = z.object({
+  name: z.string().min(1).max(128),
+  run_id: z.string().min(1),
+  artifact_path: z.string().min(1).default('model.onnx'),
+  metadata: z.record(z.string(), z.unknown()).optional(),
+  description: z.string().max(5000).optional(),
+  dataset_version: z.string().max(256).optional(),
+  code_version: z.string().max(256).optional(),
+  parent: z.object({ name: z.string().min(1), version: z.number().int().positive() }).optional(),
+  tags: z.record(z.string(), z.string()).optional(),
+});
+
+export const stageBody = z.object({
+  version: z.union([z.number().int().positive(), z.string().regex(/^\d+$/).transform(Number)]),
+  stage,
+  force: z.boolean().default(false),
+  reason: z.string().max(2000).optional(),
+});
+
+export const stageResult = z.object({
+  model_version: modelVersionView,
+  gate: gateVerdict.nullable(),
+  changed: z.boolean(),
+  demoted: z.array(z.object({ version: z.number(), stage: z.string() })),
+});
+
+const evaluationSummary = z.object({
+  split: z.string(),
+  n: z.number().nullable(),
+  positives: z.number().nullable(),
+  negatives: z.number().nullable(),
+  auc: z.number().nullable(),
+  auc_ci: z.tuple([z.number(), z.number()]).nullable(),
+  ci_level: z.number().nullable(),
+  sensitivity: z.number().nullable(),
+  specificity: z.number().nullable(),
+  ppv: z.number().nullable(),
+  npv: z.number().nullable(),
+  f1: z.number().nullable(),
+  accuracy: z.number().nullable(),
+  threshold: z.number().nullable(),
+  confusion: z.object({ tp: z.number(), fp: z.number(), tn: z.number(), fn: z.number() }).nullable(),
+});
+
+export const comparison = z.object({
+  name: z.string(),
+  versions: z.array(
+    z.object({
+      version: z.number(),
+      stage: z.string(),
+      aliases: z.array(z.string()),
+      created: z.number(),
+      run_id: z.string().nullable(),
+      dataset_version: z.string().nullable(),
+      preprocessing_hash: z.string().nullable(),
+      threshold: z.number().nullable(),
+      threshold_method: z.string().nullable(),
+      metrics: evaluationSummary.nullable(),
+      test_metrics: z.array(evaluationSummary),
+      confusion: evaluationSummary.shape.confusion,
+      roc: z.array(z.object({ fpr: z.number(), tpr: z.number(), threshold: z.number().nullable() })),
+      params: z.record(z.string(), z.string()),
+    }),
+  ),
+  params_diff: z.record(z.string(), z.array(z.string().nullable())),
+  metric_deltas: z.array(z.object({ version: z.number(), against: z.number(), deltas: z.record(z.string(), z.number().nullable()) })),
+});
+
+const lineageNode = z.object({ kind: z.string(), id: z.string(), details: z.record(z.string(), z.unknown()) });
+export const lineage = z.object({
+  model: z.object({ name: z.string(), version: z.number() }),
+  run: z
+    .object({
+      run_id: z.string(),
+      experiment_id: z.string(),
+      run_name: z.string(),
+      status: z.string(),
+      start_time: z.number(),
+      end_time: z.number().nullable(),
+      dataset_inputs: z.array(
+        z.object({
+          tags: z.array(kv),
+          dataset: z.object({ name: z.string(), digest: z.string(), source_type: z.string(), source: z.string(), schema: z.string().optional(), profile: z.string().optional() }),
+        }),
+      ),
+    })
+    .nullable(),
+  dataset_version: z.string().nullable(),
+  preprocessing: z.object({ hash: z.string().nullable(), spec: z.unknown() }),
+  code_version: z.string().nullable(),
+  parents: z.array(z.object({ name: z.string(), version: z.number(), onnx_sha256: z.string().nullable(), dataset_version: z.string().nullable(), deleted: z.boolean() })),
+  artifacts: z.array(z.object({ path: z.string(), sha256: z.string(), size: z.number() })),
+  chain: z.array(lineageNode),
+});
+
+export const modelCard = z.object({
+  model: z.record(z.string(), z.unknown()),
+  intended_use: z.object({ summary: z.string(), users: z.string(), out_of_scope: z.array(z.string()) }),
+  data: z.record(z.string(), z.unknown()),
+  evaluation: z.array(evaluationSummary),
+  threshold: z.object({ value: z.number().nullable(), method: z.string().nullable(), how_chosen: z.string() }),
+  training: z.record(z.string(), z.unknown()),
+  limitations: z.array(z.string()),
+  generated_at: z.string(),
+});
+
+export const deleteResult = z.object({ name: z.string(), version: z.number(), hard: z.boolean(), removed_objects: z.array(z.string()) });
+export const gcResult = z.object({ scanned: z.number(), referenced: z.number(), removed: z.array(z.string()), dry_run: z.boolean() });

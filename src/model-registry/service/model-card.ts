@@ -1,0 +1,244 @@
+import type { ModelVersionRecord } from '../store/registry-store.js';
+
+/**
+ * Model cards, generated from what was recorded when the version was registered (the trainer's
+ * model.json: evaluation metrics, threshold, preprocessing, data counts, optional `card` texts).
+ * Nothing is invented: a field that was not recorded says so.
+ */
+
+export interface EvaluationSummary {
+  split: string;
+  n: number | null;
+  positives: number | null;
+  negatives: number | null;
+  auc: number | null;
+  auc_ci: [number, number] | null;
+  ci_level: number | null;
+  sensitivity: number | null;
+  specificity: number | null;
+  ppv: number | null;
+  npv: number | null;
+  f1: number | null;
+  accuracy: number | null;
+  threshold: number | null;
+  confusion: { tp: number; fp: number; tn: number; fn: number } | null;
+}
+
+export interface ModelCard {
+  model: {
+    name: string;
+    version: number;
+    stage: string;
+    aliases: string[];
+    created: string;
+    architecture: string | null;
+    onnx_sha256: string | null;
+    input: { name: string | null; size: number | null; channels: number };
+    outputs: string[];
+  };
+  intended_use: { summary: string; users: string; out_of_scope: string[] };
+  data: {
+    dataset_version: string | null;
+    source: string;
+    licence: string;
+    classes: string[] | null;
+    positive_class: string | null;
+    counts_per_class: Record<string, Record<string, number>> | null;
+    preprocessing: unknown;
+    preprocessing_hash: string | null;
+  };
+  evaluation: EvaluationSummary[];
+  threshold: { value: number | null; method: string | null; how_chosen: string };
+  training: {
+    run_id: string | null;
+    code_version: string | null;
+    parent: { name: string; version: number } | null;
+    hyperparameters: Record<string, unknown> | null;
+    seed: unknown;
+    best_epoch: unknown;
+  };
+  limitations: string[];
+  generated_at: string;
+}
+
+const DEFAULT_USE =
+  'Decision support: flags frontal chest X-rays that may show pneumonia so that a clinician reviews them first. The output is a probability and a heatmap, not a diagnosis.';
+const DEFAULT_USERS = 'Radiologists and clinicians who read the image themselves; ML engineers monitoring the model.';
+const DEFAULT_OUT_OF_SCOPE = [
+  'Diagnosis without a clinician reading the image',
+  'Lateral views, CT, or non-chest images',
+  'Telling bacterial from viral pneumonia, or detecting other findings',
+];
+const DEFAULT_LIMITATIONS = [
+  'Metrics were measured on held-out splits of the training data source; performance on other hospitals, scanners or populations is unknown until measured there.',
+  'The threshold trades sensitivity against specificity on the validation split; a different prevalence changes PPV and NPV.',
+  'Heatmaps show where the model looked, not where the disease is.',
+  'Probabilities are calibrated (temperature scaling) on the validation split only, when recorded.',
+];
+
+const THRESHOLD_METHODS: Record<string, string> = {
+  youden: "Youden's J on the validation split: the score maximising sensitivity + specificity - 1.",
+  sensitivity: 'The highest score reaching the target sensitivity on the validation split, so specificity is as high as it can be at that sensitivity.',
+  fixed: 'A fixed value set by the trainer.',
+  default: 'No threshold was recorded; the default 0.5 is used.',
+};
+
+function num(x: unknown): number | null {
+  return typeof x === 'number' && Number.isFinite(x) ? x : null;
+}
+
+function obj(x: unknown): Record<string, unknown> | null {
+  return x && typeof x === 'object' && !Array.isArray(x) ? (x as Record<string, unknown>) : null;
+}
+
+function strings(x: unknown): string[] | null {
+  return Array.isArray(x) && x.every((s) => typeof s === 'string') ? (x as string[]) : null;
+}
+
+function text(...candidates: unknown[]): string | null {
+  for (const c of candidates) if (typeof c === 'string' && c.trim()) return c;
+  return null;
+}
+
+/** Reduces an evaluation object (trainer/evaluate.py compute_metrics) to what a card shows. */
+export function summarizeEvaluation(split: string, m: Record<string, unknown>): EvaluationSummary {
+  const n = num(m.n);
+  const positives = num(m.positives);
+  const ci = Array.isArray(m.auc_ci) && m.auc_ci.length === 2 && m.auc_ci.every((v) => typeof v === 'number') ? (m.auc_ci as [number, number]) : null;
+  const c = obj(m.confusion);
+  const confusion = c && ['tp', 'fp', 'tn', 'fn'].every((k) => typeof c[k] === 'number') ? (c as { tp: number; fp: number; tn: number; fn: number }) : null;
+  return {
+    split,
+    n,
+    positives,
+    negatives: n !== null && positives !== null ? n - positives : null,
+    auc: num(m.auc),
+    auc_ci: ci,
+    ci_level: ci ? num(m.ci_level) ?? 0.95 : null,
+    sensitivity: num(m.sensitivity),
+    specificity: num(m.specificity),
+    ppv: num(m.ppv),
+    npv: num(m.npv),
+    f1: num(m.f1),
+    accuracy: num(m.accuracy),
+    threshold: num(m.threshold),
+    confusion,
+  };
+}
+
+/** Class counts per split from model.json (`class_counts` / `data_counts` / `counts`), when recorded. */
+function countsPerClass(meta: Record<string, unknown>): Record<string, Record<string, number>> | null {
+  const raw = obj(meta.class_counts) ?? obj(meta.data_counts) ?? obj(meta.counts) ?? obj(obj(meta.dataset)?.counts);
+  if (!raw) return null;
+  const out: Record<string, Record<string, number>> = {};
+  for (const [split, value] of Object.entries(raw)) {
+    const inner = obj(value);
+    if (inner) {
+      const counts = Object.fromEntries(Object.entries(inner).filter(([, v]) => typeof v === 'number')) as Record<string, number>;
+      if (Object.keys(counts).length) out[split] = counts;
+    } else if (typeof value === 'number') {
+      out.all = { ...(out.all ?? {}), [split]: value };
+    }
+  }
+  return Object.keys(out).length ? out : null;
+}
+
+export function buildModelCard(v: ModelVersionRecord, now = Date.now()): ModelCard {
+  const meta = v.metadata ?? {};
+  const card = obj(meta.card) ?? {};
+  const evaluation: EvaluationSummary[] = [];
+  if (v.metrics) evaluation.push(summarizeEvaluation('validation', v.metrics));
+  const tests = obj(meta.test_metrics);
+  if (tests) for (const [split, m] of Object.entries(tests)) if (obj(m)) evaluation.push(summarizeEvaluation(split, m as Record<string, unknown>));
+  const method = v.threshold_method;
+  const outputs = Array.isArray(meta.outputs) ? strings(meta.outputs) ?? [] : Object.keys(obj(meta.outputs) ?? {});
+  return {
+    model: {
+      name: v.name,
+      version: v.version,
+      stage: v.current_stage,
+      aliases: v.aliases,
+      created: new Date(v.creation_timestamp).toISOString(),
+      architecture: text(meta.model_name, meta.architecture),
+      onnx_sha256: v.onnx?.sha256 ?? null,
+      input: { name: v.input_name, size: v.input_size, channels: 1 },
+      outputs: outputs.length ? outputs : v.has_features ? ['probability', 'features'] : ['probability'],
+    },
+    intended_use: {
+      summary: text(card.intended_use, meta.intended_use) ?? DEFAULT_USE,
+      users: text(card.users) ?? DEFAULT_USERS,
+      out_of_scope: strings(card.out_of_scope) ?? DEFAULT_OUT_OF_SCOPE,
+    },
+    data: {
+      dataset_version: v.dataset_version,
+      source: text(card.data_source, meta.data_source, obj(meta.dataset)?.source) ?? 'not recorded at registration',
+      licence: text(card.licence, card.license, meta.licence, meta.license, obj(meta.dataset)?.licence) ?? 'not recorded at registration',
+      classes: strings(meta.classes),
+      positive_class: text(meta.positive_class),
+      counts_per_class: countsPerClass(meta),
+      preprocessing: v.preprocessing ?? null,
+      preprocessing_hash: v.preprocessing_hash,
+    },
+    evaluation,
+    threshold: {
+      value: v.threshold,
+      method,
+      how_chosen: method ? (THRESHOLD_METHODS[method] ?? `Method '${method}' as recorded by the trainer.`) : 'not recorded at registration',
+    },
+    training: {
+      run_id: v.run_id,
+      code_version: v.code_version,
+      parent: v.parent,
+      hyperparameters: obj(meta.hyperparameters),
+      seed: meta.seed ?? null,
+      best_epoch: meta.best_epoch ?? null,
+    },
+    limitations: [...(strings(card.limitations) ?? []), ...DEFAULT_LIMITATIONS],
+    generated_at: new Date(now).toISOString(),
+  };
+}
+
+const pct = (x: number | null) => (x === null ? 'n/a' : x.toFixed(3));
+
+/** The card as Markdown (docs/, the web UI, a PR description). */
+export function renderModelCardMarkdown(card: ModelCard): string {
+  const m = card.model;
+  const lines: string[] = [];
+  lines.push(`# Model card: ${m.name} v${m.version}`, '');
+  lines.push(`Stage **${m.stage}**${m.aliases.length ? ` (aliases: ${m.aliases.join(', ')})` : ''} · registered ${m.created}`);
+  lines.push(`Architecture: ${m.architecture ?? 'not recorded'} · input \`${m.input.name ?? 'input'}\` [N,1,${m.input.size ?? 'H'},${m.input.size ?? 'W'}] · outputs ${m.outputs.map((o) => `\`${o}\``).join(', ')}`);
+  if (m.onnx_sha256) lines.push(`ONNX sha256: \`${m.onnx_sha256}\``);
+  lines.push('', '## Intended use', '', card.intended_use.summary, '', `Users: ${card.intended_use.users}`, '', 'Out of scope:');
+  for (const o of card.intended_use.out_of_scope) lines.push(`- ${o}`);
+  const d = card.data;
+  lines.push('', '## Data', '', `- Dataset version: ${d.dataset_version ?? 'not recorded'}`, `- Source: ${d.source}`, `- Licence: ${d.licence}`);
+  if (d.classes) lines.push(`- Classes: ${d.classes.join(', ')}${d.positive_class ? ` (positive: ${d.positive_class})` : ''}`);
+  lines.push(`- Preprocessing hash: ${d.preprocessing_hash ? `\`${d.preprocessing_hash}\`` : 'not recorded'}`);
+  if (d.counts_per_class) {
+    const classes = [...new Set(Object.values(d.counts_per_class).flatMap((c) => Object.keys(c)))];
+    lines.push('', `| split | ${classes.join(' | ')} |`, `|---|${classes.map(() => '---:').join('|')}|`);
+    for (const [split, counts] of Object.entries(d.counts_per_class)) lines.push(`| ${split} | ${classes.map((c) => counts[c] ?? '').join(' | ')} |`);
+  } else {
+    lines.push('- Counts per class: not recorded at registration');
+  }
+  lines.push('', '## Evaluation', '');
+  if (card.evaluation.length === 0) lines.push('No evaluation was recorded at registration.');
+  else {
+    lines.push('| split | n (pos/neg) | AUC (95% CI) | sensitivity | specificity | PPV | NPV | F1 |', '|---|---|---|---:|---:|---:|---:|---:|');
+    for (const e of card.evaluation) {
+      const ci = e.auc_ci ? ` (${e.auc_ci[0].toFixed(3)}–${e.auc_ci[1].toFixed(3)})` : '';
+      lines.push(`| ${e.split} | ${e.n ?? 'n/a'} (${e.positives ?? '?'}/${e.negatives ?? '?'}) | ${pct(e.auc)}${ci} | ${pct(e.sensitivity)} | ${pct(e.specificity)} | ${pct(e.ppv)} | ${pct(e.npv)} | ${pct(e.f1)} |`);
+    }
+    for (const e of card.evaluation) {
+      if (e.confusion) lines.push('', `Confusion (${e.split}, threshold ${e.threshold ?? card.threshold.value ?? 'n/a'}): TP ${e.confusion.tp}, FP ${e.confusion.fp}, TN ${e.confusion.tn}, FN ${e.confusion.fn}`);
+    }
+  }
+  lines.push('', '## Threshold', '', `Value: ${card.threshold.value ?? 'not recorded'} · method: ${card.threshold.method ?? 'not recorded'}`, '', card.threshold.how_chosen);
+  const t = card.training;
+  lines.push('', '## Training', '', `- Run: ${t.run_id ?? 'not recorded'}`, `- Code version: ${t.code_version ?? 'not recorded'}`, `- Parent model: ${t.parent ? `${t.parent.name} v${t.parent.version}` : 'none'}`);
+  if (t.hyperparameters) lines.push(`- Hyperparameters: \`${JSON.stringify(t.hyperparameters)}\``);
+  lines.push('', '## Limitations', '');
+  for (const l of card.limitations) lines.push(`- ${l}`);
+  lines.push('', `_Generated ${card.generated_at} from the registration record._`, '');
+  return lines.join('\n');
+}

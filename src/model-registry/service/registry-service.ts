@@ -1,0 +1,779 @@
+import { createHash } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { z } from 'zod';
+import type { Platform } from '../../core/platform.js';
+import type { Role } from '../../core/auth/index.js';
+import { AppError } from '../../core/errors.js';
+import { TOPICS } from '../../core/events/index.js';
+import { putContentAddressed } from '../../core/objects/index.js';
+import type { Page, PageRequest } from '../store/paging.js';
+import {
+  STAGE_ALIAS,
+  STAGES,
+  type GateVerdict,
+  type ModelVersionRecord,
+  type RegisteredModelRecord,
+  type RegistryStore,
+  type Stage,
+  type StageChange,
+  type StageEvent,
+  type VersionArtifact,
+} from '../store/registry-store.js';
+import { SqlRegistryStore, validateAlias, validateModelName } from '../store/sql-registry-store.js';
+import { ARTIFACT_NAMESPACE, SqlTrackingStore, validateArtifactPath } from '../store/sql-tracking-store.js';
+import type { KeyValue, Run } from '../store/tracking-store.js';
+import { currentCodeVersion } from './code-version.js';
+import { buildModelCard, renderModelCardMarkdown, summarizeEvaluation, type EvaluationSummary, type ModelCard } from './model-card.js';
+import { inspectOnnx, metadataValue } from './onnx-inspect.js';
+import { evaluateGate } from './promotion-gate.js';
+import { TrackingService } from './tracking-service.js';
+
+/** The caller of a state change: who (for the audit trail) and with which role (force, hard delete). */
+export interface Actor {
+  name: string;
+  role: Role;
+}
+
+export interface RegisterInput {
+  name: string;
+  actor: Actor;
+  requestId?: string;
+  /** A run's ONNX artifact (a .onnx path, or a folder holding model.onnx), or uploaded bytes. */
+  source: { kind: 'run'; runId: string; artifactPath: string } | { kind: 'upload'; data: Buffer; filename?: string };
+  /** What the trainer recorded (model.json: metrics, threshold, preprocessing, …). */
+  metadata?: Record<string, unknown> | null;
+  description?: string;
+  tags?: KeyValue[];
+  datasetVersion?: string;
+  codeVersion?: string;
+  parent?: { name: string; version: number } | null;
+  /** More files to keep with the version (evaluation.json, …). */
+  extraArtifacts?: { path: string; data: Buffer; contentType?: string }[];
+}
+
+export interface SetStageInput {
+  name: string;
+  version: number;
+  stage: Stage;
+  actor: Actor;
+  /** Override a failed gate (admin only, with a reason). */
+  force?: boolean;
+  reason?: string;
+  requestId?: string;
+}
+
+export interface StageResult {
+  version: ModelVersionRecord;
+  verdict: GateVerdict | null;
+  changed: boolean;
+  demoted: { version: number; stage: Stage }[];
+}
+
+export interface DeleteResult {
+  name: string;
+  version: number;
+  hard: boolean;
+  removed_objects: string[];
+}
+
+export interface GcResult {
+  scanned: number;
+  referenced: number;
+  removed: string[];
+  dry_run: boolean;
+}
+
+export interface LineageNode {
+  kind: 'model_version' | 'run' | 'dataset_version' | 'preprocessing' | 'code_version' | 'parent_model';
+  id: string;
+  details: Record<string, unknown>;
+}
+
+export interface Lineage {
+  model: { name: string; version: number };
+  run: { run_id: string; experiment_id: string; run_name: string; status: string; start_time: number; end_time: number | null; dataset_inputs: Run['inputs']['dataset_inputs'] } | null;
+  dataset_version: string | null;
+  preprocessing: { hash: string | null; spec: unknown };
+  code_version: string | null;
+  parents: { name: string; version: number; onnx_sha256: string | null; dataset_version: string | null; deleted: boolean }[];
+  artifacts: { path: string; sha256: string; size: number }[];
+  /** The chain in order: version → run → dataset version → preprocessing → code → parent model(s). */
+  chain: LineageNode[];
+}
+
+export interface VersionComparison {
+  version: number;
+  stage: Stage;
+  aliases: string[];
+  created: number;
+  run_id: string | null;
+  dataset_version: string | null;
+  preprocessing_hash: string | null;
+  threshold: number | null;
+  threshold_method: string | null;
+  metrics: EvaluationSummary | null;
+  test_metrics: EvaluationSummary[];
+  confusion: EvaluationSummary['confusion'];
+  roc: { fpr: number; tpr: number; threshold: number | null }[];
+  params: Record<string, string>;
+}
+
+export interface Comparison {
+  name: string;
+  versions: VersionComparison[];
+  /** Params whose values differ between the versions. */
+  params_diff: Record<string, (string | null)[]>;
+  /** Metric differences of each later version against the first one listed. */
+  metric_deltas: { version: number; against: number; deltas: Record<string, number | null> }[];
+}
+
+export interface ModelSummary {
+  name: string;
+  description: string;
+  created: number;
+  updated: number;
+  aliases: { alias: string; version: number }[];
+  latest_version: number | null;
+  production: { version: number; val_auc: number | null } | null;
+  staging: { version: number; val_auc: number | null } | null;
+}
+
+export interface ModelDetail {
+  model: RegisteredModelRecord;
+  versions: ModelVersionRecord[];
+  stage_events: StageEvent[];
+}
+
+export interface RegistryServiceOptions {
+  /** Largest validation-AUC drop a promotion to Production may carry (default XRAY_PROMOTION_MARGIN or 0.01). */
+  promotionMargin?: number;
+}
+
+const SERVICE = 'model-registry';
+const MODEL_FILE = 'model.onnx';
+const META_FILE = 'model.json';
+const COMPARED_METRICS = ['auc', 'sensitivity', 'specificity', 'ppv', 'npv', 'f1', 'accuracy'] as const;
+
+const envSchema = z.object({ XRAY_PROMOTION_MARGIN: z.coerce.number().min(0).max(1).default(0.01) });
+
+/** XRAY_PROMOTION_MARGIN (default 0.01): the largest validation-AUC drop a promotion may carry. */
+export function promotionMarginFromEnv(env: NodeJS.ProcessEnv = process.env): number {
+  const parsed = envSchema.safeParse({ XRAY_PROMOTION_MARGIN: env.XRAY_PROMOTION_MARGIN || undefined });
+  if (!parsed.success) throw new Error(`XRAY_PROMOTION_MARGIN: must be a number between 0 and 1 (got '${env.XRAY_PROMOTION_MARGIN}')`);
+  return parsed.data.XRAY_PROMOTION_MARGIN;
+}
+
+function obj(x: unknown): Record<string, unknown> | null {
+  return x && typeof x === 'object' && !Array.isArray(x) ? (x as Record<string, unknown>) : null;
+}
+
+function num(x: unknown): number | null {
+  const n = typeof x === 'string' && x.trim() !== '' ? Number(x) : x;
+  return typeof n === 'number' && Number.isFinite(n) ? n : null;
+}
+
+function str(x: unknown): string | null {
+  return typeof x === 'string' && x.trim() ? x : null;
+}
+
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value && typeof value === 'object') {
+    return `{${Object.keys(value as object)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+function parentOf(x: unknown): { name: string; version: number } | null {
+  const o = obj(x);
+  const version = num(o?.version);
+  return o && typeof o.name === 'string' && version !== null && Number.isInteger(version) ? { name: o.name, version } : null;
+}
+
+/**
+ * The model registry as an in-process API, shared by the routes, the CLI-facing endpoints, the
+ * training service (register after a run) and the deployment service (resolve + fetch ONNX).
+ * Every state change is audited and announced on the event bus (TOPICS.model*).
+ */
+export class ModelRegistryService {
+  readonly registry: RegistryStore;
+  readonly tracking: TrackingService;
+  readonly promotionMargin: number;
+  readonly #platform: Platform;
+
+  constructor(platform: Platform, options: RegistryServiceOptions = {}) {
+    this.#platform = platform;
+    this.registry = new SqlRegistryStore(platform.database);
+    this.tracking = new TrackingService(new SqlTrackingStore(platform.database, platform.objects), platform.audit);
+    this.promotionMargin = options.promotionMargin ?? promotionMarginFromEnv();
+  }
+
+  #audit(actor: string, action: string, resource: string, outcome: 'success' | 'failure' | 'denied', requestId: string | undefined, details: Record<string, unknown>): void {
+    this.#platform.audit.record({ actor, action, resource, outcome, requestId: requestId ?? null, service: SERVICE, details });
+  }
+
+  async #publish(topic: string, payload: Record<string, unknown>): Promise<void> {
+    try {
+      await this.#platform.events.publish(topic, { ...payload, at: Date.now() });
+    } catch (err) {
+      this.#platform.logger.warn({ err, topic }, 'could not publish a model registry event');
+    }
+  }
+
+  // ── registration ──────────────────────────────────────────────────────────────────────────
+
+  /**
+   * Registers a new version of `name` (created if new) from a run's ONNX artifact or uploaded
+   * bytes. The file must load in ONNX Runtime with an input [N,1,H,W] and a `probability` output
+   * (UNPROCESSABLE otherwise). Threshold, input size, preprocessing, dataset version and metrics
+   * come from `metadata` (the trainer's model.json), else a model.json next to the run artifact,
+   * else the ONNX file's metadata_props.
+   */
+  async register(input: RegisterInput): Promise<ModelVersionRecord> {
+    const resource = `model:${input.name}`;
+    try {
+      const version = await this.#register(input);
+      this.#audit(input.actor.name, 'model.register', `${resource}/${version.version}`, 'success', input.requestId, {
+        source: version.source,
+        run_id: version.run_id,
+        onnx_sha256: version.onnx?.sha256 ?? null,
+        val_auc: version.val_auc,
+        dataset_version: version.dataset_version,
+      });
+      await this.#publish(TOPICS.modelRegistered, {
+        name: version.name,
+        version: version.version,
+        stage: version.current_stage,
+        alias: null,
+        run_id: version.run_id,
+        onnx_sha256: version.onnx?.sha256 ?? null,
+        actor: input.actor.name,
+      });
+      return version;
+    } catch (err) {
+      this.#audit(input.actor.name, 'model.register', resource, 'failure', input.requestId, { error: (err as Error).message, source: input.source.kind });
+      throw err;
+    }
+  }
+
+  async #register(input: RegisterInput): Promise<ModelVersionRecord> {
+    validateModelName(input.name);
+    let data: Buffer;
+    let run: Run | null = null;
+    let source: string;
+    let meta = obj(input.metadata) ?? null;
+    if (input.source.kind === 'run') {
+      const { runId } = input.source;
+      run = await this.tracking.store.getRun(runId);
+      const artifactPath = validateArtifactPath(input.source.artifactPath.replace(/\/+$/, ''));
+      const artifact = await this.tracking.store.getArtifact(runId, artifactPath).catch(async (err: unknown) => {
+        if (err instanceof AppError && err.code === 'NOT_FOUND' && !artifactPath.endsWith('.onnx')) return this.tracking.store.getArtifact(runId, `${artifactPath}/${MODEL_FILE}`);
+        throw err;
+      });
+      data = await this.#platform.objects.get(artifact.object_key);
+      source = `runs:/${runId}/${input.source.artifactPath}`;
+      if (!meta) meta = await this.#runMetadata(runId, artifact.path);
+    } else {
+      data = input.source.data;
+      source = '';
+    }
+    if (!data || data.length === 0) throw new AppError('INVALID_INPUT', 'the ONNX file is empty');
+    meta ??= {};
+
+    const inspection = await inspectOnnx(data, num(meta.input_size));
+    const props = inspection.metadataProps;
+    const prop = (key: string) => metadataValue(props, key);
+    const parent = input.parent ?? parentOf(meta.parent) ?? parentOf(meta.parent_model);
+    if (parent) await this.registry.getModelVersion(parent.name, parent.version, { includeDeleted: true });
+
+    const stored = await putContentAddressed(this.#platform.objects, ARTIFACT_NAMESPACE, data, '', 'application/octet-stream');
+    if (input.source.kind === 'upload') source = `upload:sha256:${stored.sha256}`;
+    const artifacts: VersionArtifact[] = [{ path: MODEL_FILE, object_key: stored.key, sha256: stored.sha256, size: data.length, content_type: 'application/octet-stream' }];
+
+    // metadata_props fill what the trainer's model.json did not say (classifier weights stay in the file).
+    const fromProps: Record<string, unknown> = {};
+    for (const key of Object.keys(props)) if (!key.startsWith('classifier_')) fromProps[key] = prop(key);
+    const metadata: Record<string, unknown> = { ...fromProps, ...meta };
+    if (Object.keys(meta).length) {
+      const bytes = Buffer.from(JSON.stringify(meta, null, 1));
+      const m = await putContentAddressed(this.#platform.objects, ARTIFACT_NAMESPACE, bytes, '', 'application/json');
+      artifacts.push({ path: META_FILE, object_key: m.key, sha256: m.sha256, size: bytes.length, content_type: 'application/json' });
+    }
+    for (const extra of input.extraArtifacts ?? []) {
+      validateArtifactPath(extra.path);
+      if (artifacts.some((a) => a.path === extra.path)) throw new AppError('INVALID_INPUT', `artifact path '${extra.path}' is given twice`);
+      const e = await putContentAddressed(this.#platform.objects, ARTIFACT_NAMESPACE, extra.data, '', extra.contentType);
+      artifacts.push({ path: extra.path, object_key: e.key, sha256: e.sha256, size: extra.data.length, content_type: extra.contentType ?? 'application/octet-stream' });
+    }
+
+    const metrics = obj(meta.metrics) ?? obj(obj(meta.evaluations)?.val) ?? null;
+    const recordedThreshold = num(meta.threshold) ?? num(prop('threshold')) ?? num(metrics?.threshold);
+    const preprocessing = meta.preprocessing ?? null;
+    const preprocessingHash =
+      str(meta.preprocessing_hash) ?? str(prop('preprocessing_hash')) ?? str(obj(preprocessing)?.hash) ?? (preprocessing ? createHash('sha256').update(canonicalJson(preprocessing)).digest('hex') : null);
+    const runCommit = run?.data.tags.find((t) => t.key === 'mlflow.source.git.commit')?.value;
+    const codeVersion = input.codeVersion ?? str(meta.code_version) ?? str(meta.git_commit) ?? str(runCommit) ?? (await currentCodeVersion(this.#platform.config.projectRoot));
+    const datasetVersion = input.datasetVersion ?? str(meta.dataset_version) ?? str(prop('dataset_version')) ?? run?.inputs.dataset_inputs[0]?.dataset.name ?? null;
+
+    await this.registry.ensureRegisteredModel(input.name, input.actor.name);
+    return this.registry.createModelVersion({
+      name: input.name,
+      userId: input.actor.name,
+      source,
+      runId: run?.info.run_id ?? null,
+      description: input.description,
+      tags: input.tags,
+      onnx: { key: stored.key, sha256: stored.sha256, bytes: data.length },
+      inputName: inspection.inputName,
+      inputSize: inspection.inputSize,
+      hasFeatures: inspection.hasFeatures,
+      threshold: recordedThreshold ?? 0.5,
+      thresholdMethod: recordedThreshold === null ? 'default' : (str(meta.threshold_method) ?? str(prop('threshold_method')) ?? str(metrics?.threshold_method)),
+      preprocessing,
+      preprocessingHash,
+      datasetVersion,
+      codeVersion,
+      parent,
+      valAuc: num(metrics?.auc) ?? num(meta.best_val_auc) ?? runMetric(run, ['val_auc', 'auc', 'best_val_auc']),
+      metrics,
+      metadata,
+      artifacts,
+    });
+  }
+
+  /** model.json next to the ONNX artifact of a run, when the trainer logged one. */
+  async #runMetadata(runId: string, onnxPath: string): Promise<Record<string, unknown> | null> {
+    const dir = onnxPath.includes('/') ? onnxPath.slice(0, onnxPath.lastIndexOf('/') + 1) : '';
+    try {
+      const artifact = await this.tracking.store.getArtifact(runId, `${dir}${META_FILE}`);
+      return obj(JSON.parse((await this.#platform.objects.get(artifact.object_key)).toString('utf8')));
+    } catch {
+      return null;
+    }
+  }
+
+  /**
+   * MLflow's model-versions/create: a `runs:/<run_id>/<path>` (or mlflow-artifacts:) source that
+   * names an ONNX artifact is registered fully (validated, servable); any other source makes a
+   * plain version that only records the URI. NOT_FOUND when the registered model does not exist.
+   */
+  async createVersionFromSource(input: { name: string; source: string; runId?: string; description?: string; tags?: KeyValue[]; runLink?: string; actor: Actor; requestId?: string }): Promise<ModelVersionRecord> {
+    await this.registry.getRegisteredModel(input.name);
+    const parsed = parseRunSource(input.source);
+    if (parsed) {
+      const runId = parsed.runId;
+      const candidates = parsed.path.endsWith('.onnx') ? [parsed.path] : [`${parsed.path}/${MODEL_FILE}`.replace(/^\//, '')];
+      for (const path of candidates) {
+        const found = path ? await this.tracking.store.getArtifact(runId, path).catch(() => null) : null;
+        if (found) return this.register({ name: input.name, actor: input.actor, requestId: input.requestId, source: { kind: 'run', runId, artifactPath: path }, description: input.description, tags: input.tags });
+      }
+    }
+    const version = await this.registry.createModelVersion({
+      name: input.name,
+      userId: input.actor.name,
+      source: input.source,
+      runId: input.runId ?? parsed?.runId ?? null,
+      runLink: input.runLink ?? null,
+      description: input.description,
+      tags: input.tags,
+    });
+    this.#audit(input.actor.name, 'model.register', `model:${input.name}/${version.version}`, 'success', input.requestId, { source: input.source, run_id: version.run_id, onnx: false });
+    await this.#publish(TOPICS.modelRegistered, { name: input.name, version: version.version, stage: version.current_stage, alias: null, run_id: version.run_id, onnx_sha256: null, actor: input.actor.name });
+    return version;
+  }
+
+  // ── lookup ────────────────────────────────────────────────────────────────────────────────
+
+  /**
+   * A version by number ('3', 3, 'v3'), 'latest', or alias ('production', 'staging', any alias).
+   * NOT_FOUND when the model, version or alias does not exist.
+   */
+  async resolve(name: string, versionOrAlias: string | number): Promise<ModelVersionRecord> {
+    const ref = String(versionOrAlias).trim();
+    if (/^\d+$/.test(ref)) return this.registry.getModelVersion(name, Number(ref));
+    if (/^v\d+$/i.test(ref)) return this.registry.getModelVersion(name, Number(ref.slice(1)));
+    if (ref.toLowerCase() === 'latest') {
+      await this.registry.getRegisteredModel(name);
+      return this.registry.getLatestVersion(name);
+    }
+    const version = await this.registry.getAlias(name, ref);
+    return this.registry.getModelVersion(name, version);
+  }
+
+  /** A stored file of a version (model.onnx, model.json, …) with its bytes. */
+  async getArtifact(name: string, versionOrAlias: string | number, path = MODEL_FILE): Promise<{ artifact: VersionArtifact; data: Buffer }> {
+    const version = await this.resolve(name, versionOrAlias);
+    const artifact = await this.registry.getVersionArtifact(name, version.version, path);
+    return { artifact, data: await this.#platform.objects.get(artifact.object_key) };
+  }
+
+  /** Like getArtifact, streamed (large ONNX files to HTTP clients). */
+  async openArtifact(name: string, versionOrAlias: string | number, path = MODEL_FILE): Promise<{ artifact: VersionArtifact; stream: Readable }> {
+    const version = await this.resolve(name, versionOrAlias);
+    const artifact = await this.registry.getVersionArtifact(name, version.version, path);
+    return { artifact, stream: await this.#platform.objects.getStream(artifact.object_key) };
+  }
+
+  async listModels(page: PageRequest & { filter?: string }): Promise<Page<ModelSummary>> {
+    const models = await this.registry.searchRegisteredModels({ pageSize: page.pageSize, pageToken: page.pageToken, filter: page.filter });
+    const items = models.items.map((m): ModelSummary => {
+      const inStage = (stage: Stage) => {
+        const v = m.latest_versions.find((x) => x.current_stage === stage);
+        return v ? { version: v.version, val_auc: v.val_auc } : null;
+      };
+      const latest = m.latest_versions.reduce<number | null>((acc, v) => (acc === null || v.version > acc ? v.version : acc), null);
+      return {
+        name: m.name,
+        description: m.description,
+        created: m.creation_timestamp,
+        updated: m.last_updated_timestamp,
+        aliases: m.aliases,
+        latest_version: latest,
+        production: inStage('Production'),
+        staging: inStage('Staging'),
+      };
+    });
+    return { items, ...(models.nextPageToken ? { nextPageToken: models.nextPageToken } : {}) };
+  }
+
+  async getModel(name: string): Promise<ModelDetail> {
+    const model = await this.registry.getRegisteredModel(name);
+    const versions: ModelVersionRecord[] = [];
+    let pageToken: string | undefined;
+    do {
+      const page = await this.registry.searchModelVersions({ filter: `name = '${name.replace(/'/g, "''")}'`, pageSize: 1000, pageToken });
+      versions.push(...page.items);
+      pageToken = page.nextPageToken;
+    } while (pageToken);
+    return { model, versions, stage_events: (await this.registry.listStageEvents(name)).slice(0, 100) };
+  }
+
+  // ── stages and aliases ────────────────────────────────────────────────────────────────────
+
+  /**
+   * Moves a version to a stage. Staging and Production are mirrored by the aliases `staging` and
+   * `production` and hold one version each (the one replaced goes to None from Staging, Archived
+   * from Production). Promotion to Production passes the gate (see evaluateGate) unless an admin
+   * forces it with a reason; a refusal is recorded and throws GATE_FAILED (422) with the verdict.
+   */
+  async setStage(input: SetStageInput): Promise<StageResult> {
+    const { name, version, stage, actor } = input;
+    const resource = `model:${name}/${version}`;
+    if (!STAGES.includes(stage)) throw new AppError('INVALID_INPUT', `Invalid Model Version stage: ${String(stage)}. Value must be one of ${STAGES.join(', ')}.`);
+    const v = await this.registry.getModelVersion(name, version);
+    if (input.force && actor.role !== 'admin') {
+      this.#audit(actor.name, 'model.stage', resource, 'denied', input.requestId, { to: stage, force: true, reason: 'force requires the admin role' });
+      throw new AppError('FORBIDDEN', `only an admin may force a stage change past the promotion gate; '${actor.name}' has role '${actor.role}'`);
+    }
+    const reason = input.reason?.trim() || null;
+    if (input.force && !reason) throw new AppError('INVALID_INPUT', 'a forced promotion needs a reason (who asked for it and why)');
+
+    let verdict: GateVerdict | null = null;
+    if (stage === 'Production' && v.current_stage !== 'Production') {
+      const production = await this.#currentProduction(name, version);
+      verdict = evaluateGate({ candidate: v, production, margin: this.promotionMargin, actor: actor.name });
+      if (!verdict.passed) {
+        if (!input.force) {
+          await this.registry.recordStageEvent({ name, version, from_stage: v.current_stage, to_stage: stage, outcome: 'refused', actor: actor.name, forced: false, reason, verdict });
+          this.#audit(actor.name, 'model.stage', resource, 'failure', input.requestId, { from: v.current_stage, to: stage, gate: verdict });
+          throw new AppError('GATE_FAILED', `promotion of ${name} version ${version} to Production refused: ${verdict.message}. An admin may force it with a reason.`, { verdict });
+        }
+        verdict = { ...verdict, forced: true, reason: reason! };
+      } else if (reason) verdict = { ...verdict, reason };
+    }
+
+    const alias = STAGE_ALIAS[stage];
+    if (v.current_stage === stage && (!alias || v.aliases.includes(alias))) return { version: v, verdict: v.gate, changed: false, demoted: [] };
+
+    const others = alias ? (await this.registry.versionsInStage(name, stage)).filter((o) => o.version !== version) : [];
+    const demoteTo: Stage = stage === 'Production' ? 'Archived' : 'None';
+    const demote = others.map((o) => ({ version: o.version, stage: demoteTo }));
+    const aliasMoves: { alias: string; version: number | null; previous: number | null }[] = [];
+    const setAliases: Record<string, number> = {};
+    const deleteAliases: string[] = [];
+    if (alias) {
+      const previous = await this.registry.getAlias(name, alias).catch(() => null);
+      if (previous !== version) {
+        setAliases[alias] = version;
+        aliasMoves.push({ alias, version, previous });
+      }
+    }
+    for (const held of Object.values(STAGE_ALIAS)) {
+      if (held !== alias && v.aliases.includes(held!)) {
+        deleteAliases.push(held!);
+        aliasMoves.push({ alias: held!, version: null, previous: version });
+      }
+    }
+    const change: StageChange = {
+      name,
+      version,
+      stage,
+      demote,
+      setAliases,
+      deleteAliases,
+      actor: actor.name,
+      verdict,
+      event: { name, version, from_stage: v.current_stage, to_stage: stage, outcome: 'applied', actor: actor.name, forced: Boolean(verdict?.forced), reason, verdict },
+    };
+    const updated = await this.registry.applyStageChange(change);
+    this.#audit(actor.name, 'model.stage', resource, 'success', input.requestId, {
+      from: v.current_stage,
+      to: stage,
+      forced: Boolean(verdict?.forced),
+      reason,
+      gate: verdict,
+      demoted: demote,
+    });
+    await this.#publish(TOPICS.modelStageChanged, { name, version, stage, previous_stage: v.current_stage, alias: alias ?? null, forced: Boolean(verdict?.forced), actor: actor.name });
+    for (const d of demote) {
+      await this.#publish(TOPICS.modelStageChanged, { name, version: d.version, stage: d.stage, previous_stage: stage, alias: null, replaced_by: version, actor: actor.name });
+    }
+    for (const move of aliasMoves) {
+      await this.#publish(TOPICS.modelAliasChanged, { name, alias: move.alias, version: move.version, previous_version: move.previous, stage, actor: actor.name });
+    }
+    return { version: updated, verdict, changed: true, demoted: demote };
+  }
+
+  /** The version serving as production: the `production` alias, else the newest version in stage Production. */
+  async #currentProduction(name: string, excluding: number): Promise<ModelVersionRecord | null> {
+    const aliased = await this.registry.getAlias(name, 'production').catch(() => null);
+    if (aliased !== null && aliased !== excluding) return this.registry.getModelVersion(name, aliased).catch(() => null);
+    const inStage = await this.registry.versionsInStage(name, 'Production');
+    return inStage.find((v) => v.version !== excluding) ?? null;
+  }
+
+  /** Points an alias at a version; `production` / `staging` go through setStage (and so the gate). */
+  async setAlias(input: { name: string; alias: string; version: number; actor: Actor; requestId?: string; force?: boolean; reason?: string }): Promise<void> {
+    const stage = stageOfAlias(input.alias);
+    if (stage) {
+      await this.setStage({ name: input.name, version: input.version, stage, actor: input.actor, force: input.force, reason: input.reason, requestId: input.requestId });
+      return;
+    }
+    validateAlias(input.alias);
+    const previous = await this.registry.getAlias(input.name, input.alias).catch(() => null);
+    await this.registry.setAlias(input.name, input.alias, input.version, input.actor.name);
+    this.#audit(input.actor.name, 'model.alias.set', `model:${input.name}/${input.version}`, 'success', input.requestId, { alias: input.alias, previous_version: previous });
+    await this.#publish(TOPICS.modelAliasChanged, { name: input.name, alias: input.alias, version: input.version, previous_version: previous, stage: null, actor: input.actor.name });
+  }
+
+  /** Removes an alias; removing `production` / `staging` moves that version to stage None. */
+  async deleteAlias(input: { name: string; alias: string; actor: Actor; requestId?: string }): Promise<void> {
+    const version = await this.registry.getAlias(input.name, input.alias);
+    if (stageOfAlias(input.alias)) {
+      await this.setStage({ name: input.name, version, stage: 'None', actor: input.actor, requestId: input.requestId });
+      return;
+    }
+    await this.registry.deleteAlias(input.name, input.alias);
+    this.#audit(input.actor.name, 'model.alias.delete', `model:${input.name}/${version}`, 'success', input.requestId, { alias: input.alias });
+    await this.#publish(TOPICS.modelAliasChanged, { name: input.name, alias: input.alias, version: null, previous_version: version, stage: null, actor: input.actor.name });
+  }
+
+  // ── deletion and garbage collection ───────────────────────────────────────────────────────
+
+  /**
+   * Soft delete (default): the version disappears from every read and loses its aliases; rows and
+   * bytes stay. Hard delete (admin only): rows go, and so do the stored files no other version or
+   * run references.
+   */
+  async deleteVersion(input: { name: string; version: number; hard?: boolean; actor: Actor; requestId?: string }): Promise<DeleteResult> {
+    const { name, version, actor } = input;
+    const resource = `model:${name}/${version}`;
+    if (input.hard && actor.role !== 'admin') {
+      this.#audit(actor.name, 'model.delete', resource, 'denied', input.requestId, { hard: true, reason: 'hard delete requires the admin role' });
+      throw new AppError('FORBIDDEN', `only an admin may hard-delete a model version; '${actor.name}' has role '${actor.role}'`);
+    }
+    let removed: string[] = [];
+    let aliases: string[] = [];
+    if (input.hard) {
+      const before = await this.registry.getModelVersion(name, version, { includeDeleted: true });
+      aliases = before.aliases;
+      const artifacts = await this.registry.hardDeleteModelVersion(name, version);
+      const keys = new Set([...artifacts.map((a) => a.object_key), ...(before.onnx ? [before.onnx.key] : [])]);
+      const referenced = await this.#referencedKeys();
+      for (const key of keys) {
+        if (referenced.has(key)) continue;
+        await this.#platform.objects.delete(key);
+        removed.push(key);
+      }
+    } else {
+      aliases = await this.registry.softDeleteModelVersion(name, version);
+    }
+    this.#audit(actor.name, 'model.delete', resource, 'success', input.requestId, { hard: Boolean(input.hard), removed_objects: removed, aliases_removed: aliases });
+    await this.#publish(TOPICS.modelDeleted, { name, version, hard: Boolean(input.hard), stage: null, alias: null, aliases_removed: aliases, actor: actor.name });
+    for (const alias of aliases) {
+      await this.#publish(TOPICS.modelAliasChanged, { name, alias, version: null, previous_version: version, stage: null, actor: actor.name });
+    }
+    removed = removed.sort();
+    return { name, version, hard: Boolean(input.hard), removed_objects: removed };
+  }
+
+  /** MLflow's registered-models/delete: the model, its tags and aliases go; its versions are soft-deleted. */
+  async deleteRegisteredModel(input: { name: string; actor: Actor; requestId?: string }): Promise<void> {
+    const versions = await this.registry.deleteRegisteredModel(input.name);
+    this.#audit(input.actor.name, 'model.delete', `model:${input.name}`, 'success', input.requestId, { versions, hard: false });
+    for (const version of versions) await this.#publish(TOPICS.modelDeleted, { name: input.name, version, hard: false, stage: null, alias: null, actor: input.actor.name });
+  }
+
+  async #referencedKeys(): Promise<Set<string>> {
+    const [a, b] = await Promise.all([this.registry.referencedObjectKeys(), this.tracking.store.referencedObjectKeys()]);
+    return new Set([...a, ...b]);
+  }
+
+  /**
+   * Removes stored artifacts (`artifacts/…` objects) that no run or model version (live or
+   * soft-deleted) references. Admin only.
+   */
+  async collectGarbage(input: { actor: Actor; dryRun?: boolean; requestId?: string }): Promise<GcResult> {
+    if (input.actor.role !== 'admin') {
+      this.#audit(input.actor.name, 'artifacts.gc', ARTIFACT_NAMESPACE, 'denied', input.requestId, {});
+      throw new AppError('FORBIDDEN', 'only an admin may garbage-collect artifacts');
+    }
+    const keys: string[] = [];
+    let pageToken: string | undefined;
+    do {
+      const page = await this.#platform.objects.list(`${ARTIFACT_NAMESPACE}/`, { pageSize: 1000, pageToken });
+      keys.push(...page.items.map((i) => i.key));
+      pageToken = page.nextPageToken;
+    } while (pageToken);
+    // Read references after listing, so an object written meanwhile is either listed-and-referenced or not listed.
+    const referenced = await this.#referencedKeys();
+    const removed = keys.filter((k) => !referenced.has(k));
+    if (!input.dryRun) for (const key of removed) await this.#platform.objects.delete(key);
+    this.#audit(input.actor.name, 'artifacts.gc', ARTIFACT_NAMESPACE, 'success', input.requestId, { scanned: keys.length, removed: removed.length, dry_run: Boolean(input.dryRun) });
+    return { scanned: keys.length, referenced: keys.length - removed.length, removed, dry_run: Boolean(input.dryRun) };
+  }
+
+  // ── lineage, cards, comparison ────────────────────────────────────────────────────────────
+
+  /** version → run → dataset version → preprocessing hash → code version → parent model(s). */
+  async lineage(name: string, versionOrAlias: string | number): Promise<Lineage> {
+    const v = await this.resolve(name, versionOrAlias);
+    const run = v.run_id ? await this.tracking.store.getRun(v.run_id).catch(() => null) : null;
+    const parents: Lineage['parents'] = [];
+    const seen = new Set([`${v.name}@${v.version}`]);
+    let next = v.parent;
+    while (next && parents.length < 20 && !seen.has(`${next.name}@${next.version}`)) {
+      seen.add(`${next.name}@${next.version}`);
+      const p = await this.registry.getModelVersion(next.name, next.version, { includeDeleted: true }).catch(() => null);
+      parents.push({ name: next.name, version: next.version, onnx_sha256: p?.onnx?.sha256 ?? null, dataset_version: p?.dataset_version ?? null, deleted: !p || p.deleted_at !== null });
+      next = p?.parent ?? null;
+    }
+    const artifacts = (await this.registry.listVersionArtifacts(v.name, v.version)).map((a) => ({ path: a.path, sha256: a.sha256, size: a.size }));
+    const chain: LineageNode[] = [{ kind: 'model_version', id: `${v.name}/${v.version}`, details: { onnx_sha256: v.onnx?.sha256 ?? null, stage: v.current_stage } }];
+    if (v.run_id) chain.push({ kind: 'run', id: v.run_id, details: run ? { experiment_id: run.info.experiment_id, run_name: run.info.run_name, status: run.info.status } : { missing: true } });
+    if (v.dataset_version) {
+      const digests = run?.inputs.dataset_inputs.filter((d) => d.dataset.name === v.dataset_version).map((d) => d.dataset.digest) ?? [];
+      chain.push({ kind: 'dataset_version', id: v.dataset_version, details: { digests } });
+    }
+    if (v.preprocessing_hash) chain.push({ kind: 'preprocessing', id: v.preprocessing_hash, details: { spec: v.preprocessing ?? null } });
+    if (v.code_version) chain.push({ kind: 'code_version', id: v.code_version, details: {} });
+    for (const p of parents) chain.push({ kind: 'parent_model', id: `${p.name}/${p.version}`, details: { onnx_sha256: p.onnx_sha256, dataset_version: p.dataset_version, deleted: p.deleted } });
+    return {
+      model: { name: v.name, version: v.version },
+      run: run
+        ? {
+            run_id: run.info.run_id,
+            experiment_id: run.info.experiment_id,
+            run_name: run.info.run_name,
+            status: run.info.status,
+            start_time: run.info.start_time,
+            end_time: run.info.end_time ?? null,
+            dataset_inputs: run.inputs.dataset_inputs,
+          }
+        : null,
+      dataset_version: v.dataset_version,
+      preprocessing: { hash: v.preprocessing_hash, spec: v.preprocessing ?? null },
+      code_version: v.code_version,
+      parents,
+      artifacts,
+      chain,
+    };
+  }
+
+  async card(name: string, versionOrAlias: string | number): Promise<ModelCard> {
+    return buildModelCard(await this.resolve(name, versionOrAlias));
+  }
+
+  async cardMarkdown(name: string, versionOrAlias: string | number): Promise<string> {
+    return renderModelCardMarkdown(await this.card(name, versionOrAlias));
+  }
+
+  /** Side-by-side metrics, params, dataset versions, confusion matrices and ROC curves. */
+  async compare(name: string, versions: number[]): Promise<Comparison> {
+    if (versions.length < 1 || versions.length > 10) throw new AppError('INVALID_INPUT', 'compare takes 1–10 versions');
+    const records = await Promise.all([...new Set(versions)].map((n) => this.registry.getModelVersion(name, n)));
+    const compared: VersionComparison[] = [];
+    for (const v of records) {
+      const run = v.run_id ? await this.tracking.store.getRun(v.run_id).catch(() => null) : null;
+      const params: Record<string, string> = {};
+      for (const [k, value] of Object.entries(obj(v.metadata?.hyperparameters) ?? {})) params[k] = typeof value === 'string' ? value : JSON.stringify(value);
+      for (const p of run?.data.params ?? []) params[p.key] = p.value;
+      const metrics = v.metrics ? summarizeEvaluation('validation', v.metrics) : null;
+      const tests = Object.entries(obj(v.metadata?.test_metrics) ?? {})
+        .filter(([, m]) => obj(m))
+        .map(([split, m]) => summarizeEvaluation(split, m as Record<string, unknown>));
+      const roc = Array.isArray(v.metrics?.roc) ? (v.metrics!.roc as VersionComparison['roc']) : [];
+      compared.push({
+        version: v.version,
+        stage: v.current_stage,
+        aliases: v.aliases,
+        created: v.creation_timestamp,
+        run_id: v.run_id,
+        dataset_version: v.dataset_version,
+        preprocessing_hash: v.preprocessing_hash,
+        threshold: v.threshold,
+        threshold_method: v.threshold_method,
+        metrics,
+        test_metrics: tests,
+        confusion: metrics?.confusion ?? null,
+        roc,
+        params,
+      });
+    }
+    const keys = [...new Set(compared.flatMap((c) => Object.keys(c.params)))].sort();
+    const paramsDiff: Record<string, (string | null)[]> = {};
+    for (const k of keys) {
+      const values = compared.map((c) => c.params[k] ?? null);
+      if (new Set(values).size > 1) paramsDiff[k] = values;
+    }
+    const first = compared[0]!;
+    const metricDeltas = compared.slice(1).map((c) => ({
+      version: c.version,
+      against: first.version,
+      deltas: Object.fromEntries(
+        COMPARED_METRICS.map((m) => {
+          const a = c.metrics?.[m] ?? null;
+          const b = first.metrics?.[m] ?? null;
+          return [m, a !== null && b !== null ? a - b : null];
+        }),
+      ),
+    }));
+    return { name, versions: compared, params_diff: paramsDiff, metric_deltas: metricDeltas };
+  }
+}
+
+/** A run's latest value of the first of these metrics it logged (validation AUC for the gate when no model.json says it). */
+function runMetric(run: Run | null, keys: string[]): number | null {
+  for (const key of keys) {
+    const m = run?.data.metrics.find((x) => x.key === key);
+    if (m && Number.isFinite(m.value)) return m.value;
+  }
+  return null;
+}
+
+function stageOfAlias(alias: string): Stage | null {
+  for (const [stage, a] of Object.entries(STAGE_ALIAS)) if (a === alias) return stage as Stage;
+  return null;
+}
+
+/** `runs:/<run_id>/<path>` or `mlflow-artifacts:/<experiment>/<run_id>/artifacts/<path>`. */
+export function parseRunSource(source: string): { runId: string; path: string } | null {
+  const runs = /^runs:\/([0-9a-f]{32})\/?(.*)$/.exec(source);
+  if (runs) return { runId: runs[1]!, path: runs[2]!.replace(/\/+$/, '') };
+  const proxied = /^mlflow-artifacts:\/+[^/]+\/([0-9a-f]{32})\/artifacts\/?(.*)$/.exec(source);
+  if (proxied) return { runId: proxied[1]!, path: proxied[2]!.replace(/\/+$/, '') };
+  return null;
+}

@@ -1,0 +1,212 @@
+import { Registry } from 'prom-client';
+import type { Logger } from 'pino';
+import type { Platform } from '../../core/platform.js';
+import { AppError, isAppError } from '../../core/errors.js';
+import { toModelInput } from '../../core/imaging/preprocess.js';
+import { normalizeMap, occlusionSensitivity, renderHeatmapPng } from '../../core/ml/cam.js';
+import { DataPlane, type Caller } from '../../deployment/dataplane.js';
+import { ModelRepository } from '../../deployment/model-repository.js';
+import { AbRouter } from '../../deployment/service/ab-router.js';
+import { decodeHeatmapSource, heatmapKey, HeatmapStore, renderHeatmap, type HeatmapSource } from '../../deployment/service/heatmaps.js';
+import { DeploymentMetrics } from '../../deployment/service/metrics.js';
+import { PredictionRecorder } from '../../deployment/service/prediction-recorder.js';
+import { PreprocessPool } from '../../deployment/service/preprocess-pool.js';
+import { openRegistrySource } from '../../deployment/service/registry-source.js';
+import { ResultCache } from '../../deployment/service/result-cache.js';
+import { KyselyPredictionStore, type PredictionPage, type PredictionRecord, type PredictionStore } from '../../deployment/store/prediction-store.js';
+
+/** A saliency map as PNG overlay plus the raw grid (row-major, values in [0, 1]). */
+export interface SaliencyMap {
+  method: 'cam' | 'occlusion';
+  h: number;
+  w: number;
+  grid: number[];
+  png: Buffer;
+}
+
+export interface Explanation {
+  predictionId: string | null;
+  model: string;
+  version: string;
+  probability: number;
+  threshold: number;
+  imageSha256: string;
+  /** The deployment service's heatmap (class activation map, or occlusion for models without features). */
+  heatmap: SaliencyMap;
+  /** Occlusion sensitivity: the model-agnostic second opinion. */
+  occlusion: SaliencyMap & { patch: number; stride: number; baseline: number };
+}
+
+export interface ExplainOptions {
+  /** Occlusion patch side in pixels (default size/8). */
+  patch?: number;
+  /** Occlusion stride (default patch). */
+  stride?: number;
+}
+
+/**
+ * Explanations reuse the deployment service's own code path: a private {@link DataPlane} (same
+ * ModelRepository, preprocessing pool, heatmap store and CAM code) makes the prediction and its
+ * heatmap; the occlusion map runs core `occlusionSensitivity` on the same model and the same
+ * preprocessed pixels. Explanations of uploads are audited but not logged as prediction records,
+ * so they never enter drift windows or traffic gauges.
+ */
+export class ExplainService {
+  readonly #platform: Platform;
+  readonly #logger: Logger;
+  readonly #records: PredictionStore;
+  #plane: { dataplane: DataPlane; repository: ModelRepository; pool: PreprocessPool } | null = null;
+  #closed = false;
+
+  constructor(platform: Platform, logger: Logger) {
+    this.#platform = platform;
+    this.#logger = logger;
+    this.#records = new KyselyPredictionStore(platform.database);
+  }
+
+  async #dataplane(): Promise<{ dataplane: DataPlane; repository: ModelRepository }> {
+    if (this.#closed) throw new AppError('SERVICE_UNAVAILABLE', 'the service is shutting down');
+    if (this.#plane) return this.#plane;
+    const { platform } = this;
+    const metrics = new DeploymentMetrics(new Registry());
+    const repository = new ModelRepository({
+      logger: this.#logger,
+      metrics,
+      source: await openRegistrySource(platform),
+      threads: 1,
+      allowedRoots: [],
+      defaultName: 'pneumonia',
+    });
+    const pool = new PreprocessPool({ threads: 1 });
+    const dataplane = new DataPlane({
+      repository,
+      router: new AbRouter(),
+      pool,
+      heatmaps: new HeatmapStore(platform.objects, platform.cache),
+      results: new ResultCache(platform.cache, { hit: () => {}, miss: () => {} }),
+      recorder: new PredictionRecorder(DISCARD),
+      predictions: this.#records,
+      audit: platform.audit,
+      metrics,
+      logger: this.#logger,
+      defaultModel: 'pneumonia',
+      service: 'monitoring',
+    });
+    this.#plane = { dataplane, repository, pool };
+    return this.#plane;
+  }
+
+  get platform(): Platform {
+    return this.#platform;
+  }
+
+  /** Loads a registry version (default: the production alias) into the private repository. */
+  async #ensureModel(repository: ModelRepository, model: string, version?: string | null): Promise<{ name: string; version: string }> {
+    const info = await repository.load({ name: model, ...(version ? { version } : { alias: 'production' }), makeDefault: true });
+    return { name: info.name, version: info.version };
+  }
+
+  /** Explains an uploaded image with a registry model version. */
+  async explainImage(image: Uint8Array, target: { model?: string | null; version?: string | null }, caller: Caller, options: ExplainOptions = {}): Promise<Explanation> {
+    const { dataplane, repository } = await this.#dataplane();
+    const loaded = await this.#ensureModel(repository, target.model ?? 'pneumonia', target.version);
+    const p = await dataplane.predict({ image, model: loaded.name, version: loaded.version, heatmap: 'inline' }, caller);
+    await dataplane.settle();
+    const source = await this.#source(p.model.name, p.model.version, p.imageSha256);
+    const explanation = await this.#explain(repository, { id: null, model: p.model.name, version: p.model.version, probability: p.probability, threshold: p.threshold, sha: p.imageSha256, method: p.heatmapMethod }, source, options, p.heatmapPng);
+    this.#audit(caller, `image:${p.imageSha256}`, explanation);
+    return explanation;
+  }
+
+  /** Explains a logged prediction from its stored heatmap source (the preprocessed pixels). */
+  async explainPrediction(predictionId: string, caller: Caller, options: ExplainOptions = {}): Promise<Explanation> {
+    const record = await this.#records.get(predictionId);
+    if (!record) throw new AppError('NOT_FOUND', `prediction '${predictionId}' does not exist`);
+    if (!record.heatmapMethod || record.shadow) throw new AppError('NOT_FOUND', `prediction '${predictionId}' has no stored heatmap to explain`);
+    const source = await this.#source(record.modelName, record.modelVersion, record.imageSha256);
+    const { repository } = await this.#dataplane();
+    await this.#ensureModel(repository, record.modelName, record.modelVersion);
+    const explanation = await this.#explain(repository, recordTarget(record), source, options, null);
+    this.#audit(caller, `prediction:${predictionId}`, explanation);
+    return explanation;
+  }
+
+  async #source(model: string, version: string, sha: string): Promise<HeatmapSource> {
+    try {
+      return decodeHeatmapSource(await this.#platform.objects.get(heatmapKey(model, version, sha)));
+    } catch (err) {
+      if (isAppError(err) && err.code === 'NOT_FOUND') throw new AppError('NOT_FOUND', 'no heatmap is stored for this prediction');
+      throw err;
+    }
+  }
+
+  async #explain(
+    repository: ModelRepository,
+    t: { id: string | null; model: string; version: string; probability: number; threshold: number; sha: string; method: 'cam' | 'occlusion' },
+    source: HeatmapSource,
+    options: ExplainOptions,
+    heatmapPng: Buffer | null,
+  ): Promise<Explanation> {
+    const model = repository.lookup(t.model, t.version);
+    const size = source.size;
+    const patch = options.patch ?? Math.max(1, Math.floor(size / 8));
+    const stride = options.stride ?? patch;
+    if (patch > size || stride > size) throw new AppError('INVALID_INPUT', `patch and stride must be at most the model input size (${size})`);
+    const occ = await occlusionSensitivity(async (batch, n) => (await model.runRaw(batch, n)).probability, toModelInput(source.pixels, size), size, { patch, stride, batchSize: 16 });
+    const occGrid = normalizeMap(Float32Array.from(occ.grid));
+    const occPng = await renderHeatmapPng(occGrid, occ.h, occ.w, { width: size, height: size, basePixels: source.pixels });
+    return {
+      predictionId: t.id,
+      model: t.model,
+      version: t.version,
+      probability: t.probability,
+      threshold: t.threshold,
+      imageSha256: t.sha,
+      heatmap: { method: t.method, h: source.h, w: source.w, grid: rounded(source.grid), png: heatmapPng ?? (await renderHeatmap(source)) },
+      occlusion: { method: 'occlusion', h: occ.h, w: occ.w, grid: rounded(occGrid), png: occPng, patch, stride, baseline: occ.baseline },
+    };
+  }
+
+  #audit(caller: Caller, resource: string, e: Explanation): void {
+    this.#platform.audit.record({
+      actor: caller.actor,
+      action: 'explain.create',
+      resource,
+      requestId: caller.requestId,
+      service: 'monitoring',
+      details: { model: e.model, version: e.version, heatmap_method: e.heatmap.method, probability: e.probability },
+    });
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    const plane = this.#plane;
+    this.#plane = null;
+    if (!plane) return;
+    await plane.dataplane.settle().catch(() => {});
+    await plane.repository.close();
+    await plane.pool.close();
+  }
+}
+
+function recordTarget(r: PredictionRecord) {
+  return { id: r.id, model: r.modelName, version: r.modelVersion, probability: r.probability, threshold: r.threshold, sha: r.imageSha256, method: r.heatmapMethod ?? ('occlusion' as const) };
+}
+
+function rounded(grid: ArrayLike<number>): number[] {
+  return Array.from(grid, (v) => Math.round(v * 1e4) / 1e4);
+}
+
+/** Explanations are not prediction records: the private data plane's recorder writes nowhere. */
+const DISCARD: PredictionStore = {
+  async insertMany() {},
+  async get() {
+    return null;
+  },
+  async require(id: string): Promise<PredictionRecord> {
+    throw new AppError('NOT_FOUND', `prediction '${id}' does not exist`);
+  },
+  async list(): Promise<PredictionPage> {
+    return { items: [] };
+  },
+};

@@ -1,0 +1,237 @@
+import type { Kysely } from 'kysely';
+import type { Database } from '../../core/db/index.js';
+import { Rng } from '../../core/ml/random.js';
+import {
+  KyselyPredictionStore,
+  type PredictionRecord as StoredPrediction,
+  type PredictionStore,
+} from '../../deployment/store/prediction-store.js';
+import type { MonitoringTables } from './tables.js';
+import type { StatsRow } from './types.js';
+
+/** One prediction as monitoring sees it. */
+export interface PredictionRecord {
+  id: string;
+  time: number;
+  model: string;
+  version: string;
+  variant: string | null;
+  shadow: boolean;
+  probability: number;
+  threshold: number;
+  latencyMs: number | null;
+  requestId: string | null;
+  imageSha256: string | null;
+  stats: StatsRow;
+  embedding: number[] | null;
+}
+
+/** A window of predictions in columnar form, oldest first. */
+export interface PredictionWindow {
+  ids: string[];
+  times: number[];
+  probabilities: number[];
+  thresholds: number[];
+  stats: StatsRow[];
+  /** Embeddings of a random subsample (at most `embeddingSample`) of the rows. */
+  embeddings: number[][];
+}
+
+export interface WindowQuery {
+  model: string;
+  version: string;
+  /** Inclusive lower bound on time. */
+  since?: number;
+  /** Inclusive upper bound on time. */
+  until?: number;
+  /** Exclusive lower bound (rows after a reference window). */
+  after?: number;
+  /** Take the most recent n rows (after the time filters). */
+  lastN?: number;
+  /** Take the oldest n rows instead (reference windows). */
+  firstN?: number;
+  /** Only these prediction ids (at most 10,000). */
+  ids?: string[];
+  /** Upper bound on rows read. */
+  limit: number;
+  /** Parse embeddings of at most this many rows (uniform subsample). */
+  embeddingSample: number;
+  seed?: string | number;
+}
+
+/** Per (model, version, variant) aggregates of recent predictions, for the gauges. */
+export interface TrafficGroup {
+  model: string;
+  version: string;
+  variant: string;
+  count: number;
+  positives: number;
+  probabilitySum: number;
+  latenciesMs: number[];
+  firstTime: number;
+  lastTime: number;
+}
+
+/**
+ * Read-only access to the deployment service's prediction records (table `predictions`, written by
+ * the deployment service). Monitoring never writes that table.
+ */
+export interface PredictionSource {
+  /** Predictions of one model version selected by time and/or count, oldest first. */
+  window(query: WindowQuery): Promise<PredictionWindow>;
+  /** One prediction, or null. */
+  get(id: string): Promise<PredictionRecord | null>;
+  /** The model version with the most recent prediction, or null when the model has none. */
+  latestVersion(model: string): Promise<string | null>;
+  /** Distinct (model, version) pairs with a prediction at or after `since`. */
+  activeVersions(since: number): Promise<{ model: string; version: string }[]>;
+  /** Aggregates of predictions at or after `since` (at most `limit` rows read). */
+  traffic(since: number, until: number, limit?: number): Promise<TrafficGroup[]>;
+}
+
+/** Flattens a stats object into numeric features; nested objects become dotted keys. */
+export function flattenStats(value: unknown, prefix = '', out: StatsRow = {}, depth = 0): StatsRow {
+  if (!value || typeof value !== 'object' || Array.isArray(value) || depth > 2) return out;
+  for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+    const key = prefix ? `${prefix}.${k}` : k;
+    if (typeof v === 'number' && Number.isFinite(v)) out[key] = v;
+    else if (typeof v === 'boolean') out[key] = v ? 1 : 0;
+    else if (v && typeof v === 'object' && !Array.isArray(v)) flattenStats(v, key, out, depth + 1);
+  }
+  return out;
+}
+
+/**
+ * {@link PredictionSource} over the deployment service's {@link PredictionStore} (windows and
+ * single records), plus narrow read-only aggregates on its table for the gauges and the scheduler
+ * (which the store does not offer and which must not parse every row's stats and embedding).
+ */
+export class DeploymentPredictionSource implements PredictionSource {
+  readonly #store: PredictionStore;
+  readonly #db: Kysely<MonitoringTables>;
+
+  constructor(database: Database, store: PredictionStore = new KyselyPredictionStore(database)) {
+    this.#store = store;
+    this.#db = database.db as Kysely<MonitoringTables>;
+  }
+
+  async window(q: WindowQuery): Promise<PredictionWindow> {
+    const records = q.ids ? await this.#byIds(q) : await this.#byRange(q);
+    const pick = new Uint8Array(records.length);
+    if (records.length <= q.embeddingSample) pick.fill(1);
+    else for (const i of new Rng(q.seed ?? 0).sampleIndices(records.length, q.embeddingSample)) pick[i] = 1;
+    const out: PredictionWindow = { ids: [], times: [], probabilities: [], thresholds: [], stats: [], embeddings: [] };
+    records.forEach((r, i) => {
+      out.ids.push(r.id);
+      out.times.push(r.time);
+      out.probabilities.push(r.probability);
+      out.thresholds.push(r.threshold);
+      out.stats.push(flattenStats(r.stats));
+      if (pick[i] && validEmbedding(r.embedding)) out.embeddings.push(r.embedding);
+    });
+    return out;
+  }
+
+  async #byRange(q: WindowQuery): Promise<StoredPrediction[]> {
+    const want = Math.min(q.lastN ?? q.firstN ?? q.limit, q.limit);
+    const order = q.firstN !== undefined ? 'asc' : 'desc';
+    let since = q.since;
+    if (q.after !== undefined) since = Math.max(since ?? -Infinity, q.after + 1);
+    const out: StoredPrediction[] = [];
+    let pageToken: string | undefined;
+    do {
+      const page = await this.#store.list({
+        model: q.model,
+        version: q.version,
+        ...(since !== undefined ? { since } : {}),
+        ...(q.until !== undefined ? { until: q.until } : {}),
+        order,
+        pageSize: Math.min(10_000, want - out.length),
+        ...(pageToken ? { pageToken } : {}),
+      });
+      out.push(...page.items);
+      pageToken = page.nextPageToken;
+    } while (pageToken && out.length < want);
+    return order === 'desc' ? out.reverse() : out;
+  }
+
+  async #byIds(q: WindowQuery): Promise<StoredPrediction[]> {
+    const ids = [...new Set(q.ids!)].slice(0, 10_000);
+    const found: StoredPrediction[] = [];
+    for (let i = 0; i < ids.length; i += 50) {
+      const chunk = await Promise.all(ids.slice(i, i + 50).map((id) => this.#store.get(id)));
+      for (const r of chunk) if (r && r.modelName === q.model && r.modelVersion === q.version) found.push(r);
+    }
+    return found.sort((a, b) => a.time - b.time || (a.id < b.id ? -1 : 1));
+  }
+
+  async get(id: string): Promise<PredictionRecord | null> {
+    const r = await this.#store.get(id);
+    if (!r) return null;
+    return {
+      id: r.id,
+      time: r.time,
+      model: r.modelName,
+      version: r.modelVersion,
+      variant: r.variant,
+      shadow: r.shadow,
+      probability: r.probability,
+      threshold: r.threshold,
+      latencyMs: r.latencyMs,
+      requestId: r.requestId,
+      imageSha256: r.imageSha256,
+      stats: flattenStats(r.stats),
+      embedding: validEmbedding(r.embedding) ? r.embedding : null,
+    };
+  }
+
+  async latestVersion(model: string): Promise<string | null> {
+    const page = await this.#store.list({ model, order: 'desc', pageSize: 1 });
+    return page.items[0]?.modelVersion ?? null;
+  }
+
+  async activeVersions(since: number): Promise<{ model: string; version: string }[]> {
+    const rows = await this.#db
+      .selectFrom('predictions')
+      .select(['model_name', 'model_version'])
+      .where('time', '>=', since)
+      .groupBy(['model_name', 'model_version'])
+      .execute();
+    return rows.map((r) => ({ model: r.model_name, version: String(r.model_version) }));
+  }
+
+  async traffic(since: number, until: number, limit = 200_000): Promise<TrafficGroup[]> {
+    const rows = await this.#db
+      .selectFrom('predictions')
+      .select(['model_name', 'model_version', 'variant', 'probability', 'threshold', 'latency_ms', 'time'])
+      .where('time', '>=', since)
+      .where('time', '<=', until)
+      .orderBy('time', 'desc')
+      .limit(limit)
+      .execute();
+    const groups = new Map<string, TrafficGroup>();
+    for (const r of rows) {
+      const version = String(r.model_version);
+      const variant = r.variant ?? 'default';
+      const key = `${r.model_name}\u0000${version}\u0000${variant}`;
+      let g = groups.get(key);
+      if (!g) {
+        g = { model: r.model_name, version, variant, count: 0, positives: 0, probabilitySum: 0, latenciesMs: [], firstTime: Infinity, lastTime: -Infinity };
+        groups.set(key, g);
+      }
+      const p = Number(r.probability);
+      const t = Number(r.time);
+      g.count++;
+      g.probabilitySum += p;
+      if (p >= (r.threshold === null ? 0.5 : Number(r.threshold))) g.positives++;
+      if (r.latency_ms !== null && Number.isFinite(Number(r.latency_ms))) g.latenciesMs.push(Number(r.latency_ms));
+      g.firstTime = Math.min(g.firstTime, t);
+      g.lastTime = Math.max(g.lastTime, t);
+    }
+    return [...groups.values()];
+  }
+}
+
+function validEmbedding(e: unknown): e is number[] {
+  return Array.isArray(e) && e.length > 0 && e.every((x) => typeof x === 'number' && Number.isFinite(x));
+}

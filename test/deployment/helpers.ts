@@ -1,0 +1,66 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
+import { testConfig } from '../../src/core/config/index.js';
+import { openPlatform, type Platform } from '../../src/core/platform.js';
+import { buildDeploymentApp } from '../../src/deployment/app.js';
+
+export const TINY_MODEL = path.resolve(import.meta.dirname, '../fixtures/tiny-model.onnx');
+export const NO_FEATURES_MODEL = path.resolve(import.meta.dirname, 'fixtures/tiny-model-nofeatures.onnx');
+
+export interface Harness {
+  platform: Platform;
+  app: FastifyInstance;
+  close(): Promise<void>;
+}
+
+/** A deployment app on a fresh temporary platform (SQLite, fs objects, memory cache). */
+export async function startDeployment(overrides: Record<string, string> = {}): Promise<Harness> {
+  const home = mkdtempSync(path.join(tmpdir(), 'xray-deployment-'));
+  const platform = await openPlatform(testConfig(home, overrides));
+  const app = await buildDeploymentApp(platform);
+  return {
+    platform,
+    app,
+    async close() {
+      await app.close();
+      await platform.close();
+      rmSync(home, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface LoadOptions {
+  path?: string;
+  name?: string;
+  version?: string;
+  batching?: { max_batch_size?: number; max_queue_delay_ms?: number; max_queue_size?: number };
+  default?: boolean;
+}
+
+/** POST /models/load a local ONNX file; throws unless 200. */
+export async function loadModel(app: FastifyInstance, opts: LoadOptions = {}): Promise<Record<string, unknown>> {
+  const res = await app.inject({ method: 'POST', url: '/models/load', payload: { path: opts.path ?? TINY_MODEL, ...opts } });
+  if (res.statusCode !== 200) throw new Error(`load failed: ${res.statusCode} ${res.body}`);
+  return res.json();
+}
+
+/** A multipart/form-data body with one file part per entry. */
+export function multipart(files: { name?: string; filename: string; type: string; data: Uint8Array }[]): { payload: Buffer; headers: Record<string, string> } {
+  const boundary = `----xray${Math.random().toString(16).slice(2)}`;
+  const parts: Buffer[] = [];
+  for (const f of files) {
+    parts.push(
+      Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="${f.name ?? 'file'}"; filename="${f.filename}"\r\nContent-Type: ${f.type}\r\n\r\n`),
+      Buffer.from(f.data),
+      Buffer.from('\r\n'),
+    );
+  }
+  parts.push(Buffer.from(`--${boundary}--\r\n`));
+  return { payload: Buffer.concat(parts), headers: { 'content-type': `multipart/form-data; boundary=${boundary}` } };
+}
+
+export function predictRaw(app: FastifyInstance, image: Uint8Array, type = 'image/png', query = '', headers: Record<string, string> = {}): Promise<LightMyRequestResponse> {
+  return app.inject({ method: 'POST', url: `/predict${query}`, payload: Buffer.from(image), headers: { 'content-type': type, ...headers } });
+}

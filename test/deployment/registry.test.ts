@@ -1,0 +1,68 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import type { FastifyInstance } from 'fastify';
+import { generateChestXray } from '../../src/core/imaging/index.js';
+import { buildDeploymentApp } from '../../src/deployment/app.js';
+import { ModelRegistryService } from '../../src/model-registry/service/registry-service.js';
+import { NO_FEATURES_MODEL, TINY_MODEL, predictRaw, startDeployment, type Harness } from './helpers.js';
+
+async function waitForVersion(app: FastifyInstance, version: string): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    const models = (await app.inject({ method: 'GET', url: '/models' })).json().models as { name: string; version: string; default: boolean }[];
+    if (models.some((m) => m.name === 'pneumonia' && m.version === version && m.default)) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  assert.fail(`pneumonia version ${version} was not loaded`);
+}
+
+describe('deployment: models from the registry', () => {
+  let h: Harness;
+  let registry: ModelRegistryService;
+  const actor = { name: 'tester', role: 'admin' as const };
+  before(async () => {
+    h = await startDeployment();
+    registry = new ModelRegistryService(h.platform);
+  });
+  after(() => h.close());
+
+  test('loading by name reports a model missing from the registry as not found', async () => {
+    const res = await h.app.inject({ method: 'POST', url: '/models/load', payload: { name: 'pneumonia' } });
+    assert.equal(res.statusCode, 404, res.body);
+  });
+
+  test("the production alias is followed: promotion loads the new version and hot-swaps it in", async () => {
+    const v1 = await registry.register({ name: 'pneumonia', actor, source: { kind: 'upload', data: readFileSync(TINY_MODEL), filename: 'model.onnx' } });
+    await registry.setStage({ name: 'pneumonia', version: v1.version, stage: 'Production', actor, force: true, reason: 'test' });
+    await waitForVersion(h.app, String(v1.version));
+    const image = await generateChestXray({ seed: 3, size: 64 });
+    const p1 = (await predictRaw(h.app, image)).json();
+    assert.equal(p1.model.version, String(v1.version));
+    assert.equal(p1.heatmap_method, 'cam');
+
+    const v2 = await registry.register({ name: 'pneumonia', actor, source: { kind: 'upload', data: readFileSync(NO_FEATURES_MODEL), filename: 'model.onnx' } });
+    await registry.setStage({ name: 'pneumonia', version: v2.version, stage: 'Production', actor, force: true, reason: 'test' });
+    await waitForVersion(h.app, String(v2.version));
+    const p2 = (await predictRaw(h.app, image)).json();
+    assert.equal(p2.model.version, String(v2.version));
+    assert.equal(p2.heatmap_method, 'occlusion');
+    const listed = (await h.app.inject({ method: 'GET', url: '/models' })).json().models;
+    assert.equal(listed.length, 1, 'the replaced version is unloaded');
+    assert.equal(listed[0].source.kind, 'registry');
+    assert.equal(listed[0].alias, 'production');
+
+    const byVersion = await h.app.inject({ method: 'POST', url: '/models/load', payload: { name: 'pneumonia', version: String(v1.version), default: false } });
+    assert.equal(byVersion.statusCode, 200, byVersion.body);
+    assert.equal(byVersion.json().default, false);
+  });
+
+  test('a new deployment app loads the production version at start', async () => {
+    const second = await buildDeploymentApp(h.platform);
+    try {
+      const prod = await registry.resolve('pneumonia', 'production');
+      await waitForVersion(second, String(prod.version));
+    } finally {
+      await second.close();
+    }
+  });
+});

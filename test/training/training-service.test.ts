@@ -1,0 +1,204 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as ort from 'onnxruntime-node';
+import { FINAL, allEvents, makeDatasetVersion, openTraining, torchOrSkip, waitForJob, type TrainingHarness } from './helpers.js';
+
+/** Tiny, fast jobs: 32-pixel synthetic images, a couple of batches per epoch. */
+const tiny = (epochs: number, extra: Record<string, unknown> = {}) => ({
+  model: 'compact_cnn',
+  input_size: 32,
+  seed: 7,
+  hyperparameters: { epochs, batch_size: 8, max_train_batches: 3, warmup_epochs: 0, early_stopping_patience: null, lr: 0.003 },
+  ...extra,
+});
+
+describe('training service with the real PyTorch worker', () => {
+  let h: TrainingHarness;
+  let version: string;
+  let haveTorch = false;
+
+  before(async () => {
+    h = await openTraining();
+    version = await makeDatasetVersion(h.platform);
+  });
+  after(() => h.close());
+
+  test('trains a job end to end: metrics, artifacts, ONNX parity, tracking, audit', async (t) => {
+    haveTorch = await torchOrSkip(t);
+    if (!haveTorch) return;
+    const res = await h.app.inject({ method: 'POST', url: '/train', payload: { dataset_version: version, ...tiny(2), experiment: 'unit-tests' } });
+    assert.equal(res.statusCode, 202, res.body);
+    const { job_id } = res.json();
+    const job = await waitForJob(h.app, job_id, (j) => FINAL.includes(j.state));
+    assert.equal(job.state, 'succeeded', job.error);
+    assert.equal(job.attempt, 1);
+    assert.equal(job.progress.fraction, 1);
+    assert.deepEqual(job.history.map((e: any) => e.epoch), [1, 2]);
+    for (const e of job.history) assert.ok(Number.isFinite(e.train_loss) && Number.isFinite(e.images_per_sec));
+    assert.ok(job.metrics.auc >= 0 && job.metrics.auc <= 1);
+    assert.ok(job.metrics.confusion && job.metrics.n > 0);
+    assert.ok(job.threshold > 0 && job.threshold < 1);
+    for (const kind of ['checkpoint', 'onnx', 'model_meta', 'evaluation', 'roc_png', 'calibration_png']) {
+      assert.ok(job.artifacts[kind], `artifact ${kind} stored (has ${Object.keys(job.artifacts)})`);
+      assert.match(job.artifacts[kind].key, /^training\/[0-9a-f]{2}\/[0-9a-f]{2}\/[0-9a-f]{64}/);
+      assert.ok(await h.platform.objects.exists(job.artifacts[kind].key));
+    }
+    // Parity is recomputed in TypeScript when the worker has no onnxruntime.
+    assert.ok(job.parity, 'parity recorded');
+    assert.equal(typeof job.parity.max_abs_diff, 'number');
+    assert.ok(job.parity.max_abs_diff <= 1e-4, `parity ${job.parity.max_abs_diff}`);
+    assert.equal(job.parity.ok, true);
+
+    // The stored ONNX model loads and answers with the documented outputs.
+    const onnx = await h.app.inject({ method: 'GET', url: `/train/${job_id}/artifacts/onnx` });
+    assert.equal(onnx.statusCode, 200);
+    const session = await ort.InferenceSession.create(onnx.rawPayload);
+    assert.deepEqual(session.inputNames, ['input']);
+    assert.deepEqual([...session.outputNames].sort(), ['features', 'probability']);
+    const out = await session.run({ input: new ort.Tensor('float32', new Float32Array(2 * 32 * 32).fill(0.5), [2, 1, 32, 32]) });
+    assert.deepEqual(out.probability!.dims, [2, 1]);
+    await session.release();
+
+    const sse = await h.app.inject({ method: 'GET', url: `/train/${job_id}/stream` });
+    assert.match(String(sse.headers['content-type']), /text\/event-stream/);
+    assert.match(sse.body, /^id: 1\nevent: state\n/m);
+    assert.match(sse.body, /event: finished\ndata: \{/);
+    assert.match(sse.body, /event: end\ndata: \{"state":"succeeded"\}/);
+
+    const names = (await allEvents(h.app, job_id)).map((e) => e.event);
+    for (const name of ['state', 'started', 'epoch', 'checkpoint', 'evaluation', 'artifact', 'finished']) assert.ok(names.includes(name), `${name} in ${names}`);
+
+    const audit = await h.platform.audit.query({ resource: `training-job:${job_id}` });
+    const actions = audit.items.map((a) => a.action);
+    assert.ok(actions.includes('training.start') && actions.includes('training.finish'), String(actions));
+
+    const metrics = await h.app.inject({ method: 'GET', url: '/metrics' });
+    assert.match(metrics.body, /xray_training_jobs\{[^}]*state="succeeded"[^}]*\} [1-9]/);
+    assert.match(metrics.body, /xray_training_epochs_total\{[^}]*model="compact_cnn"[^}]*\} [1-9]/);
+
+    const list = await h.app.inject({ method: 'GET', url: '/train?page_size=10' });
+    assert.ok(list.json().jobs.some((j: any) => j.job_id === job_id));
+
+    // Experiment tracking: the run has params, per-epoch metrics, tags and artifacts.
+    assert.ok(job.run_id, 'a tracking run was created');
+    const exps = (await h.app.inject({ method: 'GET', url: '/experiments' })).json();
+    assert.equal(exps.source, 'tracking');
+    const exp = exps.experiments.find((e: any) => e.name === 'unit-tests');
+    assert.ok(exp, JSON.stringify(exps));
+    const runs = (await h.app.inject({ method: 'GET', url: `/experiments/${exp.experiment_id}/runs` })).json().runs;
+    const run = runs.find((r: any) => r.info.run_id === job.run_id);
+    assert.equal(run.info.status, 'FINISHED');
+    const tag = (k: string) => run.data.tags.find((x: any) => x.key === k)?.value;
+    assert.equal(tag('xray.dataset_version'), version);
+    assert.ok(tag('xray.preprocessing_hash'));
+    assert.ok(tag('mlflow.source.git.commit'));
+    assert.equal(run.data.params.find((p: any) => p.key === 'hp.epochs')?.value, '2');
+    assert.ok(run.data.metrics.some((m: any) => m.key === 'val_auc'));
+    assert.equal(run.inputs.dataset_inputs.length, 1);
+
+    // One call registers the model (ONNX from the run, metadata from model.json + parity + lineage).
+    const reg = await h.app.inject({ method: 'POST', url: `/train/${job_id}/register`, payload: { name: 'pneumonia-test' } });
+    assert.equal(reg.statusCode, 201, reg.body);
+    assert.equal(reg.json().registered.name, 'pneumonia-test');
+    assert.equal(reg.json().registered.version, 1);
+    assert.equal(reg.json().registered.run_id, job.run_id);
+    const after = (await h.app.inject({ method: 'GET', url: `/train/${job_id}` })).json();
+    assert.equal(after.registered.version, 1);
+  });
+
+  test('SIGKILL mid-training, then resume: continues from the checkpoint epoch', async (t) => {
+    if (!haveTorch) return t.skip('no torch');
+    const res = await h.app.inject({ method: 'POST', url: '/train', payload: { dataset_version: version, ...tiny(8), register_as: 'pneumonia-auto' } });
+    const { job_id } = res.json();
+    const running = await waitForJob(h.app, job_id, (j) => FINAL.includes(j.state) || (j.last_checkpoint?.epoch >= 1 && j.worker?.pid), 90_000, 25);
+    assert.equal(running.state, 'running', 'the job must still run after its first checkpoint');
+    const ckEpoch = running.last_checkpoint.epoch;
+    process.kill(running.worker.pid, 'SIGKILL');
+    const dead = await waitForJob(h.app, job_id, (j) => FINAL.includes(j.state));
+    assert.equal(dead.state, 'failed');
+    assert.match(dead.error, /SIGKILL/);
+    assert.ok(dead.last_checkpoint.epoch >= ckEpoch);
+    assert.equal(dead.last_checkpoint.stored, true, 'the checkpoint was copied to the object store');
+
+    const resumed = await h.app.inject({ method: 'POST', url: `/train/${job_id}/resume` });
+    assert.equal(resumed.statusCode, 202, resumed.body);
+    const done = await waitForJob(h.app, job_id, (j) => j.attempt === 2 && FINAL.includes(j.state));
+    assert.equal(done.state, 'succeeded', done.error);
+    const started = (await allEvents(h.app, job_id)).filter((e) => e.event === 'started');
+    assert.equal(started.length, 2);
+    assert.equal(started[0].data.start_epoch, 1);
+    assert.equal(started[1].data.start_epoch, dead.last_checkpoint.epoch + 1, 'resumed after the checkpointed epoch, not from 0');
+    assert.deepEqual(done.history.map((e: any) => e.epoch), [1, 2, 3, 4, 5, 6, 7, 8]);
+    assert.equal(done.history[0].attempt, 1, 'epochs before the kill come from attempt 1');
+    assert.equal(done.history.at(-1).attempt, 2);
+    const registered = await waitForJob(h.app, job_id, (j) => j.registered !== null || j.error !== null, 30_000);
+    assert.equal(registered.registered?.name, 'pneumonia-auto', registered.error);
+  });
+
+  test('cancel: the worker checkpoints and the job ends cancelled', async (t) => {
+    if (!haveTorch) return t.skip('no torch');
+    const { job_id } = (await h.app.inject({ method: 'POST', url: '/train', payload: { dataset_version: version, ...tiny(8) } })).json();
+    await waitForJob(h.app, job_id, (j) => FINAL.includes(j.state) || j.progress?.phase === 'training', 90_000, 25);
+    const del = await h.app.inject({ method: 'DELETE', url: `/train/${job_id}` });
+    assert.equal(del.statusCode, 202, del.body);
+    const job = await waitForJob(h.app, job_id, (j) => FINAL.includes(j.state));
+    assert.equal(job.state, 'cancelled');
+    assert.ok(job.last_checkpoint, 'a checkpoint was kept');
+    assert.equal(job.last_checkpoint.stored, true);
+    const again = await h.app.inject({ method: 'DELETE', url: `/train/${job_id}` });
+    assert.equal(again.statusCode, 409);
+    const audit = await h.platform.audit.query({ resource: `training-job:${job_id}`, action: 'training.cancel' });
+    assert.equal(audit.items.length, 1);
+  });
+
+  test('an Optuna study with the median pruner records every trial', async (t) => {
+    if (!haveTorch) return t.skip('no torch');
+    const res = await h.app.inject({
+      method: 'POST',
+      url: '/optimize',
+      payload: {
+        dataset_version: version,
+        ...tiny(3, { hyperparameters: { epochs: 3, batch_size: 8, max_train_batches: 2, warmup_epochs: 0, early_stopping_patience: null } }),
+        search_space: { lr: { type: 'float', low: 1e-4, high: 1e-2, log: true }, dropout: { type: 'categorical', choices: [0.1, 0.3] } },
+        n_trials: 4,
+        pruner: 'median',
+        pruner_startup_trials: 1,
+      },
+    });
+    assert.equal(res.statusCode, 202, res.body);
+    const { study_id } = res.json();
+    const until = Date.now() + 120_000;
+    let study: any;
+    for (;;) {
+      study = (await h.app.inject({ method: 'GET', url: `/optimize/${study_id}` })).json();
+      if (FINAL.includes(study.state) || Date.now() > until) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.equal(study.state, 'succeeded', study.error);
+    assert.equal(study.trials.length, 4);
+    for (const trial of study.trials) {
+      assert.ok(['complete', 'pruned'].includes(trial.state), `trial ${trial.trial} is ${trial.state}`);
+      assert.ok(typeof trial.params.lr === 'number' && [0.1, 0.3].includes(trial.params.dropout as number));
+      assert.ok(trial.history.length >= 1);
+    }
+    assert.ok(study.best && study.trials.some((tr: any) => tr.trial === study.best.trial && tr.state === 'complete'));
+  });
+
+  test('a restart marks the running job interrupted; it resumes from its checkpoint', async (t) => {
+    if (!haveTorch) return t.skip('no torch');
+    const { job_id } = (await h.app.inject({ method: 'POST', url: '/train', payload: { dataset_version: version, ...tiny(8) } })).json();
+    const running = await waitForJob(h.app, job_id, (j) => FINAL.includes(j.state) || j.last_checkpoint?.epoch >= 1, 90_000, 25);
+    assert.equal(running.state, 'running');
+    await h.stop();
+    h = await openTraining({}, h.home);
+    const job = (await h.app.inject({ method: 'GET', url: `/train/${job_id}` })).json();
+    assert.equal(job.state, 'interrupted');
+    assert.ok(job.last_checkpoint.epoch >= 1);
+    const res = await h.app.inject({ method: 'POST', url: `/train/${job_id}/resume` });
+    assert.equal(res.statusCode, 202, res.body);
+    const done = await waitForJob(h.app, job_id, (j) => j.attempt === 2 && FINAL.includes(j.state));
+    assert.equal(done.state, 'succeeded', done.error);
+    const started = (await allEvents(h.app, job_id)).filter((e) => e.event === 'started');
+    assert.ok(started[1].data.start_epoch > 1, `resumed at epoch ${started[1].data.start_epoch}`);
+  });
+});

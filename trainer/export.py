@@ -1,0 +1,166 @@
+"""ONNX export with the temperature baked in, model metadata, and the torch-vs-ONNX parity check."""
+from __future__ import annotations
+
+import copy
+import hashlib
+import inspect
+import json
+import logging
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+import torch
+import torch.nn as nn
+from PIL import Image
+
+from .models import XrayClassifier
+
+log = logging.getLogger("trainer.export")
+
+INPUT_NAME = "input"
+OUTPUT_NAMES = ("probability", "features")
+PARITY_TOLERANCE = 1e-4
+PARITY_DIR = "parity"
+PARITY_FILE = "parity_samples.json"
+
+
+class ExportModel(nn.Module):
+    """input [N,1,S,S] in [0,1] -> (probability [N,1] = sigmoid(logit / T), features [N,C,h,w])."""
+
+    def __init__(self, model: XrayClassifier, temperature: float):
+        super().__init__()
+        self.model = model
+        self.register_buffer("inv_temperature", torch.tensor(1.0 / temperature, dtype=torch.float32))
+
+    def forward(self, x: torch.Tensor):
+        feats = self.model.features(x)
+        logit = self.model.head(feats)
+        return torch.sigmoid(logit * self.inv_temperature), feats
+
+
+def export_model(model: XrayClassifier, temperature: float) -> ExportModel:
+    """A CPU float32 eval-mode copy for export and reference outputs (training copy untouched)."""
+    clone = copy.deepcopy(model).to(device="cpu", dtype=torch.float32, memory_format=torch.contiguous_format)
+    return ExportModel(clone, temperature).eval()
+
+
+def max_onnx_opset() -> int:
+    try:
+        from torch.onnx import _constants
+        return int(getattr(_constants, "ONNX_MAX_OPSET", getattr(_constants, "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", 17)))
+    except Exception:  # private module moved: assume what every supported torch handles
+        return 17
+
+
+def classifier_metadata(model: XrayClassifier, temperature: float) -> Dict[str, Any]:
+    """Linear head divided by T, so CAM = sum_c w_c * features_c + b is on the calibrated logit scale."""
+    w = (model.classifier.weight.detach().double().cpu().view(-1) / temperature).tolist()
+    b = float(model.classifier.bias.detach().double().cpu().item() / temperature)
+    return {"classifier_weight": w, "classifier_bias": b}
+
+
+def export_onnx(model: XrayClassifier, temperature: float, path: Path, input_size: int, opset: int,
+                metadata: Dict[str, Any]) -> None:
+    """Write an ONNX file with input `input` [N,1,S,S] (dynamic N) and outputs `probability`,
+    `features`; metadata values are stored as strings (non-strings JSON-encoded). Verified with
+    onnx.checker before it is kept."""
+    import onnx
+
+    if opset > max_onnx_opset():
+        raise ValueError(f"export.opset {opset} is above what this torch can export ({max_onnx_opset()})")
+    module = export_model(model, temperature)
+    dummy = torch.rand(2, 1, input_size, input_size)
+    kwargs: Dict[str, Any] = dict(
+        input_names=[INPUT_NAME],
+        output_names=list(OUTPUT_NAMES),
+        dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAMES[0]: {0: "batch"}, OUTPUT_NAMES[1]: {0: "batch"}},
+        opset_version=opset,
+        do_constant_folding=True,
+    )
+    if "dynamo" in inspect.signature(torch.onnx.export).parameters:
+        kwargs["dynamo"] = False  # torch >= 2.9 defaults to the dynamo exporter; keep the TorchScript one
+    tmp = path.with_name(path.name + ".tmp")
+    with torch.no_grad():
+        torch.onnx.export(module, (dummy,), str(tmp), **kwargs)
+    proto = onnx.load(str(tmp))
+    del proto.metadata_props[:]
+    for key, value in metadata.items():
+        entry = proto.metadata_props.add()
+        entry.key = key
+        entry.value = value if isinstance(value, str) else json.dumps(value)
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(tmp))
+    tmp.replace(path)
+
+
+def onnxruntime_available() -> bool:
+    try:
+        import onnxruntime  # noqa: F401
+        return True
+    except Exception:
+        return False
+
+
+def parity_check(onnx_path: Path, model: XrayClassifier, temperature: float, images_u8: torch.Tensor,
+                 files: List[str], labels: List[float], out_dir: Path) -> Dict[str, Any]:
+    """Reference outputs for up to 32 images at the exact input size.
+
+    Always writes parity_samples.json plus the inputs as 8-bit PNGs (parity/NNN.png), so another
+    runtime (the TypeScript side, onnxruntime-node) can repeat the comparison byte-exactly. Runs the
+    comparison here too when the onnxruntime Python package is importable; otherwise the result
+    says method "deferred"."""
+    n = int(images_u8.shape[0])
+    if n == 0:
+        return {"method": "none", "n": 0, "max_abs_diff": None, "ok": None}
+    module = export_model(model, temperature)
+    x = images_u8.cpu().float() / 255.0
+    with torch.no_grad():
+        probs, feats = module(x)
+    (out_dir / PARITY_DIR).mkdir(parents=True, exist_ok=True)
+    items = []
+    for i in range(n):
+        rel = f"{PARITY_DIR}/{i:03d}.png"
+        Image.fromarray(images_u8[i, 0].cpu().numpy()).save(out_dir / rel)
+        items.append({"file": files[i], "input_png": rel, "label": int(labels[i]),
+                      "probability": float(probs[i, 0])})
+    (out_dir / PARITY_FILE).write_text(json.dumps({
+        "input_size": int(x.shape[-1]), "tolerance": PARITY_TOLERANCE, "items": items}, indent=1))
+    if not onnxruntime_available():
+        return {"method": "deferred", "n": n, "max_abs_diff": None, "ok": None, "samples": PARITY_FILE}
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    ort_probs, ort_feats = session.run(list(OUTPUT_NAMES), {INPUT_NAME: x.numpy()})
+    diff = float(np.max(np.abs(ort_probs - probs.numpy())))
+    fdiff = float(np.max(np.abs(ort_feats - feats.numpy())))
+    return {"method": "onnxruntime", "n": n, "max_abs_diff": diff, "features_max_abs_diff": fdiff,
+            "ok": diff <= PARITY_TOLERANCE, "samples": PARITY_FILE}
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_onnx_metadata(path: Path) -> Dict[str, str]:
+    import onnx
+
+    proto = onnx.load(str(path))
+    return {p.key: p.value for p in proto.metadata_props}
+
+
+def onnx_io(path: Path) -> Dict[str, List[Optional[Any]]]:
+    """Names and shapes (dim_param or int) of the graph's inputs and outputs."""
+    import onnx
+
+    graph = onnx.load(str(path)).graph
+
+    def shape(v):
+        return [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]
+
+    return {"inputs": [(v.name, shape(v)) for v in graph.input],
+            "outputs": [(v.name, shape(v)) for v in graph.output]}

@@ -1,0 +1,152 @@
+import { useEffect, useState, useSyncExternalStore, type ComponentType } from 'react';
+import { getApiKey, onApiKeyChange, onUnauthorized, request, setApiKey } from './api/http.js';
+import { useAsync } from './hooks/useAsync.js';
+import { useInterval } from './hooks/useInterval.js';
+import { Link, usePath } from './router.js';
+import { DatasetsPage } from './pages/DatasetsPage.js';
+import { LoginScreen } from './pages/LoginScreen.js';
+import { ModelsPage } from './pages/ModelsPage.js';
+import { MonitoringPage } from './pages/MonitoringPage.js';
+import { PredictPage } from './pages/PredictPage.js';
+import { TrainingPage } from './pages/TrainingPage.js';
+
+interface PageDef {
+  path: string;
+  title: string;
+  component: ComponentType;
+}
+
+const PAGES: PageDef[] = [
+  { path: '/', title: 'Predict', component: PredictPage },
+  { path: '/datasets', title: 'Datasets', component: DatasetsPage },
+  { path: '/training', title: 'Training', component: TrainingPage },
+  { path: '/models', title: 'Models', component: ModelsPage },
+  { path: '/monitoring', title: 'Monitoring', component: MonitoringPage },
+];
+
+function NotFound() {
+  return (
+    <div className="page-header">
+      <h1>Page not found</h1>
+      <p className="page-lede">
+        There is no page here. <Link href="/">Go to Predict</Link>.
+      </p>
+    </div>
+  );
+}
+
+interface ServiceStatus {
+  name: string;
+  ready: boolean;
+}
+
+function ServiceDots() {
+  const { data, reload } = useAsync(() => fetch('/api/services').then((r) => r.json() as Promise<{ services: ServiceStatus[] }>), []);
+  useInterval(reload, 30_000);
+  if (!data) return null;
+  const down = data.services.filter((s) => !s.ready);
+  return (
+    <div className="services" title={data.services.map((s) => `${s.name}: ${s.ready ? 'ready' : 'not ready'}`).join('\n')}>
+      <ul aria-label="Service status">
+        {data.services.map((s) => (
+          <li key={s.name}>
+            <span className={`dot ${s.ready ? 'up' : 'down'}`} aria-hidden="true" />
+            <span className="visually-hidden">
+              {s.name} {s.ready ? 'ready' : 'not ready'}
+            </span>
+          </li>
+        ))}
+      </ul>
+      <span className="services-text">{down.length === 0 ? 'All services ready' : `${down.map((s) => s.name).join(', ')} down`}</span>
+    </div>
+  );
+}
+
+function useApiKey(): string | null {
+  return useSyncExternalStore(onApiKeyChange, getApiKey);
+}
+
+export function App() {
+  const path = usePath();
+  const key = useApiKey();
+  const [login, setLogin] = useState<{ reason: string } | null>(null);
+  // Remounts the page after signing in, so everything loads again with the key.
+  const [epoch, setEpoch] = useState(0);
+
+  useEffect(
+    () =>
+      onUnauthorized((err) => {
+        setLogin((cur) => cur ?? { reason: err.message });
+      }),
+    [],
+  );
+
+  const page = PAGES.find((p) => p.path === path);
+  const Page = page?.component ?? NotFound;
+
+  useEffect(() => {
+    document.title = `${page?.title ?? 'Not found'} · xray-mlops`;
+  }, [page]);
+
+  // With auth off nothing ever answers 401; with it on, probe once so the login shows up front.
+  useEffect(() => {
+    if (!getApiKey()) void request('model-registry', '/models', { query: { page_size: 1 } }).catch(() => {});
+  }, []);
+
+  return (
+    <>
+      <a href="#main" className="skip-link">
+        Skip to content
+      </a>
+      <header className="topbar">
+        <Link href="/" className="brand" aria-label="xray-mlops home">
+          <svg width="22" height="22" viewBox="0 0 16 16" aria-hidden="true">
+            <rect width="16" height="16" rx="3" fill="#fff" />
+            <path d="M5 3v10M11 3v10M5 8h6" stroke="#0b3d91" strokeWidth="1.8" />
+          </svg>
+          xray-mlops
+        </Link>
+        <nav aria-label="Main">
+          <ul>
+            {PAGES.map((p) => (
+              <li key={p.path}>
+                <Link href={p.path} aria-current={p.path === path ? 'page' : undefined}>
+                  {p.title}
+                </Link>
+              </li>
+            ))}
+          </ul>
+        </nav>
+        <div className="topbar-right">
+          <ServiceDots />
+          {key ? (
+            <button type="button" className="btn small ghost" onClick={() => setApiKey(null)}>
+              Sign out
+            </button>
+          ) : (
+            <button type="button" className="btn small ghost" onClick={() => setLogin({ reason: '' })}>
+              API key…
+            </button>
+          )}
+        </div>
+      </header>
+      <main id="main" tabIndex={-1}>
+        <Page key={`${path}:${epoch}`} />
+      </main>
+      <footer className="footer">
+        Decision support only — every prediction needs a clinician's review. APIs: <a href="/api/deployment/docs">deployment</a> · <a href="/api/model-registry/docs">registry</a> ·{' '}
+        <a href="/api/monitoring/docs">monitoring</a>
+      </footer>
+      {login && (
+        <LoginScreen
+          reason={login.reason || null}
+          onDone={() => {
+            setLogin(null);
+            setEpoch((e) => e + 1);
+          }}
+          onCancel={() => setLogin(null)}
+        />
+      )}
+    </>
+  );
+}

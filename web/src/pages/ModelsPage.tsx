@@ -1,0 +1,446 @@
+import { Fragment, useEffect, useId, useState, type ReactNode } from 'react';
+import { loadedModels, loadModel } from '../api/deployment.js';
+import { ApiError } from '../api/http.js';
+import { card, compare, getModel, lineage, listModels, setStage, type Comparison, type EvaluationSummary, type GateVerdict, type ModelCard, type ModelVersion, type Stage } from '../api/registry.js';
+import type { Evaluation } from '../api/training.js';
+import { Badge } from '../components/Badge.js';
+import { PALETTE } from '../components/Chart.js';
+import { ConfusionMatrix } from '../components/ConfusionMatrix.js';
+import { ErrorCard } from '../components/ErrorCard.js';
+import { MetricsTable, RocChart, rocSeries } from '../components/Evaluation.js';
+import { Card, KeyValues, Loading, PageHeader } from '../components/Layout.js';
+import { Table, type Column } from '../components/Table.js';
+import { dateTime, num, shortId } from '../format.js';
+import { useAsync } from '../hooks/useAsync.js';
+
+function toEvaluation(s: EvaluationSummary | null | undefined): Evaluation | null {
+  if (!s) return null;
+  return { ...s, n: s.n ?? undefined, positives: s.positives ?? undefined, threshold: s.threshold ?? undefined, confusion: s.confusion ?? undefined };
+}
+
+function GateBox({ verdict, title }: { verdict: GateVerdict; title?: string }) {
+  return (
+    <div className={`gate ${verdict.passed ? 'gate-pass' : 'gate-fail'}`} role="status" data-testid="gate">
+      <strong>
+        {title ?? 'Promotion gate'}: {verdict.passed ? (verdict.forced ? 'forced' : 'passed') : 'refused'}
+      </strong>
+      <p>{verdict.message}</p>
+      <p className="small muted">
+        Candidate AUC {num(verdict.candidate_auc)} · production {verdict.production_version !== null ? `v${verdict.production_version} AUC ${num(verdict.production_auc)}` : 'none'} · delta{' '}
+        {verdict.delta === null ? '—' : `${verdict.delta >= 0 ? '+' : ''}${num(verdict.delta, 4)}`} · allowed drop {verdict.margin}
+        {verdict.reason ? ` · reason: ${verdict.reason}` : ''}
+      </p>
+    </div>
+  );
+}
+
+function Value({ v }: { v: unknown }): ReactNode {
+  if (v === null || v === undefined || v === '') return '—';
+  if (typeof v === 'number') return num(v);
+  if (typeof v === 'string' || typeof v === 'boolean') return String(v);
+  if (Array.isArray(v)) return v.every((x) => typeof x !== 'object' || x === null) ? v.map(String).join(', ') : <code className="json">{JSON.stringify(v)}</code>;
+  const entries = Object.entries(v as Record<string, unknown>);
+  if (entries.length === 0) return '—';
+  return (
+    <dl className="kv nested">
+      {entries.map(([k, x]) => (
+        <div key={k}>
+          <dt>{k.replace(/_/g, ' ')}</dt>
+          <dd>
+            <Value v={x} />
+          </dd>
+        </div>
+      ))}
+    </dl>
+  );
+}
+
+function Record_({ data }: { data: Record<string, unknown> }) {
+  return <KeyValues items={Object.entries(data).map(([k, v]) => [k.replace(/_/g, ' '), <Value v={v} />])} />;
+}
+
+function ModelCardView({ c }: { c: ModelCard }) {
+  return (
+    <article className="model-card" data-testid="model-card">
+      <h3>Model</h3>
+      <Record_ data={c.model} />
+      <h3>Intended use</h3>
+      <p>{c.intended_use.summary}</p>
+      <p>
+        <strong>Users:</strong> {c.intended_use.users}
+      </p>
+      {c.intended_use.out_of_scope.length > 0 && (
+        <>
+          <p>
+            <strong>Out of scope:</strong>
+          </p>
+          <ul>
+            {c.intended_use.out_of_scope.map((x) => (
+              <li key={x}>{x}</li>
+            ))}
+          </ul>
+        </>
+      )}
+      <h3>Data</h3>
+      <Record_ data={c.data} />
+      <h3>Evaluation</h3>
+      {c.evaluation.length ? <MetricsTable evaluations={c.evaluation.map((e) => ({ name: e.split, e: toEvaluation(e) }))} /> : <p className="muted">No evaluation recorded.</p>}
+      <h3>Decision threshold</h3>
+      <p>
+        {num(c.threshold.value)} {c.threshold.method ? `(${c.threshold.method})` : ''} — {c.threshold.how_chosen}
+      </p>
+      <h3>Training</h3>
+      <Record_ data={c.training} />
+      <h3>Limitations</h3>
+      <ul>
+        {c.limitations.map((x) => (
+          <li key={x}>{x}</li>
+        ))}
+      </ul>
+      <p className="small muted">Card generated {dateTime(c.generated_at)}.</p>
+    </article>
+  );
+}
+
+function LineageView({ name, version }: { name: string; version: number }) {
+  const l = useAsync(() => lineage(name, version), [name, version]);
+  if (l.error) return <ErrorCard error={l.error} title="Lineage unavailable" />;
+  if (!l.data) return <Loading />;
+  const chain = l.data.chain;
+  return (
+    <div>
+      <ol className="lineage" aria-label="Lineage chain" data-testid="lineage">
+        {chain.map((n, i) => (
+          <Fragment key={`${n.kind}-${n.id}-${i}`}>
+            <li className={`lineage-node kind-${n.kind.replace(/[^a-z_]/gi, '')}`}>
+              <span className="lineage-kind">{n.kind.replace(/_/g, ' ')}</span>
+              <code title={n.id}>{shortId(n.id, 18)}</code>
+              {Object.entries(n.details)
+                .filter(([, v]) => v !== null && v !== undefined && typeof v !== 'object')
+                .slice(0, 3)
+                .map(([k, v]) => (
+                  <span key={k} className="small muted">
+                    {k.replace(/_/g, ' ')}: {typeof v === 'number' ? num(v) : shortId(String(v), 18)}
+                  </span>
+                ))}
+            </li>
+            {i < chain.length - 1 && (
+              <li className="lineage-arrow" aria-hidden="true">
+                →
+              </li>
+            )}
+          </Fragment>
+        ))}
+      </ol>
+      {chain.length === 0 && <p className="muted">No lineage recorded.</p>}
+      {l.data.artifacts.length > 0 && <p className="small muted">Artifacts: {l.data.artifacts.map((a) => a.path).join(', ')}</p>}
+    </div>
+  );
+}
+
+function CompareView({ name, versions }: { name: string; versions: number[] }) {
+  const cmp = useAsync(() => compare(name, versions), [name, versions.join(',')]);
+  if (cmp.error) return <ErrorCard error={cmp.error} title="Comparison failed" />;
+  if (!cmp.data) return <Loading label="Comparing…" />;
+  const c: Comparison = cmp.data;
+  const diffs = Object.entries(c.params_diff);
+  return (
+    <div className="compare" data-testid="compare">
+      <div className="compare-grid">
+        <MetricsTable caption="Validation metrics" evaluations={c.versions.map((v) => ({ name: `v${v.version}`, e: toEvaluation(v.metrics) }))} />
+        <RocChart title="ROC curves" series={c.versions.map((v, i) => rocSeries(`v${v.version} (AUC ${num(v.metrics?.auc)})`, v.roc, PALETTE[i], i > 0))} />
+      </div>
+      <div className="compare-cms">
+        {c.versions.map((v) => (
+          <ConfusionMatrix key={v.version} confusion={v.confusion ?? v.metrics?.confusion} title={`v${v.version} confusion matrix`} />
+        ))}
+      </div>
+      {c.metric_deltas.length > 0 && (
+        <p className="small">
+          {c.metric_deltas.map((d) => (
+            <span key={`${d.version}-${d.against}`}>
+              v{d.version} vs v{d.against}:{' '}
+              {Object.entries(d.deltas)
+                .filter(([, x]) => x !== null)
+                .map(([k, x]) => `${k} ${x! >= 0 ? '+' : ''}${num(x, 3)}`)
+                .join(', ')}
+              .{' '}
+            </span>
+          ))}
+        </p>
+      )}
+      <Table
+        caption="What differs"
+        columns={[
+          { key: 'k', header: 'Setting', render: (r: [string, (string | null)[]]) => r[0] },
+          ...c.versions.map((v, i) => ({ key: `v${v.version}`, header: `v${v.version}`, render: (r: [string, (string | null)[]]) => r[1][i] ?? '—' })),
+        ]}
+        rows={[
+          ['dataset version', c.versions.map((v) => shortId(v.dataset_version, 12))] as [string, (string | null)[]],
+          ['preprocessing', c.versions.map((v) => shortId(v.preprocessing_hash, 12))] as [string, (string | null)[]],
+          ['threshold', c.versions.map((v) => `${num(v.threshold)} ${v.threshold_method ?? ''}`)] as [string, (string | null)[]],
+          ...diffs,
+        ]}
+        rowKey={(r) => r[0]}
+      />
+    </div>
+  );
+}
+
+function StageButtons({ v, onDone }: { v: ModelVersion; onDone: (msg: { verdict?: GateVerdict | null; error?: unknown; version: number; stage: Stage }) => void }) {
+  const [busy, setBusy] = useState(false);
+  const go = async (stage: Stage) => {
+    setBusy(true);
+    try {
+      const r = await setStage(v.name, { version: v.version, stage });
+      onDone({ verdict: r.gate, version: v.version, stage });
+    } catch (err) {
+      onDone({ error: err, version: v.version, stage });
+    } finally {
+      setBusy(false);
+    }
+  };
+  const targets: Stage[] = (['Staging', 'Production', 'Archived'] as Stage[]).filter((s) => s !== v.stage);
+  return (
+    <div className="row nowrap">
+      {targets.map((s) => (
+        <button
+          key={s}
+          type="button"
+          className={`btn small${s === 'Production' ? ' primary' : ''}`}
+          disabled={busy}
+          onClick={(e) => {
+            e.stopPropagation();
+            void go(s);
+          }}
+          aria-label={`${s === 'Archived' ? 'Archive' : `Move to ${s}`}: version ${v.version}`}
+        >
+          {s === 'Archived' ? 'Archive' : s === 'Production' ? 'Promote' : 'Stage'}
+        </button>
+      ))}
+    </div>
+  );
+}
+
+function ForceForm({ name, version, onDone }: { name: string; version: number; onDone: (r: { verdict?: GateVerdict | null; error?: unknown }) => void }) {
+  const id = useId();
+  const [reason, setReason] = useState('');
+  return (
+    <form
+      className="row"
+      onSubmit={(e) => {
+        e.preventDefault();
+        setStage(name, { version, stage: 'Production', force: true, reason: reason.trim() }).then(
+          (r) => onDone({ verdict: r.gate }),
+          (err: unknown) => onDone({ error: err }),
+        );
+      }}
+    >
+      <label htmlFor={`${id}-reason`}>Admin override — reason</label>
+      <input id={`${id}-reason`} required value={reason} onChange={(e) => setReason(e.target.value)} size={30} />
+      <button type="submit" className="btn danger" disabled={!reason.trim()}>
+        Force promotion
+      </button>
+    </form>
+  );
+}
+
+function ModelDetailView({ name }: { name: string }) {
+  const detail = useAsync(() => getModel(name), [name]);
+  const serving = useAsync(loadedModels, []);
+  const [checked, setChecked] = useState<number[] | null>(null);
+  const [selected, setSelected] = useState<number | null>(null);
+  const [outcome, setOutcome] = useState<{ verdict?: GateVerdict | null; error?: unknown; version: number; stage: Stage } | null>(null);
+  const [tab, setTab] = useState<'lineage' | 'card'>('lineage');
+  const [loadError, setLoadError] = useState<unknown>(null);
+
+  const versions = (detail.data?.versions ?? []).filter((v) => !v.deleted).sort((a, b) => b.version - a.version);
+  // Default: compare the two newest versions.
+  const compareSet = checked ?? versions.slice(0, 2).map((v) => v.version);
+  const current = selected ?? versions[0]?.version ?? null;
+  const cardData = useAsync(current !== null && tab === 'card' ? () => card(name, current) : null, [name, current, tab]);
+
+  useEffect(() => setOutcome(null), [name]);
+
+  if (detail.error) return <ErrorCard error={detail.error} onRetry={detail.reload} />;
+  if (!detail.data) return <Loading />;
+
+  const servingHere = (serving.data?.models ?? []).filter((m) => m.name === name);
+  const toggle = (v: number) => setChecked((cur) => {
+    const base = cur ?? compareSet;
+    return base.includes(v) ? base.filter((x) => x !== v) : [...base, v].slice(-2);
+  });
+
+  const columns: Column<ModelVersion>[] = [
+    {
+      key: 'cmp',
+      header: 'Compare',
+      render: (v) => (
+        <input
+          type="checkbox"
+          checked={compareSet.includes(v.version)}
+          onChange={() => toggle(v.version)}
+          onClick={(e) => e.stopPropagation()}
+          aria-label={`Compare version ${v.version}`}
+        />
+      ),
+    },
+    { key: 'version', header: 'Version', render: (v) => <strong>v{v.version}</strong>, sortValue: (v) => v.version },
+    { key: 'stage', header: 'Stage', render: (v) => <Badge>{v.stage}</Badge>, sortValue: (v) => v.stage },
+    {
+      key: 'aliases',
+      header: 'Aliases',
+      render: (v) => (
+        <span className="aliases">
+          {v.aliases.map((a) => (
+            <Badge key={a} tone="info">
+              @{a}
+            </Badge>
+          ))}
+          {servingHere.some((m) => m.version === String(v.version)) && <Badge tone="good">serving</Badge>}
+        </span>
+      ),
+    },
+    { key: 'auc', header: 'Val AUC', align: 'right', render: (v) => num(v.val_auc), sortValue: (v) => v.val_auc },
+    { key: 'dataset', header: 'Dataset', render: (v) => <code title={v.dataset_version ?? ''}>{shortId(v.dataset_version, 10)}</code> },
+    { key: 'created', header: 'Registered', render: (v) => dateTime(v.created), sortValue: (v) => v.created },
+    { key: 'gate', header: 'Last gate', render: (v) => (v.gate ? <Badge tone={v.gate.passed ? 'good' : 'bad'}>{v.gate.forced ? 'forced' : v.gate.passed ? 'passed' : 'refused'}</Badge> : '—') },
+    {
+      key: 'actions',
+      header: 'Actions',
+      render: (v) => (
+        <StageButtons
+          v={v}
+          onDone={(o) => {
+            setOutcome(o);
+            detail.reload();
+            serving.reload();
+          }}
+        />
+      ),
+    },
+  ];
+
+  const gateError = outcome?.error instanceof ApiError && outcome.error.code === 'GATE_FAILED' ? ((outcome.error.details as { verdict?: GateVerdict } | undefined)?.verdict ?? null) : null;
+  const sorted = [...compareSet].sort((a, b) => a - b);
+
+  return (
+    <>
+      <Card title={`${name} · versions`}>
+        {detail.data.model.description && <p>{detail.data.model.description}</p>}
+        <p className="stat-line">
+          Aliases: {detail.data.model.aliases.map((a) => `@${a.alias} → v${a.version}`).join(', ') || 'none'} · Serving:{' '}
+          {servingHere.length ? servingHere.map((m) => `v${m.version}${m.default ? ' (default)' : ''}`).join(', ') : 'not loaded'}
+        </p>
+        <Table columns={columns} rows={versions} rowKey={(v) => String(v.version)} onSelect={(v) => setSelected(v.version)} selectedKey={current !== null ? String(current) : null} testId="model-versions" />
+        {outcome && (
+          <div className="outcome" aria-live="polite">
+            {outcome.verdict && <GateBox verdict={outcome.verdict} title={`v${outcome.version} → ${outcome.stage}`} />}
+            {gateError && <GateBox verdict={gateError} title={`v${outcome.version} → ${outcome.stage}`} />}
+            {outcome.error !== undefined && !gateError && <ErrorCard error={outcome.error} title={`v${outcome.version} → ${outcome.stage} failed`} />}
+            {gateError && <ForceForm name={name} version={outcome.version} onDone={(r) => { setOutcome({ ...r, version: outcome.version, stage: 'Production' }); detail.reload(); }} />}
+            {!outcome.error && outcome.stage !== 'Production' && !outcome.verdict && (
+              <p className="success" role="status">
+                v{outcome.version} moved to {outcome.stage}.
+              </p>
+            )}
+          </div>
+        )}
+        {current !== null && !servingHere.some((m) => m.version === String(current)) && (
+          <p className="small">
+            <button
+              type="button"
+              className="btn small"
+              onClick={() => {
+                setLoadError(null);
+                loadModel({ name, version: String(current), default: false }).then(serving.reload, setLoadError);
+              }}
+            >
+              Load v{current} for pinned predictions
+            </button>{' '}
+            <span className="muted">(serves it alongside the default; requests name it with ?version=)</span>
+          </p>
+        )}
+        <ErrorCard error={loadError} title="Load failed" />
+      </Card>
+      <Card title={sorted.length === 2 ? `Compare v${sorted[0]} and v${sorted[1]}` : 'Compare versions'}>
+        {sorted.length === 2 ? <CompareView name={name} versions={sorted} /> : <p className="muted">Tick two versions in the table to compare them side by side.</p>}
+      </Card>
+      {current !== null && (
+        <Card
+          title={`v${current}`}
+          actions={
+            <div className="segmented" role="tablist" aria-label="Version details">
+              <button type="button" role="tab" aria-selected={tab === 'lineage'} className={tab === 'lineage' ? 'on' : ''} onClick={() => setTab('lineage')}>
+                Lineage
+              </button>
+              <button type="button" role="tab" aria-selected={tab === 'card'} className={tab === 'card' ? 'on' : ''} onClick={() => setTab('card')}>
+                Model card
+              </button>
+            </div>
+          }
+        >
+          {tab === 'lineage' ? (
+            <LineageView name={name} version={current} />
+          ) : cardData.error ? (
+            <ErrorCard error={cardData.error} title="Model card unavailable" />
+          ) : cardData.data ? (
+            <ModelCardView c={cardData.data} />
+          ) : (
+            <Loading />
+          )}
+        </Card>
+      )}
+      {detail.data.stage_events.length > 0 && (
+        <Card title="Stage history">
+          <Table
+            columns={[
+              { key: 'time', header: 'When', render: (e) => dateTime(e.created_at), sortValue: (e) => e.created_at },
+              { key: 'v', header: 'Version', render: (e) => `v${e.version}`, sortValue: (e) => e.version },
+              { key: 'move', header: 'Change', render: (e) => `${e.from_stage} → ${e.to_stage}` },
+              { key: 'outcome', header: 'Outcome', render: (e) => <Badge tone={e.outcome === 'applied' ? 'good' : 'bad'}>{e.forced ? 'forced' : e.outcome}</Badge> },
+              { key: 'actor', header: 'By', render: (e) => e.actor },
+              { key: 'why', header: 'Gate / reason', render: (e) => e.reason ?? e.verdict?.message ?? '—' },
+            ]}
+            rows={detail.data.stage_events}
+            rowKey={(e) => e.id}
+            initialSort={{ key: 'time', dir: 'desc' }}
+          />
+        </Card>
+      )}
+    </>
+  );
+}
+
+export function ModelsPage() {
+  const models = useAsync(listModels, []);
+  const [selected, setSelected] = useState<string | null>(null);
+  const list = models.data?.models ?? [];
+  const current = selected ?? list[0]?.name ?? null;
+  return (
+    <>
+      <PageHeader title="Models">Registered models and their versions: compare them, promote through the AUC gate, trace their lineage and read their model cards.</PageHeader>
+      {models.error ? (
+        <ErrorCard error={models.error} title="Could not list models" onRetry={models.reload} />
+      ) : !models.data ? (
+        <Loading />
+      ) : list.length === 0 ? (
+        <div className="notice">No models registered yet. Train one on the Training page (with “Register as”), or register an ONNX file with <code>xray models register</code>.</div>
+      ) : (
+        <nav className="model-tabs" aria-label="Registered models">
+          {list.map((m) => (
+            <button key={m.name} type="button" className={`model-tab${m.name === current ? ' on' : ''}`} aria-current={m.name === current ? 'true' : undefined} onClick={() => setSelected(m.name)}>
+              <strong>{m.name}</strong>
+              <span className="small">
+                {m.latest_version !== null ? `latest v${m.latest_version}` : 'no versions'}
+                {m.production ? ` · prod v${m.production.version}` : ''}
+                {m.staging ? ` · staging v${m.staging.version}` : ''}
+              </span>
+            </button>
+          ))}
+        </nav>
+      )}
+      {current && <ModelDetailView key={current} name={current} />}
+    </>
+  );
+}

@@ -1,0 +1,291 @@
+import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
+import { preprocess } from '../api/dataPipeline.js';
+import { heatmapBlob, loadedModels, predict, predictBatch, type Label, type LoadedModel, type Prediction } from '../api/deployment.js';
+import { ApiError } from '../api/http.js';
+import { sendFeedback, type FeedbackResult } from '../api/monitoring.js';
+import { Badge } from '../components/Badge.js';
+import { DropZone } from '../components/DropZone.js';
+import { ErrorCard } from '../components/ErrorCard.js';
+import { HeatmapViewer } from '../components/HeatmapViewer.js';
+import { Card, KeyValues, Loading, PageHeader } from '../components/Layout.js';
+import { ProbabilityBar } from '../components/ProbabilityBar.js';
+import { Table, type Column } from '../components/Table.js';
+import { ms, pct } from '../format.js';
+import { useAsync } from '../hooks/useAsync.js';
+import { useObjectUrl } from '../hooks/useObjectUrl.js';
+import { Link } from '../router.js';
+
+interface Item {
+  key: string;
+  file: File;
+  /** Object URL of the upload when the browser can show it (PNG/JPEG), else null (DICOM). */
+  previewUrl: string | null;
+  state: 'pending' | 'done' | 'error';
+  prediction?: Prediction;
+  error?: unknown;
+}
+
+let counter = 0;
+
+function browserCanShow(file: File): boolean {
+  return /^image\/(png|jpeg)$/.test(file.type) || /\.(png|jpe?g)$/i.test(file.name);
+}
+
+function overlaySrc(p: Prediction | undefined): string | null {
+  return p?.heatmap_png_base64 ? `data:image/png;base64,${p.heatmap_png_base64}` : null;
+}
+
+/** The overlay URL: inline base64 when the API sent it, else the heatmap endpoint. */
+function useOverlay(p: Prediction | undefined): string | null {
+  const inline = overlaySrc(p);
+  const { data } = useAsync(p && !inline ? () => heatmapBlob(p.heatmap_url) : null, [p?.prediction_id, inline]);
+  const fetched = useObjectUrl(data);
+  return inline ?? fetched;
+}
+
+function modelFor(models: LoadedModel[] | undefined, p: Prediction | undefined): LoadedModel | undefined {
+  if (!models || !p) return undefined;
+  return models.find((m) => m.name === p.model.name && m.version === p.model.version) ?? models.find((m) => m.name === p.model.name);
+}
+
+function FeedbackBox({ prediction }: { prediction: Prediction }) {
+  const [busy, setBusy] = useState(false);
+  const [result, setResult] = useState<FeedbackResult | null>(null);
+  const [error, setError] = useState<unknown>(null);
+  const other: Label = prediction.label === 'PNEUMONIA' ? 'NORMAL' : 'PNEUMONIA';
+  const send = async (label: Label) => {
+    setBusy(true);
+    setError(null);
+    try {
+      setResult(await sendFeedback(prediction.prediction_id, label));
+    } catch (err) {
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <div className="feedback" aria-live="polite">
+      <h3>Confirm diagnosis</h3>
+      <p className="muted small">Your confirmed diagnosis is recorded as ground truth for monitoring (rolling AUC, sensitivity).</p>
+      <div className="row">
+        <button type="button" className="btn primary" disabled={busy} onClick={() => void send(prediction.label)} data-testid="confirm">
+          Confirm {prediction.label}
+        </button>
+        <button type="button" className="btn" disabled={busy} onClick={() => void send(other)}>
+          Correct to {other}
+        </button>
+      </div>
+      {result && (
+        <p className="success" role="status" data-testid="feedback-result">
+          ✓ Recorded {result.label === 1 ? 'PNEUMONIA' : 'NORMAL'} as the diagnosis{result.replaced ? ' (replacing an earlier one)' : ''}.
+        </p>
+      )}
+      <ErrorCard error={error} title="Feedback not recorded" />
+    </div>
+  );
+}
+
+function ResultDetail({ item, models }: { item: Item; models: LoadedModel[] | undefined }) {
+  const p = item.prediction;
+  const model = modelFor(models, p);
+  const spec = model?.preprocessing;
+  const overlay = useOverlay(p);
+  // The model-input image: the exact pixels the heatmap is aligned with (works for DICOM too).
+  const { data: base } = useAsync(p ? () => preprocess(item.file, { size: spec?.size, mode: spec?.mode, pad: spec?.pad }) : null, [item.key, p?.prediction_id, spec?.hash]);
+  const baseUrl = useObjectUrl(base);
+
+  if (item.state === 'pending') return <Loading label={`Analysing ${item.file.name}…`} />;
+  if (item.state === 'error' || !p) return <ErrorCard error={item.error} title={`Could not analyse ${item.file.name}`} />;
+
+  const t = p.timings_ms;
+  return (
+    <div className="result" data-testid="result">
+      <HeatmapViewer
+        baseUrl={baseUrl ?? item.previewUrl}
+        overlayUrl={overlay}
+        fit={baseUrl ? 'squash' : ((spec?.mode as 'letterbox' | 'crop' | 'squash' | undefined) ?? 'letterbox')}
+        alt={`Chest X-ray ${item.file.name}`}
+        method={p.heatmap_method}
+      />
+      <div className="result-side">
+        <div className="result-label">
+          <span className="muted">Model says</span>
+          <span className={`verdict ${p.label === 'PNEUMONIA' ? 'positive' : 'negative'}`} data-testid="label">
+            {p.label}
+          </span>
+        </div>
+        <ProbabilityBar probability={p.probability} threshold={p.threshold} />
+        <KeyValues
+          items={[
+            ['File', item.file.name],
+            ['Model', <span data-testid="model">{`${p.model.name} v${p.model.version}`}</span>],
+            ['Variant', p.variant],
+            ['Heatmap', p.heatmap_method === 'cam' ? 'class activation map' : 'occlusion sensitivity'],
+            ['Cached', p.cached ? 'yes (same image and model)' : 'no'],
+          ]}
+        />
+        <table className="timings">
+          <caption>Timings</caption>
+          <tbody>
+            {(['preprocess', 'queue', 'inference', 'heatmap', 'total'] as const).map((k) => (
+              <tr key={k} className={k === 'total' ? 'total' : undefined}>
+                <th scope="row">{k}</th>
+                <td>{ms(t[k])}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+        <FeedbackBox key={p.prediction_id} prediction={p} />
+      </div>
+    </div>
+  );
+}
+
+function Thumb({ item }: { item: Item }) {
+  const src = item.previewUrl ?? overlaySrc(item.prediction);
+  return src ? <img className="thumb" src={src} alt="" /> : <span className="thumb thumb-empty" aria-hidden="true" />;
+}
+
+export function PredictPage() {
+  const [items, setItems] = useState<Item[]>([]);
+  const [selected, setSelected] = useState<string | null>(null);
+  const [batchError, setBatchError] = useState<unknown>(null);
+  const [busy, setBusy] = useState(false);
+  const models = useAsync(loadedModels, []);
+  const urls = useRef<string[]>([]);
+
+  useEffect(() => () => urls.current.forEach((u) => URL.revokeObjectURL(u)), []);
+
+  const onFiles = useCallback(async (files: File[]) => {
+    urls.current.forEach((u) => URL.revokeObjectURL(u));
+    urls.current = [];
+    const fresh: Item[] = files.map((file) => {
+      const previewUrl = browserCanShow(file) ? URL.createObjectURL(file) : null;
+      if (previewUrl) urls.current.push(previewUrl);
+      return { key: `f${++counter}`, file, previewUrl, state: 'pending' };
+    });
+    setItems(fresh);
+    setSelected(fresh[0]!.key);
+    setBatchError(null);
+    setBusy(true);
+    try {
+      if (fresh.length === 1) {
+        try {
+          const prediction = await predict(fresh[0]!.file);
+          setItems([{ ...fresh[0]!, state: 'done', prediction }]);
+        } catch (err) {
+          setItems([{ ...fresh[0]!, state: 'error', error: err }]);
+        }
+      } else {
+        try {
+          const res = await predictBatch(fresh.map((i) => i.file));
+          const done = fresh.map((item, index): Item => {
+            const r = res.results.find((x) => x.index === index);
+            if (r?.prediction) return { ...item, state: 'done', prediction: r.prediction };
+            const e = r?.error ?? { code: 'MISSING', message: 'no result for this file' };
+            return { ...item, state: 'error', error: new ApiError(422, e.code, e.message) };
+          });
+          setItems(done);
+          setSelected(done.find((d) => d.state === 'done')?.key ?? done[0]!.key);
+        } catch (err) {
+          setBatchError(err);
+          setItems(fresh.map((i) => ({ ...i, state: 'error', error: err })));
+        }
+      }
+    } finally {
+      setBusy(false);
+      models.reload();
+    }
+  }, [models]);
+
+  const columns = useMemo<Column<Item>[]>(
+    () => [
+      { key: 'thumb', header: <span className="visually-hidden">Thumbnail</span>, render: (i) => <Thumb item={i} /> },
+      { key: 'file', header: 'File', render: (i) => i.file.name, sortValue: (i) => i.file.name.toLowerCase() },
+      {
+        key: 'label',
+        header: 'Label',
+        render: (i) => (i.state === 'pending' ? '…' : i.prediction ? <Badge>{i.prediction.label}</Badge> : <Badge tone="bad">error</Badge>),
+        sortValue: (i) => i.prediction?.label ?? 'zz',
+      },
+      {
+        key: 'probability',
+        header: 'Probability',
+        align: 'right',
+        render: (i) =>
+          i.prediction ? (
+            <span className="mini-prob">
+              <span className="mini-bar" aria-hidden="true">
+                <span className={i.prediction.probability >= i.prediction.threshold ? 'positive' : 'negative'} style={{ width: `${i.prediction.probability * 100}%` }} />
+              </span>
+              {pct(i.prediction.probability)}
+            </span>
+          ) : i.state === 'error' ? (
+            <span className="error-text">{(i.error as Error | undefined)?.message ?? 'failed'}</span>
+          ) : (
+            '…'
+          ),
+        sortValue: (i) => i.prediction?.probability ?? -1,
+      },
+      { key: 'model', header: 'Model', render: (i) => (i.prediction ? `${i.prediction.model.name} v${i.prediction.model.version}` : '—') },
+      { key: 'time', header: 'Time', align: 'right', render: (i) => ms(i.prediction?.timings_ms.total), sortValue: (i) => i.prediction?.timings_ms.total ?? Infinity },
+    ],
+    [],
+  );
+
+  const current = items.find((i) => i.key === selected) ?? items[0];
+  const served = models.data?.models ?? [];
+  const defaultModel = served.find((m) => m.default);
+
+  return (
+    <>
+      <PageHeader title="Predict">
+        Upload chest X-rays to get the model's pneumonia probability with a heatmap of the regions that drove it.
+      </PageHeader>
+      {models.data && served.length === 0 && (
+        <div className="notice" role="status">
+          No model is being served yet. Promote a version to Production on the <Link href="/models">Models</Link> page (the deployment service loads it), then try again.
+        </div>
+      )}
+      <div className="predict-top">
+        <DropZone onFiles={(f) => void onFiles(f)} disabled={busy} />
+        <Card title="Serving" className="serving">
+          {models.error ? (
+            <ErrorCard error={models.error} title="Deployment service" />
+          ) : defaultModel ? (
+            <KeyValues
+              items={[
+                ['Model', `${defaultModel.name} v${defaultModel.version}`],
+                ['Threshold', pct(defaultModel.threshold)],
+                ['Input', `${defaultModel.preprocessing.size}px ${defaultModel.preprocessing.mode}`],
+                ['Heatmap', defaultModel.heatmap_method],
+              ]}
+            />
+          ) : (
+            <p className="muted">{models.loading ? 'Checking…' : 'No default model.'}</p>
+          )}
+        </Card>
+      </div>
+      <ErrorCard error={batchError} title="The batch could not be analysed" />
+      {items.length > 1 && (
+        <Card title={`Batch · ${items.length} images`}>
+          <Table
+            columns={columns}
+            rows={items}
+            rowKey={(i) => i.key}
+            onSelect={(i) => setSelected(i.key)}
+            selectedKey={current?.key}
+            testId="batch-table"
+            caption={<span className="visually-hidden">Batch results; select a row to see its heatmap</span>}
+          />
+        </Card>
+      )}
+      {current && (
+        <Card title={items.length > 1 ? current.file.name : 'Result'}>
+          <ResultDetail key={current.key} item={current} models={models.data?.models} />
+        </Card>
+      )}
+    </>
+  );
+}
