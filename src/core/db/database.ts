@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 
 export type Engine = 'sqlite' | 'postgres';
 
@@ -22,4 +22,26 @@ export interface Database {
   ping(): Promise<boolean>;
   /** Closes connections; idempotent. */
   close(): Promise<void>;
+}
+
+/** Wraps a Kysely instance as a Database: ping by `select 1`, close once. */
+export function wrapDatabase(db: Kysely<any>, capabilities: Capabilities): Database {
+  let closed = false;
+  return {
+    db,
+    capabilities: Object.freeze({ ...capabilities }),
+    async ping() {
+      try {
+        await sql`select 1`.execute(db);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      await db.destroy();
+    },
+  };
 }

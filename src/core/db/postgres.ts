@@ -1,5 +1,5 @@
-import { Kysely, PostgresDialect, sql } from 'kysely';
-import type { Database } from './database.js';
+import { Kysely, PostgresDialect } from 'kysely';
+import { wrapDatabase, type Database } from './database.js';
 
 export interface PostgresOptions {
   /** Schema to create (if missing) and put first on the search_path; used to isolate test runs. */
@@ -33,24 +33,7 @@ export async function createPostgresDatabase(url: string, options: PostgresOptio
     /* idle client errors surface on the next query; never crash the process */
   });
   const db = new Kysely<any>({ dialect: new PostgresDialect({ pool }) });
-  let closed = false;
-  return {
-    db,
-    capabilities: Object.freeze({ engine: 'postgres', supportsReturning: true, ilike: 'ilike' }),
-    async ping() {
-      try {
-        await sql`select 1`.execute(db);
-        return true;
-      } catch {
-        return false;
-      }
-    },
-    async close() {
-      if (closed) return;
-      closed = true;
-      await db.destroy();
-    },
-  };
+  return wrapDatabase(db, { engine: 'postgres', supportsReturning: true, ilike: 'ilike' });
 }
 
 /** Drops a schema made by createPostgresDatabase({ schema }) — for tests. */

@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { Kysely, SqliteDialect, sql } from 'kysely';
-import type { Database } from './database.js';
+import { Kysely, SqliteDialect } from 'kysely';
+import { wrapDatabase, type Database } from './database.js';
 
 /** SQLite through better-sqlite3 (embedded default): WAL, foreign keys on, busy timeout. */
 export async function createSqliteDatabase(file: string): Promise<Database> {
@@ -13,22 +13,5 @@ export async function createSqliteDatabase(file: string): Promise<Database> {
   conn.pragma('busy_timeout = 5000');
   conn.pragma('synchronous = NORMAL');
   const db = new Kysely<any>({ dialect: new SqliteDialect({ database: conn }) });
-  let closed = false;
-  return {
-    db,
-    capabilities: Object.freeze({ engine: 'sqlite', supportsReturning: true, ilike: 'like' }),
-    async ping() {
-      try {
-        await sql`select 1`.execute(db);
-        return true;
-      } catch {
-        return false;
-      }
-    },
-    async close() {
-      if (closed) return;
-      closed = true;
-      await db.destroy();
-    },
-  };
+  return wrapDatabase(db, { engine: 'sqlite', supportsReturning: true, ilike: 'like' });
 }
