@@ -5,15 +5,16 @@
  *
  * 1. Bare onnxruntime-node images/s for the model at batch 1 and 16 (the ceiling), in this process.
  * 2. The deployment service in a child process (so its RSS is its own and the load generator does
- *    not share its event loop) on a random port, with the model loaded twice: dynamic batching on
- *    (max 16, 3 ms) and off (max 1).
+ *    not share its event loop) on a random port, with the model loaded with dynamic batching on
+ *    (max 4 — the CPU default — or --max-batch, 3 ms); after those runs a second copy with
+ *    batching off (max 1) is loaded for the comparison rows.
  * 3. Keep-alive HTTP clients at concurrency 1, 8, 32 posting synthetic chest X-ray JPEGs
  *    (~2048² and 224², generateChestXray) — every request has distinct bytes (a JPEG comment),
  *    so the prediction cache never answers. Prints req/s, p50/p95/p99, mean batch size, mean
  *    stage timings, errors, and the ceiling beside each row; then the service's RSS.
  *
  * Run: `npm run bench:serve -- [--model file.onnx] [--seconds 4] [--concurrency 1,8,32]
- *   [--sizes 224,2048] [--heatmap url|inline]` (model also from XRAY_BENCH_MODEL; default: the
+ *   [--sizes 224,2048] [--heatmap url|inline] [--max-batch 4]` (model also from XRAY_BENCH_MODEL; default: the
  * test fixture test/fixtures/tiny-model.onnx — tiny, so it measures the service's overhead only).
  */
 import { fork, type ChildProcess } from 'node:child_process';
@@ -36,6 +37,8 @@ export interface ServeBenchOptions {
   concurrency: number[];
   sizes: number[];
   heatmap: 'url' | 'inline';
+  /** max_batch_size of the batched run (default 4, the service's CPU default). */
+  maxBatch: number;
 }
 
 export interface ServeBenchRow {
@@ -247,7 +250,7 @@ export async function runServeBench(opts: ServeBenchOptions, log: (line: string)
   const images = new Map<number, Buffer[]>();
   for (const size of opts.sizes) {
     const t = performance.now();
-    images.set(size, await synthImages(size, size > 1000 ? 4 : 16));
+    images.set(size, await synthImages(size, size > 1000 ? 2 : 16));
     log(`generated ${images.get(size)!.length} synthetic ${size}² JPEGs (${images.get(size)![0]!.length} bytes each, ${((performance.now() - t) / 1000).toFixed(1)} s)`);
   }
 
@@ -271,17 +274,23 @@ export async function runServeBench(opts: ServeBenchOptions, log: (line: string)
       if (r.status !== 200) throw new Error(`loading the model failed: ${r.status} ${r.body}`);
       return JSON.parse(r.body) as { heatmap_method: string; execution_providers: string[] };
     };
-    const info = await load('batched', 16, true);
+    const info = await load('batched', opts.maxBatch, true);
     const idle = rssOf(child.pid!);
-    log(`service RSS with one model loaded, idle: ${(idle.rss / MB).toFixed(0)} MB; heatmap: ${info.heatmap_method} (${opts.heatmap === 'inline' ? 'PNG rendered per request' : 'map computed per request, PNG rendered on GET'}); EP ${info.execution_providers.join(',')}`);
-    await load('unbatched', 1, false);
+    log(`service RSS with one model loaded, idle: ${(idle.rss / MB).toFixed(0)} MB; heatmap: ${info.heatmap_method} (${opts.heatmap === 'inline' ? 'PNG rendered per request' : 'map computed per request, PNG rendered on GET'}); EP ${info.execution_providers.join(',')}; batching on = max ${opts.maxBatch}, 3 ms`);
 
+    // Peak RSS while only the batched copy is loaded (sampled; VmHWM would include the later second copy).
+    let peakOne = idle.rss;
+    const sampler = setInterval(() => (peakOne = Math.max(peakOne, rssOf(child.pid!).rss)), 100);
     const rows: ServeBenchRow[] = [];
     const counter = { n: 0 };
     log('');
     log('size   batching clients    req/s     p50     p95     p99  batch  errors | preprocess  queue  infer  heatmap (mean ms) | ORT ceiling b1/b16 img/s');
-    for (const size of opts.sizes) {
-      for (const batching of ['on', 'off'] as const) {
+    for (const batching of ['on', 'off'] as const) {
+      if (batching === 'off') {
+        clearInterval(sampler);
+        await load('unbatched', 1, false);
+      }
+      for (const size of opts.sizes) {
         for (const c of opts.concurrency) {
           const r = await drive(port, images.get(size)!, batching === 'on' ? 'batched' : 'unbatched', c, opts.seconds, opts.heatmap, counter);
           const row: ServeBenchRow = { size, batching, concurrency: c, ...r };
@@ -293,11 +302,23 @@ export async function runServeBench(opts: ServeBenchOptions, log: (line: string)
         }
       }
     }
-    const peak = rssOf(child.pid!);
+    clearInterval(sampler);
+    const end = rssOf(child.pid!);
     log('');
-    log(`service RSS: idle with one model ${(idle.rss / MB).toFixed(0)} MB (two copies loaded during the runs), peak ${(peak.peak / MB).toFixed(0)} MB, now ${(peak.rss / MB).toFixed(0)} MB`);
+    log(`service RSS: one model loaded: idle ${(idle.rss / MB).toFixed(0)} MB, peak under load ${(peakOne / MB).toFixed(0)} MB; with the second (unbatched) copy too: peak ${(end.peak / MB).toFixed(0)} MB`);
+    const find = (size: number, c: number) => rows.find((r) => r.size === size && r.concurrency === c && r.batching === 'on');
+    const target = (what: string, row: ServeBenchRow | undefined, value: (r: ServeBenchRow) => number, goal: number, higher: boolean, unit: string) => {
+      if (!row) return;
+      const v = value(row);
+      log(`  ${what}: ${v.toFixed(1)} ${unit} (target ${higher ? '≥' : '≤'} ${goal}; ${(higher ? v / goal : goal / v).toFixed(2)}x of target${(higher ? v >= goal : v <= goal) ? '' : ' — MISSED'})`);
+    };
+    log(`targets (issue 6, for an EfficientNet-B0-class model on 2 cores; this run: ${path.basename(model)}, ${cores} cores):`);
+    target('224² JPEG, 8 clients', find(224, 8), (r) => r.reqPerSec, 90, true, 'req/s');
+    target('2048² JPEG, 8 clients', find(2048, 8), (r) => r.reqPerSec, 60, true, 'req/s');
+    target('224² JPEG, 1 client, p50', find(224, 1), (r) => r.p50, 11, false, 'ms');
+    log(`  RSS with one model: ${(peakOne / MB).toFixed(0)} MB peak (target ≤ 500 MB${peakOne / MB <= 500 ? '' : ' — MISSED'})`);
     agent.destroy();
-    return { model, inputSize: ceiling.size, cores, ortBatch1: ceiling.batch1, ortBatch16: ceiling.batch16, rows, rssIdleMb: idle.rss / MB, rssPeakMb: peak.peak / MB };
+    return { model, inputSize: ceiling.size, cores, ortBatch1: ceiling.batch1, ortBatch16: ceiling.batch16, rows, rssIdleMb: idle.rss / MB, rssPeakMb: peakOne / MB };
   } finally {
     child.send?.({ cmd: 'stop' });
     await new Promise<void>((resolve) => {
@@ -329,8 +350,9 @@ if (process.argv.includes('--serve-child')) {
     .option('--concurrency <list>', 'client counts', '1,8,32')
     .option('--sizes <list>', 'JPEG sides', '224,2048')
     .option('--heatmap <mode>', "'url' (map per request, PNG on GET) or 'inline' (PNG per request)", 'url')
+    .option('--max-batch <n>', 'max_batch_size with batching on', '4')
     .parse();
-  const o = program.opts<{ model: string; seconds: string; concurrency: string; sizes: string; heatmap: string }>();
+  const o = program.opts<{ model: string; seconds: string; concurrency: string; sizes: string; heatmap: string; maxBatch: string }>();
   if (o.model === DEFAULT_MODEL) console.log('no --model / XRAY_BENCH_MODEL given: using the tiny test fixture (measures service overhead, not a real network)');
   await runServeBench({
     model: o.model,
@@ -338,5 +360,6 @@ if (process.argv.includes('--serve-child')) {
     concurrency: parseList(o.concurrency),
     sizes: parseList(o.sizes),
     heatmap: o.heatmap === 'inline' ? 'inline' : 'url',
+    maxBatch: parseList(o.maxBatch)[0]!,
   });
 }

@@ -9,7 +9,8 @@ import type { ModelRepository, LoadedModelInfo } from './model-repository.js';
 import type { AbRouter } from './service/ab-router.js';
 import { HeatmapStore, heatmapKey, renderHeatmap, type HeatmapSource } from './service/heatmaps.js';
 import type { DeploymentMetrics } from './service/metrics.js';
-import type { HeatmapMethod, OnnxModel } from './service/onnx-model.js';
+import type { BatchResult } from './service/batcher.js';
+import type { HeatmapMethod, InferenceOutput, OnnxModel } from './service/onnx-model.js';
 import type { PredictionRecorder } from './service/prediction-recorder.js';
 import type { PreprocessOutput, PreprocessPool } from './service/preprocess-pool.js';
 import { ResultCache, type CachedPrediction } from './service/result-cache.js';
@@ -265,7 +266,15 @@ export class DataPlane {
         if (!Number.isFinite(data[i])) throw new AppError('INVALID_INPUT', `input '${t.name}' holds a non-finite value at index ${i}`);
       }
       const images = Array.from({ length: n! }, (_, i) => data.slice(i * plane, (i + 1) * plane));
-      const results = await Promise.all(images.map((x) => model.batcher.submit(x)));
+      const pending: Promise<BatchResult<InferenceOutput>>[] = [];
+      try {
+        for (const x of images) pending.push(model.batcher.submit(x));
+      } catch (err) {
+        // Queue full part-way: the images already queued still run; nobody waits for them.
+        for (const p of pending) p.catch(() => {});
+        throw err;
+      }
+      const results = await Promise.all(pending);
       const totalMs = performance.now() - started;
       const outputs: TensorData[] = [];
       for (const o of wanted) {
@@ -324,7 +333,7 @@ export class DataPlane {
     return this.#d.repository.isReady(name, version);
   }
 
-  /** Whether the server can predict: some model is loaded and none is mid-load. */
+  /** Whether the server can predict: at least one model is loaded and ready. */
   serverReady(): boolean {
     return this.#d.repository.names().some((n) => this.#d.repository.isReady(n));
   }

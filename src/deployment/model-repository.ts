@@ -3,7 +3,8 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { AppError } from '../core/errors.js';
 import { sha256Hex } from '../core/objects/index.js';
-import { DEFAULT_BATCHING, checkBatching, type BatchingOptions } from './service/batcher.js';
+import { DEFAULT_BATCHING, GPU_MAX_BATCH_SIZE, checkBatching, type BatchingOptions } from './service/batcher.js';
+import { executionProviders } from './service/execution-providers.js';
 import type { DeploymentMetrics } from './service/metrics.js';
 import type { ModelSource } from './service/model-source.js';
 import { OnnxModel, type ModelDescription, type ModelIdentity } from './service/onnx-model.js';
@@ -81,7 +82,8 @@ export class ModelRepository {
   constructor(options: ModelRepositoryOptions) {
     this.#options = options;
     this.#source = options.source ?? null;
-    this.#defaultBatching = { ...DEFAULT_BATCHING, ...options.defaultBatching };
+    const onGpu = executionProviders()[0] === 'cuda';
+    this.#defaultBatching = { ...DEFAULT_BATCHING, ...(onGpu ? { maxBatchSize: GPU_MAX_BATCH_SIZE } : {}), ...options.defaultBatching };
     checkBatching(this.#defaultBatching);
   }
 

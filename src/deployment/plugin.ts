@@ -19,11 +19,6 @@ import { StoredImages } from './service/stored-images.js';
 import { KyselyPredictionStore } from './store/prediction-store.js';
 import { KyselyRoutingStore } from './store/routing-store.js';
 
-/** The model served when a request names none (XRAY_DEFAULT_MODEL once the config has it). */
-function defaultModelOf(config: Config): string {
-  return (config as Config & { defaultModel?: string }).defaultModel || 'pneumonia';
-}
-
 /**
  * Deployment service: predictions on ONNX Runtime with dynamic batching, A/B and shadow routing,
  * a result cache, heatmaps, prediction logging for monitoring, and the Open Inference Protocol v2.
@@ -32,7 +27,7 @@ const plugin: FastifyPluginAsync<ServicePluginOptions> = async (app, { platform 
   const { config, logger } = platform;
   const log = logger.child({ service: 'deployment' });
   const cores = availableParallelism();
-  const defaultModel = defaultModelOf(config);
+  const defaultModel = config.defaultModel;
 
   const metrics = new DeploymentMetrics(app.metrics);
   const router = new AbRouter();

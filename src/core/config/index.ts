@@ -28,6 +28,8 @@ export interface Config {
   readonly python: string;
   readonly trainerConcurrency: number;
   readonly seedModel: boolean;
+  readonly defaultModel: string;
+  readonly promotionMargin: number;
   readonly webDir: string;
   readonly projectRoot: string;
 }
@@ -138,6 +140,8 @@ function fromRaw(raw: RawConfig): Config {
     python: raw.XRAY_PYTHON,
     trainerConcurrency: raw.XRAY_TRAINER_CONCURRENCY,
     seedModel: raw.XRAY_SEED_MODEL,
+    defaultModel: raw.XRAY_DEFAULT_MODEL,
+    promotionMargin: raw.XRAY_PROMOTION_MARGIN,
     webDir: path.resolve(raw.XRAY_WEB_DIR || path.join(PROJECT_ROOT, 'web', 'dist')),
     projectRoot: PROJECT_ROOT,
   });

@@ -37,6 +37,8 @@ export const configSchema = z.object({
   XRAY_IMPORT_ROOT: z.string().default('').describe('Server-side folder imports are allowed under this root only (default: the parent folder of the project, i.e. where ../shared lives).'),
   XRAY_PYTHON: z.string().default('').describe('Python interpreter for the training worker (default: the first of /usr/bin/python3, python3 that imports torch).'),
   XRAY_TRAINER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(1).describe('Training jobs run at once.'),
+  XRAY_DEFAULT_MODEL: z.string().regex(/^[A-Za-z0-9._-]{1,128}$/).default('pneumonia').describe('Registered model the deployment service serves by default (its production alias).'),
+  XRAY_PROMOTION_MARGIN: z.coerce.number().min(0).max(1).default(0.01).describe('Largest validation-AUC drop a promotion to Production may carry without an admin override.'),
   XRAY_SEED_MODEL: onOff.default(true).describe('Register the shipped default model as pneumonia v1 (production) on first start.'),
   XRAY_WEB_DIR: z.string().default('').describe('Folder of the built web UI the gateway serves (default web/dist).'),
 });

@@ -5,9 +5,10 @@
  * not survive the thread boundary.
  */
 import { isAppError } from '../../core/errors.js';
-import { preprocess, toModelInput, type PreprocessSpec } from '../../core/imaging/index.js';
-import { imageStats, type ImageStats } from '../../core/imaging/index.js';
-import type { ImageFormat } from '../../core/imaging/index.js';
+// Direct module imports (not the imaging index) keep each worker thread's footprint small.
+import { preprocess, toModelInput, type PreprocessSpec } from '../../core/imaging/preprocess.js';
+import { imageStats, type ImageStats } from '../../core/imaging/stats.js';
+import type { ImageFormat } from '../../core/imaging/decode.js';
 
 export interface PreprocessTask {
   bytes: Uint8Array;
