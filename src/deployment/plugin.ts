@@ -1,6 +1,5 @@
 import { availableParallelism } from 'node:os';
 import type { FastifyPluginAsync } from 'fastify';
-import type { Config } from '../core/config/index.js';
 import type { ServicePluginOptions } from '../core/http/index.js';
 import { DataPlane } from './dataplane.js';
 import { ModelRepository } from './model-repository.js';
