@@ -4,7 +4,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import fastifyStatic from '@fastify/static';
 import { SERVICE_NAMES, type Config, type ServiceName } from '../core/config/index.js';
-import { installErrorHandlers } from '../core/http/error-handler.js';
+import { installErrorHandlers, routeNotFound } from '../core/http/error-handler.js';
 import type { Logger } from 'pino';
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'host', 'content-length', 'proxy-connection', 'te', 'trailer']);
@@ -15,7 +15,8 @@ const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'up
  */
 export async function buildGatewayApp(config: Config, logger: Logger): Promise<FastifyInstance> {
   const app = Fastify({ loggerInstance: logger.child({ service: 'gateway' }) as FastifyBaseLogger, disableRequestLogging: true, forceCloseConnections: true });
-  installErrorHandlers(app);
+  const serveWeb = existsSync(path.join(config.webDir, 'index.html'));
+  installErrorHandlers(app, { notFound: !serveWeb });
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_req, payload, done) => done(null, payload));
 
@@ -60,11 +61,11 @@ export async function buildGatewayApp(config: Config, logger: Logger): Promise<F
     return reply.send(upstream.body ? Readable.fromWeb(upstream.body as never) : '');
   });
 
-  if (existsSync(path.join(config.webDir, 'index.html'))) {
+  if (serveWeb) {
     await app.register(fastifyStatic, { root: config.webDir, prefix: '/', wildcard: false });
     app.setNotFoundHandler((req, reply) => {
       if (req.method === 'GET' && !req.url.startsWith('/api/')) return reply.sendFile('index.html');
-      return reply.status(404).send({ error: { code: 'ROUTE_NOT_FOUND', message: `no route ${req.method} ${req.url.split('?')[0]}` } });
+      return reply.status(404).send(routeNotFound(req.method, req.url));
     });
   } else {
     app.get('/', async (_req, reply) =>

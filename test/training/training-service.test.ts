@@ -15,7 +15,6 @@ const tiny = (epochs: number, extra: Record<string, unknown> = {}) => ({
 describe('training service with the real PyTorch worker', () => {
   let h: TrainingHarness;
   let version: string;
-  let haveTorch = false;
 
   before(async () => {
     h = await openTraining();
@@ -24,8 +23,7 @@ describe('training service with the real PyTorch worker', () => {
   after(() => h.close());
 
   test('trains a job end to end: metrics, artifacts, ONNX parity, tracking, audit', async (t) => {
-    haveTorch = await torchOrSkip(t);
-    if (!haveTorch) return;
+    if (!(await torchOrSkip(t))) return;
     const res = await h.app.inject({ method: 'POST', url: '/train', payload: { dataset_version: version, ...tiny(2), experiment: 'unit-tests' } });
     assert.equal(res.statusCode, 202, res.body);
     const { job_id } = res.json();
@@ -64,6 +62,8 @@ describe('training service with the real PyTorch worker', () => {
     assert.match(sse.body, /^id: 1\nevent: state\n/m);
     assert.match(sse.body, /event: finished\ndata: \{/);
     assert.match(sse.body, /event: end\ndata: \{"state":"succeeded"\}/);
+    const negotiated = await h.app.inject({ method: 'GET', url: `/train/${job_id}/events`, headers: { accept: 'text/event-stream' } });
+    assert.equal(negotiated.body, sse.body, 'GET /events with Accept: text/event-stream is the same stream');
 
     const names = (await allEvents(h.app, job_id)).map((e) => e.event);
     for (const name of ['state', 'started', 'epoch', 'checkpoint', 'evaluation', 'artifact', 'finished']) assert.ok(names.includes(name), `${name} in ${names}`);
@@ -107,7 +107,7 @@ describe('training service with the real PyTorch worker', () => {
   });
 
   test('SIGKILL mid-training, then resume: continues from the checkpoint epoch', async (t) => {
-    if (!haveTorch) return t.skip('no torch');
+    if (!(await torchOrSkip(t))) return;
     const res = await h.app.inject({ method: 'POST', url: '/train', payload: { dataset_version: version, ...tiny(8), register_as: 'pneumonia-auto' } });
     const { job_id } = res.json();
     const running = await waitForJob(h.app, job_id, (j) => FINAL.includes(j.state) || (j.last_checkpoint?.epoch >= 1 && j.worker?.pid), 90_000, 25);
@@ -136,8 +136,8 @@ describe('training service with the real PyTorch worker', () => {
   });
 
   test('cancel: the worker checkpoints and the job ends cancelled', async (t) => {
-    if (!haveTorch) return t.skip('no torch');
-    const { job_id } = (await h.app.inject({ method: 'POST', url: '/train', payload: { dataset_version: version, ...tiny(8) } })).json();
+    if (!(await torchOrSkip(t))) return;
+    const { job_id } = (await h.app.inject({ method: 'POST', url: '/train', payload: { dataset_version: version, ...tiny(8, { export: { onnx: false } }) } })).json();
     await waitForJob(h.app, job_id, (j) => FINAL.includes(j.state) || j.progress?.phase === 'training', 90_000, 25);
     const del = await h.app.inject({ method: 'DELETE', url: `/train/${job_id}` });
     assert.equal(del.statusCode, 202, del.body);
@@ -152,7 +152,7 @@ describe('training service with the real PyTorch worker', () => {
   });
 
   test('an Optuna study with the median pruner records every trial', async (t) => {
-    if (!haveTorch) return t.skip('no torch');
+    if (!(await torchOrSkip(t))) return;
     const res = await h.app.inject({
       method: 'POST',
       url: '/optimize',
@@ -185,8 +185,8 @@ describe('training service with the real PyTorch worker', () => {
   });
 
   test('a restart marks the running job interrupted; it resumes from its checkpoint', async (t) => {
-    if (!haveTorch) return t.skip('no torch');
-    const { job_id } = (await h.app.inject({ method: 'POST', url: '/train', payload: { dataset_version: version, ...tiny(8) } })).json();
+    if (!(await torchOrSkip(t))) return;
+    const { job_id } = (await h.app.inject({ method: 'POST', url: '/train', payload: { dataset_version: version, ...tiny(8, { export: { onnx: false } }) } })).json();
     const running = await waitForJob(h.app, job_id, (j) => FINAL.includes(j.state) || j.last_checkpoint?.epoch >= 1, 90_000, 25);
     assert.equal(running.state, 'running');
     await h.stop();

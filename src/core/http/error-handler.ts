@@ -49,7 +49,7 @@ export function toErrorBody(err: unknown): { status: number; body: ErrorBody } {
   return { status: 500, body: { error: { code: 'INTERNAL', message: 'internal error; see the service log for the request id' } } };
 }
 
-export function installErrorHandlers(app: FastifyInstance): void {
+export function installErrorHandlers(app: FastifyInstance, options: { notFound?: boolean } = {}): void {
   app.setErrorHandler((err, req, reply) => {
     const { status, body } = toErrorBody(err);
     if (status >= 500) req.log.error({ err }, 'request failed');
@@ -60,7 +60,13 @@ export function installErrorHandlers(app: FastifyInstance): void {
     }
     void reply.status(status).type('application/json').send(body);
   });
-  app.setNotFoundHandler((req, reply) => {
-    void reply.status(404).send({ error: { code: 'ROUTE_NOT_FOUND', message: `no route ${req.method} ${req.url.split('?')[0]}` } });
-  });
+  if (options.notFound !== false) {
+    app.setNotFoundHandler((req, reply) => {
+      void reply.status(404).send(routeNotFound(req.method, req.url));
+    });
+  }
+}
+
+export function routeNotFound(method: string, url: string): ErrorBody {
+  return { error: { code: 'ROUTE_NOT_FOUND', message: `no route ${method} ${url.split('?')[0]}` } };
 }

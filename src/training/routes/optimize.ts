@@ -6,6 +6,7 @@ import type { TrainingService } from '../service/training-service.js';
 import { eventView, studyView } from '../service/views.js';
 import { eventsQuery, eventsResponse, experimentList, optimizeRequestSchema, runList, studyList, studyView as studyViewSchema } from './schemas.js';
 import { ID_PATTERN } from '../service/paths.js';
+import { streamEvents, wantsEventStream } from './sse.js';
 
 const caller = (req: FastifyRequest) => ({ actor: req.principal?.name ?? 'anonymous', role: req.principal?.role, requestId: req.id });
 const studyParams = z.object({ id: z.string().regex(ID_PATTERN, 'not a study id') });
@@ -79,12 +80,16 @@ export const optimizeRoutes: FastifyPluginAsync<{ service: TrainingService }> = 
     '/optimize/:id/events',
     {
       config: { role: 'viewer' },
-      schema: { tags: ['optimize'], summary: 'Events of a study (long poll with ?wait=)', params: studyParams, querystring: eventsQuery, response: { 200: eventsResponse, ...errorResponses } },
+      schema: { tags: ['optimize'], summary: 'Events of a study (long poll with ?wait=, or SSE with Accept: text/event-stream)', params: studyParams, querystring: eventsQuery, response: { 200: eventsResponse, ...errorResponses } },
     },
-    async (req) => {
+    async (req, reply) => {
       const { study } = await service.getStudy(req.params.id);
+      if (wantsEventStream(req)) {
+        await streamEvents(req, reply, service, study.id, req.query.after, async () => (await service.store.getStudy(study.id))?.state ?? null);
+        return reply;
+      }
       const abort = new AbortController();
-      req.raw.once('close', () => abort.abort());
+      reply.raw.once('close', () => abort.abort());
       const { events, done } = await service.waitForEvents(study.id, req.query.after, req.query.wait * 1000, abort.signal);
       const limited = events.slice(0, req.query.limit);
       const state = (await service.store.getStudy(study.id))?.state ?? null;

@@ -5,6 +5,7 @@ import { AppError } from '../../core/errors.js';
 import { errorResponses, pageQuery } from '../../core/http/index.js';
 import type { TrainingService } from '../service/training-service.js';
 import { eventView, jobView } from '../service/views.js';
+import { streamEvents, wantsEventStream } from './sse.js';
 import { JOB_STATES } from '../store/types.js';
 import {
   artifactParams,
@@ -158,17 +159,21 @@ export const trainRoutes: FastifyPluginAsync<{ service: TrainingService }> = asy
       config: { role: 'viewer' },
       schema: {
         tags,
-        summary: 'Worker and state events of a job (long poll with ?wait=)',
+        summary: 'Worker and state events of a job (long poll with ?wait=, or SSE with Accept: text/event-stream)',
         description: 'Returns events with seq > after; with wait > 0 holds the request until one arrives. done=true once the job is final and every event was returned.',
         params: jobIdParams,
         querystring: eventsQuery,
         response: { 200: eventsResponse, ...errorResponses },
       },
     },
-    async (req) => {
+    async (req, reply) => {
       const job = await service.getJob(req.params.id);
+      if (wantsEventStream(req)) {
+        await streamEvents(req, reply, service, job.id, req.query.after, async () => (await service.store.getJob(job.id))?.state ?? null);
+        return reply;
+      }
       const abort = new AbortController();
-      req.raw.once('close', () => abort.abort());
+      reply.raw.once('close', () => abort.abort());
       const { events, done } = await service.waitForEvents(job.id, req.query.after, req.query.wait * 1000, abort.signal);
       const limited = events.slice(0, req.query.limit);
       const state = (await service.store.getJob(job.id))?.state ?? null;
@@ -183,39 +188,14 @@ export const trainRoutes: FastifyPluginAsync<{ service: TrainingService }> = asy
       schema: {
         tags,
         summary: 'Server-sent events of a job (text/event-stream) for live UIs',
-        description: "Each event is sent with `id: <seq>` and `event: <name>`; reconnect with Last-Event-ID. Ends with `event: end` once the job is final.",
+        description: 'Each event is sent with `id: <seq>` and `event: <name>`; reconnect with Last-Event-ID. Ends with `event: end` once the job is final. GET /train/{id}/events with `Accept: text/event-stream` is the same.',
         params: jobIdParams,
-        querystring: z.object({ after: z.coerce.number().int().min(0).optional() }),
+        querystring: z.object({ after: z.coerce.number().int().min(0).default(0) }),
       },
     },
     async (req, reply) => {
       const job = await service.getJob(req.params.id);
-      const lastId = Number(req.headers['last-event-id']);
-      let after = Number.isInteger(lastId) && lastId >= 0 ? lastId : (req.query.after ?? 0);
-      const abort = new AbortController();
-      req.raw.once('close', () => abort.abort());
-      reply.hijack();
-      const res = reply.raw;
-      res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no', 'x-request-id': req.id });
-      res.write(': connected\n\n');
-      try {
-        while (!abort.signal.aborted) {
-          const { events, done } = await service.waitForEvents(job.id, after, 15_000, abort.signal);
-          for (const e of events) {
-            res.write(`id: ${e.seq}\nevent: ${e.event}\ndata: ${JSON.stringify(eventView(e))}\n\n`);
-            after = e.seq;
-          }
-          if (done || service.closed) {
-            res.write(`event: end\ndata: ${JSON.stringify({ state: (await service.store.getJob(job.id))?.state ?? null })}\n\n`);
-            break;
-          }
-          if (events.length === 0) res.write(': keep-alive\n\n');
-        }
-      } catch (err) {
-        req.log.warn({ err }, 'training event stream failed');
-      } finally {
-        res.end();
-      }
+      await streamEvents(req, reply, service, job.id, req.query.after, async () => (await service.store.getJob(job.id))?.state ?? null);
     },
   );
 

@@ -24,6 +24,9 @@ const STORED_ARTIFACTS: Record<string, string> = {
 /** Bigger files (large-model checkpoints) are tracked as a pointer to their stored object, not copied again. */
 const MAX_TRACKED_BYTES = 64 * 1024 * 1024;
 
+/** At most one stored `progress` event per job per this interval. */
+const PROGRESS_EVENT_INTERVAL_MS = 10_000;
+
 const EPOCH_FIELDS = ['train_loss', 'val_loss', 'val_auc', 'lr', 'images_per_sec', 'seconds', 'best_val_auc', 'early_stopped'] as const;
 
 function errorMessage(err: unknown): string {
@@ -167,8 +170,12 @@ class JobAttempt {
     await this.#update({ workerPid: handle.pid ?? null });
     if (this.#active.stopReason) handle.cancel();
 
+    let lastProgressStored = 0;
     for await (const event of handle.events) {
-      if (event.event !== 'other') await store.appendEvent(job.id, this.#attempt, event.event, event as unknown as Record<string, unknown>);
+      // Progress lives on the job row; the event log keeps one progress event per interval, not every one.
+      const keep = event.event !== 'other' && (event.event !== 'progress' || Date.now() - lastProgressStored >= PROGRESS_EVENT_INTERVAL_MS);
+      if (event.event === 'progress' && keep) lastProgressStored = Date.now();
+      if (keep) await store.appendEvent(job.id, this.#attempt, event.event, event as unknown as Record<string, unknown>);
       try {
         await this.#onEvent(event);
       } catch (err) {
