@@ -7,6 +7,7 @@ import { registerData } from './commands/data.js';
 import { registerAudit } from './commands/audit.js';
 import { registerModels } from './commands/models.js';
 import { registerTrain } from './commands/train.js';
+import { registerEvaluate } from './commands/evaluate.js';
 
 const program = new Command();
 program.name('xray').description('xray-mlops: chest X-ray pneumonia MLOps platform').showHelpAfterError();
@@ -17,6 +18,7 @@ registerData(program);
 registerAudit(program);
 registerModels(program);
 registerTrain(program);
+registerEvaluate(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -96,16 +96,19 @@ describe('embedding drift (MMD permutation test, domain classifier)', () => {
   };
 
   test('fires on mean-shifted embeddings', () => {
-    const r = computeDriftStep('embedding', side([], make('ref', 200, 0)), side([], make('cur', 200, 0.3)), OPTIONS, 'e');
-    const mmd = check(r.checks, 'embedding_mmd');
-    const dc = check(r.checks, 'embedding_classifier');
+    const ref = side([], make('ref', 200, 0));
+    const cur = side([], make('cur', 200, 0.3));
+    const mmd = check(computeDriftStep('embedding_mmd', ref, cur, OPTIONS, 'e').checks, 'embedding_mmd');
+    const dc = check(computeDriftStep('embedding_classifier', ref, cur, OPTIONS, 'e').checks, 'embedding_classifier');
     assert.ok(mmd.drifted, JSON.stringify(mmd));
     assert.ok(dc.drifted, JSON.stringify(dc));
   });
 
   test('skips with a reason when too few embeddings', () => {
-    const r = computeDriftStep('embedding', side([], make('ref', 10, 0)), side([], make('cur', 10, 0)), OPTIONS, 'e');
-    assert.match(r.checks[0]!.skipped ?? '', /too few embeddings/);
+    for (const step of ['embedding_mmd', 'embedding_classifier'] as const) {
+      const r = computeDriftStep(step, side([], make('ref', 10, 0)), side([], make('cur', 10, 0)), OPTIONS, 'e');
+      assert.match(r.checks[0]!.skipped ?? '', /too few embeddings/);
+    }
   });
 
   test('false-positive rates over 20 seeded trials: MMD ≤ 15 %, classifier ≤ 20 %', (t) => {
@@ -113,9 +116,10 @@ describe('embedding drift (MMD permutation test, domain classifier)', () => {
     let dcFp = 0;
     const trials = 20;
     for (let k = 0; k < trials; k++) {
-      const r = computeDriftStep('embedding', side([], make(`a${k}`, 150, 0)), side([], make(`b${k}`, 150, 0)), OPTIONS, `t${k}`);
-      if (check(r.checks, 'embedding_mmd').drifted) mmdFp++;
-      if (check(r.checks, 'embedding_classifier').drifted) dcFp++;
+      const a = side([], make(`a${k}`, 150, 0));
+      const b = side([], make(`b${k}`, 150, 0));
+      if (check(computeDriftStep('embedding_mmd', a, b, OPTIONS, `t${k}`).checks, 'embedding_mmd').drifted) mmdFp++;
+      if (check(computeDriftStep('embedding_classifier', a, b, OPTIONS, `t${k}`).checks, 'embedding_classifier').drifted) dcFp++;
     }
     t.diagnostic(`MMD false-positive rate: ${mmdFp}/${trials}; domain classifier: ${dcFp}/${trials}`);
     assert.ok(mmdFp / trials <= 0.15, `MMD ${mmdFp}/${trials}`);

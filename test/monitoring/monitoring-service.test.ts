@@ -37,7 +37,7 @@ test('the worker-thread runner gives the inline result and leaves the event loop
   const ref = { stats, embeddings: embeddings(rng, labels), probabilities: probabilities(rng, labels), threshold: 0.5 };
   const cur = { stats, embeddings: embeddings(rng, labels, 0.2), probabilities: probabilities(rng, labels), threshold: 0.5 };
   const options = { ...driftOptionsFrom(SETTINGS), mmdPermutations: 200 };
-  const worker = new WorkerDriftRunner();
+  const worker = new WorkerDriftRunner({ threads: 2 });
   try {
     let ticked = false;
     const timer = setTimeout(() => (ticked = true), 1);
@@ -47,7 +47,7 @@ test('the worker-thread runner gives the inline result and leaves the event loop
     assert.ok(ticked, 'a timer fired while the worker computed');
     const inline = await new InlineDriftRunner().run(ref, cur, options, 'seed');
     assert.deepEqual(viaWorker, inline);
-    // A second run reuses the same worker.
+    // A second run reuses the same workers.
     assert.deepEqual(await worker.run(ref, cur, options, 'seed'), inline);
     // Errors cross the thread boundary as AppErrors.
     await assert.rejects(worker.run({ ...ref, stats: [] }, cur, { ...options, features: ['nope'] }, 'x'), (e: Error & { code?: string }) => e.code === 'INVALID_INPUT');

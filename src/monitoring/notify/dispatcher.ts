@@ -125,8 +125,8 @@ export class NotificationDispatcher {
     }
     const delay = backoffDelay(policy, d.attempts);
     this.#o.logger?.warn({ channel: d.channel.name, alert: d.alert.id, attempt: d.attempts, delay, err: d.lastError }, 'alert notification failed; retrying');
+    // Kept referenced: a pending retry is work in flight; close() cancels it (and dead-letters it).
     d.timer = setTimeout(() => void this.#attempt(d), delay);
-    d.timer.unref?.();
   }
 
   async #deadLetter(d: Delivery): Promise<void> {

@@ -68,7 +68,7 @@ export function explainRoutes(app: FastifyInstance, explain: ExplainService): vo
         summary: 'Explain a prediction: class-activation heatmap plus occlusion sensitivity',
         description:
           'JSON {prediction_id} explains a logged prediction from its stored heatmap; an image (multipart file or raw PNG/JPEG/DICOM body, with ?model=&version=, ' +
-          'default the production version of pneumonia) is run through the same data-plane code as /predict. Both maps come as PNG overlays (base64) and raw grids. ' +
+          'default the production version of XRAY_DEFAULT_MODEL) is run through the same data-plane code as /predict. Both maps come as PNG overlays (base64) and raw grids. ' +
           'Explanations of uploads are audited (explain.create) but not logged as predictions.',
         consumes: CONSUMES,
         body: z.any().describe('JSON {prediction_id, patch?, stride?}, or the image'),

@@ -40,8 +40,25 @@ export interface DriftComputation {
   features: FeatureCheck[];
 }
 
-export type DriftStep = 'data' | 'embedding' | 'prediction';
-export const DRIFT_STEPS: readonly DriftStep[] = ['data', 'embedding', 'prediction'];
+export type DriftStep = 'data' | 'embedding_mmd' | 'embedding_classifier' | 'prediction';
+/** Report order of the detector groups. */
+export const DRIFT_STEPS: readonly DriftStep[] = ['data', 'embedding_mmd', 'embedding_classifier', 'prediction'];
+
+/** The part of a side a step reads (so only that crosses to a worker thread). */
+export function sideFor(step: DriftStep, side: DriftSide): DriftSide {
+  switch (step) {
+    case 'data':
+      return { stats: side.stats, embeddings: [], probabilities: [], threshold: side.threshold };
+    case 'embedding_mmd':
+    case 'embedding_classifier':
+      return { stats: [], embeddings: side.embeddings, probabilities: [], threshold: side.threshold };
+    case 'prediction':
+      return { stats: [], embeddings: [], probabilities: side.probabilities, threshold: side.threshold };
+  }
+}
+
+/** Largest n·m for which KS p-values are computed exactly. */
+export const EXACT_KS_MAX_PAIRS = 1_000_000;
 
 function countFinite(rows: StatsRow[], key: string): number {
   let n = 0;
@@ -65,7 +82,11 @@ function dataDrift(ref: DriftSide, cur: DriftSide, o: DriftOptions): DriftComput
   if (features.length === 0) {
     return { checks: [{ ...base, method: 'feature_tests', statistic: null, p_value: null, drifted: false, skipped: 'no image statistics with enough values on both sides' }], features: [] };
   }
+  // Exact KS p-values cost O(n·m) per feature; above 10⁶ pairs the (Stephens-corrected)
+  // asymptotic distribution is used, which agrees with the exact one to well below alpha there.
+  const ksMethod = ref.stats.length * cur.stats.length > EXACT_KS_MAX_PAIRS ? 'asymp' : 'exact';
   const result = featureDrift(ref.stats, cur.stats, features, {
+    ksMethod,
     ksMaxRows: o.ksMaxRows,
     ksAlpha: o.ksAlpha,
     wassersteinThreshold: o.wassersteinThreshold,
@@ -95,6 +116,7 @@ function dataDrift(ref: DriftSide, cur: DriftSide, o: DriftOptions): DriftComput
           drifted_features: featureChecks.filter((f) => f.drifted).map((f) => f.feature),
           n_features: featureChecks.length,
           ks_alpha: o.ksAlpha,
+          ks_p_value: methods.includes('ks') ? ksMethod : null,
           wasserstein_threshold: o.wassersteinThreshold,
         },
       },
@@ -103,16 +125,12 @@ function dataDrift(ref: DriftSide, cur: DriftSide, o: DriftOptions): DriftComput
   };
 }
 
-function embeddingDrift(ref: DriftSide, cur: DriftSide, o: DriftOptions, seed: string): DriftComputation {
-  const mmdBase = { detector: 'embedding_mmd' as const, method: 'mmd_rbf_permutation', threshold: o.mmdAlpha, rule: 'p_value < threshold' };
-  const dcBase = { detector: 'embedding_classifier' as const, method: 'domain_classifier_auc', threshold: o.classifierAucThreshold, rule: 'statistic > threshold' };
-  const skip = (reason: string): DriftComputation => ({
-    checks: [
-      { ...mmdBase, statistic: null, p_value: null, drifted: false, skipped: reason },
-      { ...dcBase, statistic: null, p_value: null, drifted: false, skipped: reason },
-    ],
-    features: [],
-  });
+function embeddingCheck(which: 'embedding_mmd' | 'embedding_classifier', ref: DriftSide, cur: DriftSide, o: DriftOptions, seed: string): DriftComputation {
+  const base =
+    which === 'embedding_mmd'
+      ? { detector: which, method: 'mmd_rbf_permutation', threshold: o.mmdAlpha, rule: 'p_value < threshold' }
+      : { detector: which, method: 'domain_classifier_auc', threshold: o.classifierAucThreshold, rule: 'statistic > threshold' };
+  const skip = (reason: string): DriftComputation => ({ checks: [{ ...base, statistic: null, p_value: null, drifted: false, skipped: reason }], features: [] });
   const nRef = ref.embeddings.length;
   const nCur = cur.embeddings.length;
   if (nRef < o.minRows || nCur < o.minRows) return skip(`too few embeddings (reference ${nRef}, current ${nCur}; need ${o.minRows})`);
@@ -120,21 +138,23 @@ function embeddingDrift(ref: DriftSide, cur: DriftSide, o: DriftOptions, seed: s
   if (cur.embeddings.some((e) => e.length !== dim) || ref.embeddings.some((e) => e.length !== dim)) {
     return skip(`embeddings differ in dimension (reference ${dim})`);
   }
-  const mmd = mmdTest(ref.embeddings, cur.embeddings, { permutations: o.mmdPermutations, seed, maxSamples: Math.min(o.mmdSamples, 3000), alpha: o.mmdAlpha });
+  if (which === 'embedding_mmd') {
+    const mmd = mmdTest(ref.embeddings, cur.embeddings, { permutations: o.mmdPermutations, seed, maxSamples: Math.min(o.mmdSamples, 3000), alpha: o.mmdAlpha });
+    return {
+      checks: [
+        {
+          ...base,
+          statistic: mmd.mmd2,
+          p_value: mmd.pValue,
+          drifted: mmd.drifted,
+          details: { bandwidth: mmd.bandwidth, permutations: o.mmdPermutations, n_reference: mmd.nRef, n_current: mmd.nCur, dim },
+        },
+      ],
+      features: [],
+    };
+  }
   const dc = domainClassifierAuc(ref.embeddings, cur.embeddings, { seed, aucThreshold: o.classifierAucThreshold, maxSamples: o.classifierSamples });
-  return {
-    checks: [
-      {
-        ...mmdBase,
-        statistic: mmd.mmd2,
-        p_value: mmd.pValue,
-        drifted: mmd.drifted,
-        details: { bandwidth: mmd.bandwidth, permutations: o.mmdPermutations, n_reference: mmd.nRef, n_current: mmd.nCur, dim },
-      },
-      { ...dcBase, statistic: dc.auc, p_value: null, drifted: dc.drifted, details: { fold_aucs: dc.foldAucs, dim } },
-    ],
-    features: [],
-  };
+  return { checks: [{ ...base, statistic: dc.auc, p_value: null, drifted: dc.drifted, details: { fold_aucs: dc.foldAucs, dim } }], features: [] };
 }
 
 function predictionDriftChecks(ref: DriftSide, cur: DriftSide, o: DriftOptions): DriftComputation {
@@ -171,8 +191,9 @@ export function computeDriftStep(step: DriftStep, ref: DriftSide, cur: DriftSide
   switch (step) {
     case 'data':
       return dataDrift(ref, cur, options);
-    case 'embedding':
-      return embeddingDrift(ref, cur, options, seed);
+    case 'embedding_mmd':
+    case 'embedding_classifier':
+      return embeddingCheck(step, ref, cur, options, seed);
     case 'prediction':
       return predictionDriftChecks(ref, cur, options);
   }

@@ -1,7 +1,8 @@
+import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import { AppError, type ErrorCode } from '../../core/errors.js';
-import { computeDriftStep, DRIFT_STEPS, type DriftComputation, type DriftOptions, type DriftSide } from './drift-compute.js';
+import { computeDriftStep, DRIFT_STEPS, sideFor, type DriftComputation, type DriftOptions, type DriftSide, type DriftStep } from './drift-compute.js';
 
 /** Runs drift computations off the request path. */
 export interface DriftRunner {
@@ -12,36 +13,52 @@ export interface DriftRunner {
 
 const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
+function merge(parts: DriftComputation[]): DriftComputation {
+  return { checks: parts.flatMap((p) => p.checks), features: parts.flatMap((p) => p.features) };
+}
+
 /**
  * Runs the detectors on the main thread, one group per macrotask, so requests are served between
- * groups (each group takes up to a few hundred ms on 10,000 rows).
+ * groups (a group takes up to a few hundred ms on 10,000 rows).
  */
 export class InlineDriftRunner implements DriftRunner {
   readonly mode = 'inline' as const;
 
   async run(reference: DriftSide, current: DriftSide, options: DriftOptions, seed: string): Promise<DriftComputation> {
-    const out: DriftComputation = { checks: [], features: [] };
+    const parts: DriftComputation[] = [];
     for (const step of DRIFT_STEPS) {
       await yieldToEventLoop();
-      const r = computeDriftStep(step, reference, current, options, seed);
-      out.checks.push(...r.checks);
-      out.features.push(...r.features);
+      parts.push(computeDriftStep(step, reference, current, options, seed));
     }
-    return out;
+    return merge(parts);
   }
 
   async close(): Promise<void> {}
 }
 
-interface Pending {
+interface Job {
+  id: number;
+  step: DriftStep;
+  reference: DriftSide;
+  current: DriftSide;
+  options: DriftOptions;
+  seed: string;
   resolve: (r: DriftComputation) => void;
   reject: (e: Error) => void;
 }
 
+interface Slot {
+  worker: Worker;
+  ready: Promise<boolean>;
+  job: Job | null;
+}
+
+type WorkerMessage = { ready?: boolean; id?: number; result?: DriftComputation; error?: { code: string | null; message: string } };
+
 function workerSpec(): { url: URL; options: ConstructorParameters<typeof Worker>[1] } {
   const self = import.meta.url;
   if (self.endsWith('.ts')) {
-    // Running from sources under tsx: boot the worker through tsx's loader.
+    // Running from sources under tsx: worker threads do not inherit its loader; boot through it.
     return {
       url: new URL('./worker-boot.mjs', self),
       options: { workerData: { tsxApi: import.meta.resolve('tsx/esm/api'), entry: new URL('./drift-worker.ts', self).href } },
@@ -50,112 +67,145 @@ function workerSpec(): { url: URL; options: ConstructorParameters<typeof Worker>
   return { url: new URL('./drift-worker.js', self), options: {} };
 }
 
+/** Heaviest groups first, so they start at once on separate threads. */
+const SCHEDULE: readonly DriftStep[] = ['embedding_mmd', 'embedding_classifier', 'data', 'prediction'];
+
 /**
- * Runs each computation in one long-lived worker thread (started on first use, restarted after a
- * crash). When the worker cannot start at all it falls back to {@link InlineDriftRunner}.
+ * Runs the detector groups of each check on a small pool of long-lived worker threads (started on
+ * first use, restarted after a crash), heaviest first, so MMD and the domain classifier run in
+ * parallel. Each worker receives only the columns its group reads. When a worker cannot start at
+ * all the runner falls back to {@link InlineDriftRunner}.
  */
 export class WorkerDriftRunner implements DriftRunner {
   readonly mode = 'worker' as const;
   readonly #logger: Logger | undefined;
-  readonly #pending = new Map<number, Pending>();
+  readonly #threads: number;
   readonly #inline = new InlineDriftRunner();
-  #worker: Worker | null = null;
-  #ready: Promise<boolean> | null = null;
+  readonly #slots: Slot[] = [];
+  readonly #queue: Job[] = [];
   #broken = false;
   #closed = false;
   #nextId = 1;
 
-  constructor(logger?: Logger) {
-    this.#logger = logger;
+  constructor(options: { logger?: Logger; threads?: number } = {}) {
+    this.#logger = options.logger;
+    this.#threads = Math.max(1, Math.min(options.threads ?? Math.min(2, availableParallelism()), 4));
   }
 
-  /** true once the worker could not start and computations run inline instead. */
+  /** true once a worker could not start and computations run inline instead. */
   get fellBack(): boolean {
     return this.#broken;
   }
 
   async run(reference: DriftSide, current: DriftSide, options: DriftOptions, seed: string): Promise<DriftComputation> {
     if (this.#closed) throw new AppError('SERVICE_UNAVAILABLE', 'the drift runner is closed');
-    if (this.#broken || !(await this.#start())) return this.#inline.run(reference, current, options, seed);
-    const worker = this.#worker!;
-    const id = this.#nextId++;
-    return new Promise<DriftComputation>((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject });
-      worker.ref();
-      worker.postMessage({ id, reference, current, options, seed });
-    });
+    if (!this.#broken) {
+      while (this.#slots.length < this.#threads) this.#slots.push(this.#spawn());
+      const ready = await Promise.all(this.#slots.map((s) => s.ready));
+      if (ready.some((ok) => !ok)) this.#broken = true;
+    }
+    if (this.#broken) return this.#inline.run(reference, current, options, seed);
+    const results = new Map<DriftStep, DriftComputation>();
+    await Promise.all(
+      SCHEDULE.map(
+        (step) =>
+          new Promise<void>((resolve, reject) => {
+            this.#queue.push({
+              id: this.#nextId++,
+              step,
+              reference: sideFor(step, reference),
+              current: sideFor(step, current),
+              options,
+              seed,
+              resolve: (r) => {
+                results.set(step, r);
+                resolve();
+              },
+              reject,
+            });
+            this.#dispatch();
+          }),
+      ),
+    );
+    return merge(DRIFT_STEPS.map((s) => results.get(s)!));
   }
 
-  #start(): Promise<boolean> {
-    if (this.#ready) return this.#ready;
-    this.#ready = new Promise<boolean>((resolve) => {
-      let started = false;
-      let worker: Worker;
-      try {
-        const spec = workerSpec();
-        worker = new Worker(spec.url, spec.options);
-      } catch (err) {
-        this.#giveUp(err);
-        resolve(false);
+  #dispatch(): void {
+    for (const slot of this.#slots) {
+      if (slot.job || this.#queue.length === 0) continue;
+      const job = this.#queue.shift()!;
+      slot.job = job;
+      slot.worker.ref();
+      const { resolve: _r, reject: _e, ...message } = job;
+      slot.worker.postMessage(message);
+    }
+  }
+
+  #spawn(): Slot {
+    let resolveReady!: (ok: boolean) => void;
+    const slot: Slot = { worker: null as unknown as Worker, ready: new Promise<boolean>((r) => (resolveReady = r)), job: null };
+    let started = false;
+    try {
+      const spec = workerSpec();
+      slot.worker = new Worker(spec.url, spec.options);
+    } catch (err) {
+      this.#giveUp(err);
+      resolveReady(false);
+      return slot;
+    }
+    // Referenced while starting or busy (someone awaits it), unreferenced when idle.
+    const worker = slot.worker;
+    worker.on('message', (msg: WorkerMessage) => {
+      if (msg.ready) {
+        started = true;
+        if (!slot.job) worker.unref();
+        resolveReady(true);
         return;
       }
-      this.#worker = worker;
+      const job = slot.job;
+      if (!job || job.id !== msg.id) return;
+      slot.job = null;
       worker.unref();
-      worker.on('message', (msg: { ready?: boolean; id?: number; result?: DriftComputation; error?: { code: string | null; message: string } }) => {
-        if (msg.ready) {
-          started = true;
-          resolve(true);
-          return;
-        }
-        const p = msg.id === undefined ? undefined : this.#pending.get(msg.id);
-        if (!p) return;
-        this.#pending.delete(msg.id!);
-        if (this.#pending.size === 0) worker.unref();
-        if (msg.error) p.reject(msg.error.code ? new AppError(msg.error.code as ErrorCode, msg.error.message) : new Error(msg.error.message));
-        else p.resolve(msg.result!);
-      });
-      worker.on('error', (err) => {
-        if (!started) {
-          this.#giveUp(err);
-          resolve(false);
-        } else {
-          this.#logger?.error({ err }, 'drift worker crashed; it restarts on the next check');
-        }
-        this.#failPending(err);
-      });
-      worker.on('exit', (code) => {
-        if (this.#worker === worker) {
-          this.#worker = null;
-          if (started) this.#ready = null;
-        }
-        if (!started) resolve(false);
-        this.#failPending(new Error(`drift worker exited with code ${code}`));
-      });
+      if (msg.error) job.reject(msg.error.code ? new AppError(msg.error.code as ErrorCode, msg.error.message) : new Error(msg.error.message));
+      else job.resolve(msg.result!);
+      this.#dispatch();
     });
-    return this.#ready;
+    worker.on('error', (err) => {
+      if (!started) this.#giveUp(err);
+      else this.#logger?.error({ err }, 'drift worker crashed; a new one starts for the next check');
+    });
+    worker.on('exit', (code) => {
+      resolveReady(false);
+      const i = this.#slots.indexOf(slot);
+      if (i >= 0) this.#slots.splice(i, 1);
+      slot.job?.reject(this.#closed ? new AppError('SERVICE_UNAVAILABLE', 'the drift runner was closed') : new Error(`drift worker exited with code ${code}`));
+      slot.job = null;
+      if (!this.#closed && this.#queue.length > 0) {
+        this.#slots.push(this.#spawn());
+        this.#dispatch();
+      }
+    });
+    return slot;
   }
 
   #giveUp(err: unknown): void {
+    if (!this.#broken) this.#logger?.warn({ err }, 'drift worker threads unavailable; running drift checks on the main thread');
     this.#broken = true;
-    this.#logger?.warn({ err }, 'drift worker thread unavailable; running drift checks on the main thread');
-  }
-
-  #failPending(err: Error): void {
-    for (const [id, p] of this.#pending) {
-      this.#pending.delete(id);
-      p.reject(err);
-    }
   }
 
   async close(): Promise<void> {
     this.#closed = true;
-    const worker = this.#worker;
-    this.#worker = null;
-    this.#failPending(new AppError('SERVICE_UNAVAILABLE', 'the drift runner was closed'));
-    if (worker) await worker.terminate();
+    for (const job of this.#queue.splice(0)) job.reject(new AppError('SERVICE_UNAVAILABLE', 'the drift runner was closed'));
+    // Referenced again so the process waits for the threads to stop instead of exiting under us.
+    await Promise.all(
+      this.#slots.splice(0).map((s) => {
+        s.worker.ref();
+        return s.worker.terminate();
+      }),
+    );
   }
 }
 
 export function createDriftRunner(useWorker: boolean, logger?: Logger): DriftRunner {
-  return useWorker ? new WorkerDriftRunner(logger) : new InlineDriftRunner();
+  return useWorker ? new WorkerDriftRunner({ ...(logger ? { logger } : {}) }) : new InlineDriftRunner();
 }

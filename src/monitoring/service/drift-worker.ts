@@ -1,9 +1,10 @@
-/** Worker-thread entry: runs drift computations posted by {@link WorkerDriftRunner}. */
+/** Worker-thread entry: runs the drift detector groups posted by {@link WorkerDriftRunner}. */
 import { parentPort } from 'node:worker_threads';
-import { computeDrift, type DriftOptions, type DriftSide } from './drift-compute.js';
+import { computeDriftStep, type DriftOptions, type DriftSide, type DriftStep } from './drift-compute.js';
 
-interface Job {
+interface StepJob {
   id: number;
+  step: DriftStep;
   reference: DriftSide;
   current: DriftSide;
   options: DriftOptions;
@@ -12,9 +13,9 @@ interface Job {
 
 const port = parentPort;
 if (port) {
-  port.on('message', (job: Job) => {
+  port.on('message', (job: StepJob) => {
     try {
-      port.postMessage({ id: job.id, result: computeDrift(job.reference, job.current, job.options, job.seed) });
+      port.postMessage({ id: job.id, result: computeDriftStep(job.step, job.reference, job.current, job.options, job.seed) });
     } catch (err) {
       const e = err as { code?: string; message?: string };
       port.postMessage({ id: job.id, error: { code: e.code ?? null, message: e.message ?? String(err) } });

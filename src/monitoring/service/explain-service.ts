@@ -75,7 +75,7 @@ export class ExplainService {
       source: await openRegistrySource(platform),
       threads: 1,
       allowedRoots: [],
-      defaultName: 'pneumonia',
+      defaultName: platform.config.defaultModel,
     });
     const pool = new PreprocessPool({ threads: 1 });
     const dataplane = new DataPlane({
@@ -89,7 +89,7 @@ export class ExplainService {
       audit: platform.audit,
       metrics,
       logger: this.#logger,
-      defaultModel: 'pneumonia',
+      defaultModel: platform.config.defaultModel,
       service: 'monitoring',
     });
     this.#plane = { dataplane, repository, pool };
@@ -106,10 +106,10 @@ export class ExplainService {
     return { name: info.name, version: info.version };
   }
 
-  /** Explains an uploaded image with a registry model version. */
+  /** Explains an uploaded image with a registry model version (default: the default model's production version). */
   async explainImage(image: Uint8Array, target: { model?: string | null; version?: string | null }, caller: Caller, options: ExplainOptions = {}): Promise<Explanation> {
     const { dataplane, repository } = await this.#dataplane();
-    const loaded = await this.#ensureModel(repository, target.model ?? 'pneumonia', target.version);
+    const loaded = await this.#ensureModel(repository, target.model ?? this.#platform.config.defaultModel, target.version);
     const p = await dataplane.predict({ image, model: loaded.name, version: loaded.version, heatmap: 'inline' }, caller);
     await dataplane.settle();
     const source = await this.#source(p.model.name, p.model.version, p.imageSha256);

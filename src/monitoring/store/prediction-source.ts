@@ -146,11 +146,13 @@ export class DeploymentPredictionSource implements PredictionSource {
         ...(since !== undefined ? { since } : {}),
         ...(q.until !== undefined ? { until: q.until } : {}),
         order,
-        pageSize: Math.min(10_000, want - out.length),
+        pageSize: Math.min(PAGE, want - out.length),
         ...(pageToken ? { pageToken } : {}),
       });
       out.push(...page.items);
       pageToken = page.nextPageToken;
+      // SQLite reads are synchronous: let requests through between pages.
+      if (pageToken) await new Promise((resolve) => setImmediate(resolve));
     } while (pageToken && out.length < want);
     return order === 'desc' ? out.reverse() : out;
   }
@@ -231,6 +233,9 @@ export class DeploymentPredictionSource implements PredictionSource {
     return [...groups.values()];
   }
 }
+
+/** Rows per read while loading a window (bounds how long one read holds the event loop). */
+const PAGE = 1000;
 
 function validEmbedding(e: unknown): e is number[] {
   return Array.isArray(e) && e.length > 0 && e.every((x) => typeof x === 'number' && Number.isFinite(x));
