@@ -54,7 +54,7 @@ export interface S3Server {
 
 /** A real S3-protocol server (s3rver) on loopback, on a random port, in a temp folder. */
 export async function startS3Server(): Promise<S3Server> {
-  const { default: S3rver } = (await import('s3rver')) as unknown as { default: new (opts: object) => { run(): Promise<{ port: number }>; close(): Promise<void> } };
+  const { default: S3rver } = await import('s3rver');
   const home = tempHome('s3rver-');
   const server = new S3rver({ port: 0, address: '127.0.0.1', silent: true, directory: home.dir, resetOnClose: true });
   const info = await server.run();
