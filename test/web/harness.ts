@@ -61,15 +61,18 @@ export async function screenshot(page: Page, name: string): Promise<void> {
 export interface TestPlatform {
   running: RunningPlatform;
   gateway: string;
+  /** XRAY_HOME, also the import root (folders for /import go here). */
+  home: string;
   close(): Promise<void>;
 }
 
 export async function startTestPlatform(overrides: Record<string, string> = {}): Promise<TestPlatform> {
   const home = mkdtempSync(path.join(tmpdir(), 'xray-web-'));
-  const running = await startPlatform({ config: testConfig(home, overrides), randomPorts: true, gateway: true });
+  const running = await startPlatform({ config: testConfig(home, { XRAY_IMPORT_ROOT: home, ...overrides }), randomPorts: true, gateway: true });
   return {
     running,
     gateway: running.urls.gateway!,
+    home,
     async close() {
       await running.close();
       rmSync(home, { recursive: true, force: true });
@@ -149,7 +152,7 @@ export async function createDatasetVersion(gateway: string, name: string, perCla
     form.append('label', label);
     for (let i = 0; i < perClass; i++) {
       const png = await generateChestXray({ seed: `${label}-${i}`, size: 96, pneumonia: label === 'PNEUMONIA' });
-      form.append('file', new Blob([png], { type: 'image/png' }), `${label.toLowerCase()}-patient${i}.png`);
+      form.append('file', new Blob([new Uint8Array(png)], { type: 'image/png' }), `${label.toLowerCase()}-patient${i}.png`);
     }
     await api(gateway, '/api/data-pipeline/ingest', { method: 'POST', body: form });
   }

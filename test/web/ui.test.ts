@@ -1,7 +1,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Browser, Page } from 'playwright-core';
-import { generateChestXray } from '../../src/core/imaging/index.js';
+import path from 'node:path';
+import { generateChestXray, generateDataset, makeDicom, renderChestXray } from '../../src/core/imaging/index.js';
 import {
   api,
   browserSkipReason,
@@ -37,7 +38,7 @@ async function openPage(browser: Browser, url: string): Promise<{ page: Page; er
 describe('web UI in a real browser', { skip: skip ?? false }, () => {
   let p: TestPlatform;
   let browser: Browser;
-  let datasetName: string;
+  let dataset: { id: string; name: string };
   let badMessage: string;
 
   before(async () => {
@@ -61,7 +62,7 @@ describe('web UI in a real browser', { skip: skip ?? false }, () => {
     ]);
     await api(g, `/api/model-registry/models/${MODEL}/stage`, json({ version: v1, stage: 'Production' }));
     await waitForServing(g, MODEL, String(v1));
-    datasetName = (await createDatasetVersion(g, 'synthetic-v1', 4)).name;
+    dataset = await createDatasetVersion(g, 'synthetic-v1', 4);
     // The message the API gives for a file that is not an image, to look for on the page.
     const form = new FormData();
     form.append('file', new Blob([Buffer.from('this is not an X-ray')], { type: 'image/png' }), 'notes.png');
@@ -105,15 +106,37 @@ describe('web UI in a real browser', { skip: skip ?? false }, () => {
     });
     // The opacity slider and the toggle act on the overlay.
     await page.getByLabel('Opacity').fill('0.3');
-    assert.equal(await heatmap.evaluate((el) => getComputedStyle(el).opacity), '0.3');
-    await page.getByLabel('Heatmap').uncheck();
-    assert.equal(await heatmap.evaluate((el) => getComputedStyle(el).opacity), '0');
-    await page.getByLabel('Heatmap').check();
+    assert.equal(await heatmap.evaluate((el) => (el as HTMLElement).style.opacity), '0.3');
+    await page.getByLabel('Heatmap', { exact: true }).uncheck();
+    assert.equal(await heatmap.evaluate((el) => (el as HTMLElement).style.opacity), '0');
+    await page.getByLabel('Heatmap', { exact: true }).check();
     await page.getByLabel('Opacity').fill('0.8');
+    // The occlusion-sensitivity second opinion (monitoring /explain) replaces the overlay.
+    const camSrc = await heatmap.getAttribute('src');
+    await page.getByRole('button', { name: /Second opinion/ }).click();
+    await page.getByRole('radio', { name: 'Occlusion' }).waitFor();
+    assert.equal(await page.getByRole('radio', { name: 'Occlusion' }).isChecked(), true);
+    assert.notEqual(await heatmap.getAttribute('src'), camSrc);
+    assert.match((await heatmap.getAttribute('alt')) ?? '', /Occlusion sensitivity/);
     // Confirming the diagnosis posts ground truth to monitoring.
     await page.getByTestId('confirm').click();
     await page.getByTestId('feedback-result').waitFor();
     await screenshot(page, 'predict');
+    assert.deepEqual(errors, []);
+    await page.close();
+  });
+
+  test('a DICOM upload is shown through the data pipeline preprocessing (browsers cannot draw DICOM)', async () => {
+    const { page, errors } = await openPage(browser, `${p.gateway}/`);
+    const img = renderChestXray({ seed: 'ui-dicom', size: 128 });
+    const dcm = makeDicom({ width: img.width, height: img.height, pixels: img.pixels, bitsAllocated: 8, photometric: 'MONOCHROME2', modality: 'CR' });
+    await page.getByTestId('file-input').setInputFiles({ name: 'study.dcm', mimeType: 'application/dicom', buffer: dcm });
+    await page.getByTestId('heatmap').waitFor();
+    await page.waitForFunction(() => {
+      const base = document.querySelector<HTMLImageElement>('.heatmap-base');
+      return !!base && base.src.startsWith('blob:') && base.complete && base.naturalWidth > 0;
+    });
+    assert.match((await page.getByTestId('probability').textContent()) ?? '', /%$/);
     assert.deepEqual(errors, []);
     await page.close();
   });
@@ -144,7 +167,7 @@ describe('web UI in a real browser', { skip: skip ?? false }, () => {
     await page.waitForFunction(() => document.querySelectorAll('[data-testid=batch-table] tbody tr').length === 3 && !document.querySelector('[data-testid=batch-table] tbody')?.textContent?.includes('…'));
     const rows = table.locator('tbody tr');
     assert.equal(await rows.count(), 3);
-    assert.equal(await table.locator('tbody img.thumb').count(), 3);
+    assert.equal(await table.locator('tbody img.thumb').count(), 2, 'a thumbnail per decodable file');
     assert.match((await rows.filter({ hasText: 'a-broken.png' }).textContent()) ?? '', /error/);
     // Sort by probability, descending: the brighter image scores higher with the tiny model.
     await table.getByRole('button', { name: /Probability/ }).click();
@@ -162,12 +185,34 @@ describe('web UI in a real browser', { skip: skip ?? false }, () => {
   test('the Datasets page lists the version with its counts and sample thumbnails', async () => {
     const { page, errors } = await openPage(browser, `${p.gateway}/datasets`);
     const table = page.getByTestId('versions-table');
-    await table.getByText(datasetName).waitFor();
+    await table.getByText(dataset.name).waitFor();
     const detail = page.getByTestId('version-detail');
     await detail.waitFor();
-    await page.waitForFunction(() => [...document.querySelectorAll<HTMLImageElement>('img.sample')].filter((i) => i.complete && i.naturalWidth > 0).length >= 4);
+    await page.waitForFunction(() => Array.from(document.querySelectorAll<HTMLImageElement>('img.sample')).filter((i) => i.complete && i.naturalWidth > 0).length >= 4);
     assert.match((await page.getByTestId('image-counts').textContent()) ?? '', /NORMAL 4/);
     await screenshot(page, 'datasets');
+    assert.deepEqual(errors, []);
+    await page.close();
+  });
+
+  test('importing a server-side folder shows progress and counts; validation reports on the images', async () => {
+    await generateDataset(path.join(p.home, 'incoming'), { perClass: 3, seed: 'ui-import', size: 64 });
+    const { page, errors } = await openPage(browser, `${p.gateway}/datasets`);
+    await page.getByLabel('Folder on the server').fill('incoming');
+    await page.getByRole('button', { name: 'Import' }).click();
+    const status = page.locator('.import-status');
+    await status.getByText('Import completed').waitFor();
+    assert.match((await status.textContent()) ?? '', /6 \/ 6 files/);
+    await page.getByTestId('image-counts').getByText(/NORMAL 7/).waitFor();
+    await page.getByRole('button', { name: 'Validate' }).click();
+    await page.getByTestId('validation').getByText(/\d+ images checked/).waitFor();
+    // A second version with the imported images, then the diff between the two.
+    await page.getByLabel('Name').fill('synthetic-v2');
+    await page.getByRole('button', { name: 'Create version' }).click();
+    await page.getByText('Created synthetic-v2 (14 images).').waitFor();
+    await page.getByRole('button', { name: 'Diff' }).click();
+    assert.match((await page.getByTestId('diff').textContent()) ?? '', /\+6 added/);
+    await screenshot(page, 'datasets-import');
     assert.deepEqual(errors, []);
     await page.close();
   });
@@ -199,10 +244,30 @@ describe('web UI in a real browser', { skip: skip ?? false }, () => {
     await page.close();
   });
 
-  test('the Training page lists jobs and offers the start form', async () => {
+  test('the Training page starts a job and follows it to its curves and evaluation', async (t) => {
+    const runtime = await api<{ available: boolean; error: string | null }>(p.gateway, '/api/training/train/runtime');
+    if (!runtime.available) {
+      if (process.env.CI) assert.fail(`the training worker is not available under CI: ${runtime.error}`);
+      t.skip(`training worker unavailable: ${runtime.error}`);
+      return;
+    }
     const { page, errors } = await openPage(browser, `${p.gateway}/training`);
     await page.getByTestId('jobs-table').waitFor();
-    await page.getByRole('combobox', { name: 'Dataset version' }).locator('option', { hasText: datasetName }).waitFor({ state: 'attached' });
+    await page.getByLabel('Dataset version').selectOption(dataset.id);
+    await page.getByLabel('Epochs').fill('3');
+    await page.getByLabel('Batch size').fill('4');
+    await page.getByLabel('Input size (px)').fill('32');
+    await page.getByRole('button', { name: 'Start job' }).click();
+    const detail = page.getByTestId('job-detail');
+    await detail.waitFor();
+    // Followed live (long-polled events), no reload: the badge turns to succeeded by itself.
+    await detail.locator('.job-head .badge', { hasText: 'succeeded' }).waitFor({ timeout: 180_000 });
+    await detail.getByText('Validation evaluation').waitFor();
+    const lossChart = detail.locator('figure', { hasText: 'Loss per epoch' });
+    assert.equal(await lossChart.locator('svg path').count(), 2, 'train and validation loss curves');
+    assert.equal(await detail.locator('figure', { hasText: 'Validation AUC per epoch' }).locator('svg circle').count(), 3, 'one AUC point per epoch');
+    assert.equal(await detail.locator('table.confusion').count(), 1);
+    await detail.locator('figure', { hasText: 'ROC curve' }).locator('svg path').first().waitFor();
     await screenshot(page, 'training');
     assert.deepEqual(errors, []);
     await page.close();

@@ -1,4 +1,4 @@
-import { apiPath, fetchWithAuth, request, requestBlob } from './http.js';
+import { apiPath, fetchWithAuth, request } from './http.js';
 
 /** Client of the deployment service (src/deployment/routes/schemas.ts). */
 
@@ -109,9 +109,3 @@ export async function heatmapBlob(heatmapUrl: string): Promise<Blob> {
   const url = heatmapUrl.startsWith('/api/') ? heatmapUrl : apiPath('deployment', heatmapUrl);
   return (await fetchWithAuth(url)).blob();
 }
-
-export function deploymentMetricsText(): Promise<string> {
-  return request<string>('deployment', '/metrics');
-}
-
-export { requestBlob };

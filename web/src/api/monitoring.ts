@@ -154,3 +154,27 @@ export function performance(model: string, version: string): Promise<Performance
 export function monitoringMetricsText(): Promise<string> {
   return request<string>('monitoring', '/metrics');
 }
+
+export interface SaliencyMap {
+  method: 'cam' | 'occlusion';
+  h: number;
+  w: number;
+  grid: number[];
+  /** Overlay on the preprocessed image. */
+  png_base64: string;
+}
+
+export interface Explanation {
+  prediction_id: string | null;
+  model: { name: string; version: string };
+  probability: number;
+  threshold: number;
+  image_sha256: string;
+  heatmap: SaliencyMap;
+  occlusion: SaliencyMap & { patch: number; stride: number; baseline: number };
+}
+
+/** Class-activation heatmap plus occlusion sensitivity (a model-agnostic second opinion) of a logged prediction. */
+export function explainPrediction(predictionId: string): Promise<Explanation> {
+  return request<Explanation>('monitoring', '/explain', { method: 'POST', json: { prediction_id: predictionId } });
+}

@@ -1,4 +1,5 @@
 import { useId, type ReactNode } from 'react';
+import { useElementWidth } from '../hooks/useElementWidth.js';
 
 /** Small SVG charts drawn by hand (no chart library): lines (curves, ROC, time series) and bars. */
 
@@ -39,6 +40,28 @@ export function niceTicks(min: number, max: number, count = 5): number[] {
   return ticks;
 }
 
+const MINUTE = 60_000;
+const TIME_STEPS = [MINUTE, 5 * MINUTE, 15 * MINUTE, 30 * MINUTE, 60 * MINUTE, 3 * 60 * MINUTE, 6 * 60 * MINUTE, 12 * 60 * MINUTE, 24 * 60 * MINUTE, 2 * 24 * 60 * MINUTE, 7 * 24 * 60 * MINUTE];
+
+/** Ticks at round clock times (epoch ms) covering [min, max]. */
+export function timeTicks(min: number, max: number, count = 6): { ticks: number[]; step: number } {
+  const span = Math.max(1, max - min);
+  const step = TIME_STEPS.find((s) => span / s <= count) ?? TIME_STEPS[TIME_STEPS.length - 1]!;
+  // Align to the local clock (whole minutes/hours/days in this time zone).
+  const offset = new Date(min).getTimezoneOffset() * MINUTE;
+  const ticks: number[] = [];
+  for (let t = Math.ceil((min - offset) / step) * step + offset; t <= max; t += step) ticks.push(t);
+  return { ticks, step };
+}
+
+function timeFormat(step: number): (v: number) => string {
+  return (v) => {
+    const d = new Date(v);
+    if (step >= 24 * 60 * MINUTE) return d.toLocaleDateString(undefined, { month: 'short', day: 'numeric' });
+    return d.toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit' });
+  };
+}
+
 function defaultFormat(v: number): string {
   if (Math.abs(v) >= 1000) return v.toLocaleString(undefined, { maximumFractionDigits: 0 });
   return String(Math.round(v * 1000) / 1000);
@@ -50,8 +73,9 @@ function extent(values: number[], pad = 0): [number, number] {
   let lo = Math.min(...finite);
   let hi = Math.max(...finite);
   if (lo === hi) {
-    lo -= Math.abs(lo) * 0.1 || 1;
-    hi += Math.abs(hi) * 0.1 || 1;
+    const d = Math.abs(lo) > 1e9 ? 5 * MINUTE : Math.abs(lo) * 0.1 || 1;
+    lo -= d;
+    hi += d;
   }
   const p = (hi - lo) * pad;
   return [lo - p, hi + p];
@@ -87,6 +111,10 @@ export interface LineChartProps {
   refLines?: RefLine[];
   /** Square plot (ROC, calibration). */
   square?: boolean;
+  /** x values are epoch milliseconds: clock-time ticks and labels. */
+  xTime?: boolean;
+  /** x values are counts (epochs): whole-number ticks only. */
+  xIntegers?: boolean;
   height?: number;
   /** Shown instead of the plot when there is nothing to draw. */
   empty?: ReactNode;
@@ -95,10 +123,11 @@ export interface LineChartProps {
 
 /** A line chart with axes, ticks, an optional diagonal and reference lines. */
 export function LineChart(props: LineChartProps) {
-  const { title, series, xLabel, yLabel, diagonal, refLines = [], square, caption } = props;
+  const { title, series, xLabel, yLabel, diagonal, refLines = [], square, caption, xTime } = props;
   const titleId = useId();
-  const W = square ? 340 : 520;
-  const H = props.height ?? (square ? 340 : 240);
+  const [ref, width] = useElementWidth<HTMLElement>(square ? 340 : 520);
+  const W = square ? Math.min(width, 360) : Math.max(260, width);
+  const H = square ? W : (props.height ?? 240);
   const m = { left: 52, right: 14, top: 12, bottom: xLabel ? 44 : 28 };
   const pw = W - m.left - m.right;
   const ph = H - m.top - m.bottom;
@@ -108,20 +137,21 @@ export function LineChart(props: LineChartProps) {
   const [y0, y1] = props.yDomain ?? extent([...all.map((p) => p.y), ...refLines.filter((r) => r.axis === 'y').map((r) => r.value)], 0.05);
   const sx = (x: number) => m.left + ((x - x0) / (x1 - x0 || 1)) * pw;
   const sy = (y: number) => m.top + ph - ((y - y0) / (y1 - y0 || 1)) * ph;
-  const fx = props.xFormat ?? defaultFormat;
+  const time = xTime ? timeTicks(x0, x1, Math.max(3, Math.floor(pw / 110))) : null;
+  const fx = props.xFormat ?? (time ? timeFormat(time.step) : defaultFormat);
   const fy = props.yFormat ?? defaultFormat;
-  const xt = niceTicks(x0, x1, square ? 5 : 6);
+  const xt = time ? time.ticks : niceTicks(x0, x1, square ? 5 : Math.max(3, Math.min(8, Math.floor(pw / 80)))).filter((v) => !props.xIntegers || Number.isInteger(v));
   const yt = niceTicks(y0, y1, 5);
   const colored = series.map((s, i) => ({ ...s, color: s.color ?? PALETTE[i % PALETTE.length]! }));
   const summary = `${title}: ${series.map((s) => `${s.name} (${s.points.length} points${s.points.length ? `, last ${fy(s.points[s.points.length - 1]!.y)}` : ''})`).join('; ')}`;
 
   return (
-    <figure className={`chart${square ? ' chart-square' : ''}`}>
+    <figure className={`chart${square ? ' chart-square' : ''}`} ref={ref}>
       <figcaption id={titleId}>{title}</figcaption>
       {!hasData ? (
         <div className="chart-empty">{props.empty ?? 'No data yet.'}</div>
       ) : (
-        <svg viewBox={`0 0 ${W} ${H}`} role="img" aria-labelledby={titleId}>
+        <svg width={W} height={H} viewBox={`0 0 ${W} ${H}`} role="img" aria-labelledby={titleId}>
           <title>{summary}</title>
           {yt.map((v) => (
             <g key={`y${v}`}>
@@ -212,8 +242,9 @@ export interface BarChartProps {
 export function BarChart(props: BarChartProps) {
   const { title, groups, seriesNames, yLabel, refLines = [], caption } = props;
   const titleId = useId();
+  const [ref, width] = useElementWidth<HTMLElement>(520);
   const colors = props.colors ?? PALETTE;
-  const W = 520;
+  const W = Math.max(240, Math.min(width, 160 + groups.length * Math.max(90, seriesNames.length * 60)));
   const H = props.height ?? 220;
   const m = { left: 52, right: 12, top: 16, bottom: 40 };
   const pw = W - m.left - m.right;
@@ -227,12 +258,12 @@ export function BarChart(props: BarChartProps) {
   const bw = Math.min(46, (gw * 0.76) / Math.max(1, seriesNames.length));
   const summary = `${title}: ${groups.map((g) => `${g.label} ${g.values.map((v, i) => `${seriesNames[i]} ${fy(v)}`).join(', ')}`).join('; ')}`;
   return (
-    <figure className="chart">
+    <figure className="chart" ref={ref}>
       <figcaption id={titleId}>{title}</figcaption>
       {groups.length === 0 ? (
         <div className="chart-empty">No data yet.</div>
       ) : (
-        <svg viewBox={`0 0 ${W} ${H}`} role="img" aria-labelledby={titleId}>
+        <svg width={W} height={H} viewBox={`0 0 ${W} ${H}`} role="img" aria-labelledby={titleId}>
           <title>{summary}</title>
           {niceTicks(y0, y1, 4).map((v) => (
             <g key={v}>

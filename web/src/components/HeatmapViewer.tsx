@@ -1,4 +1,4 @@
-import { useId, useState } from 'react';
+import { useEffect, useId, useState } from 'react';
 
 /** Same polynomial (Turbo) as src/core/ml/cam.ts heatmapColormap, for the legend. */
 function turbo(value: number): string {
@@ -12,22 +12,33 @@ function turbo(value: number): string {
 
 const LEGEND = `linear-gradient(to right, ${Array.from({ length: 11 }, (_, i) => `${turbo(i / 10)} ${i * 10}%`).join(', ')})`;
 
+export interface Overlay {
+  label: string;
+  url: string;
+  method: 'cam' | 'occlusion';
+}
+
 export interface HeatmapViewerProps {
   /** The image the model saw (preprocessed square) or the original upload. */
   baseUrl: string | null;
-  /** The heatmap overlay PNG (drawn over the preprocessed image by the server). */
-  overlayUrl: string | null;
+  /** Heatmap overlay PNGs (drawn over the preprocessed image by the server); a picker shows when there are several. */
+  overlays: Overlay[];
   /** How the base is fitted into the square: the model's preprocessing mode. */
   fit?: 'letterbox' | 'crop' | 'squash';
   alt: string;
-  method?: 'cam' | 'occlusion';
 }
 
 /** The X-ray with its class-activation heatmap on top: a toggle and an opacity slider. */
-export function HeatmapViewer({ baseUrl, overlayUrl, fit = 'letterbox', alt, method }: HeatmapViewerProps) {
+export function HeatmapViewer({ baseUrl, overlays, fit = 'letterbox', alt }: HeatmapViewerProps) {
   const [show, setShow] = useState(true);
   const [opacity, setOpacity] = useState(0.8);
+  const [which, setWhich] = useState(0);
   const id = useId();
+  // A newly added map (e.g. the occlusion second opinion) is shown at once.
+  useEffect(() => setWhich(Math.max(0, overlays.length - 1)), [overlays.length]);
+  const current = overlays[Math.min(which, overlays.length - 1)];
+  const overlayUrl = current?.url ?? null;
+  const method = current?.method;
   const objectFit = fit === 'crop' ? 'cover' : fit === 'squash' ? 'fill' : 'contain';
   return (
     <div className="heatmap">
@@ -62,6 +73,15 @@ export function HeatmapViewer({ baseUrl, overlayUrl, fit = 'letterbox', alt, met
         />
         <output htmlFor={`${id}-opacity`}>{Math.round(opacity * 100)}%</output>
       </div>
+      {overlays.length > 1 && (
+        <div className="segmented heatmap-source" role="radiogroup" aria-label="Heatmap method">
+          {overlays.map((o, i) => (
+            <label key={o.label} className={i === which ? 'on' : ''}>
+              <input type="radio" name={`${id}-source`} checked={i === which} onChange={() => setWhich(i)} /> {o.label}
+            </label>
+          ))}
+        </div>
+      )}
       <div className="heatmap-legend" aria-hidden="true">
         <span>low</span>
         <span className="heatmap-gradient" style={{ background: LEGEND }} />

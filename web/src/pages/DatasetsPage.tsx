@@ -331,7 +331,7 @@ function ValidationCard({ versions }: { versions: DatasetVersion[] }) {
           )}
           {report.quality.length > 0 && (
             <details open>
-              <summary>Rejected or flagged files ({report.quality.length})</summary>
+              <summary>Files with quality flags ({report.quality.length})</summary>
               <Table
                 columns={[
                   { key: 'file', header: 'File', render: (r) => r.file, sortValue: (r) => r.file },

@@ -36,12 +36,19 @@ export function LoginScreen({ reason, onDone, onCancel }: LoginScreenProps) {
   };
 
   return (
-    <div className="login-backdrop">
-      <form className="login" onSubmit={submit} aria-labelledby={`${id}-title`} data-testid="login">
+    <div
+      className="login-backdrop"
+      role="dialog"
+      aria-modal="true"
+      aria-labelledby={`${id}-title`}
+      onKeyDown={(e) => {
+        if (e.key === 'Escape') onCancel();
+      }}
+    >
+      <form className="login" onSubmit={submit} data-testid="login">
         <h1 id={`${id}-title`}>Sign in</h1>
-        <p>
-          This platform requires an API key{reason ? <> ({reason})</> : null}. Ask an admin for one (<code>xray keys create</code>). It is kept in this browser tab only.
-        </p>
+        <p>This platform requires an API key. Ask an admin for one (<code>xray keys create</code>); it is kept in this browser tab only.</p>
+        {reason && <p className="small">Server: {reason}</p>}
         <label htmlFor={`${id}-key`}>API key</label>
         <input id={`${id}-key`} type="password" autoComplete="off" autoFocus value={key} onChange={(e) => setKey(e.target.value)} aria-invalid={error ? true : undefined} aria-describedby={error ? `${id}-err` : undefined} />
         {error && (

@@ -37,7 +37,12 @@ function GateBox({ verdict, title }: { verdict: GateVerdict; title?: string }) {
 function Value({ v }: { v: unknown }): ReactNode {
   if (v === null || v === undefined || v === '') return '—';
   if (typeof v === 'number') return num(v);
-  if (typeof v === 'string' || typeof v === 'boolean') return String(v);
+  if (typeof v === 'boolean') return v ? 'yes' : 'no';
+  if (typeof v === 'string') {
+    if (/^[0-9a-f]{24,}$/i.test(v) || /^sha256:/.test(v)) return <code title={v}>{shortId(v, 16)}</code>;
+    if (/^\d{4}-\d\d-\d\dT\d\d:\d\d/.test(v)) return dateTime(v);
+    return v;
+  }
   if (Array.isArray(v)) return v.every((x) => typeof x !== 'object' || x === null) ? v.map(String).join(', ') : <code className="json">{JSON.stringify(v)}</code>;
   const entries = Object.entries(v as Record<string, unknown>);
   if (entries.length === 0) return '—';
@@ -55,7 +60,7 @@ function Value({ v }: { v: unknown }): ReactNode {
   );
 }
 
-function Record_({ data }: { data: Record<string, unknown> }) {
+function RecordView({ data }: { data: Record<string, unknown> }) {
   return <KeyValues items={Object.entries(data).map(([k, v]) => [k.replace(/_/g, ' '), <Value v={v} />])} />;
 }
 
@@ -63,7 +68,7 @@ function ModelCardView({ c }: { c: ModelCard }) {
   return (
     <article className="model-card" data-testid="model-card">
       <h3>Model</h3>
-      <Record_ data={c.model} />
+      <RecordView data={c.model} />
       <h3>Intended use</h3>
       <p>{c.intended_use.summary}</p>
       <p>
@@ -82,7 +87,7 @@ function ModelCardView({ c }: { c: ModelCard }) {
         </>
       )}
       <h3>Data</h3>
-      <Record_ data={c.data} />
+      <RecordView data={c.data} />
       <h3>Evaluation</h3>
       {c.evaluation.length ? <MetricsTable evaluations={c.evaluation.map((e) => ({ name: e.split, e: toEvaluation(e) }))} /> : <p className="muted">No evaluation recorded.</p>}
       <h3>Decision threshold</h3>
@@ -90,7 +95,7 @@ function ModelCardView({ c }: { c: ModelCard }) {
         {num(c.threshold.value)} {c.threshold.method ? `(${c.threshold.method})` : ''} — {c.threshold.how_chosen}
       </p>
       <h3>Training</h3>
-      <Record_ data={c.training} />
+      <RecordView data={c.training} />
       <h3>Limitations</h3>
       <ul>
         {c.limitations.map((x) => (

@@ -56,10 +56,6 @@ function TrafficCard() {
   const id = useId();
   const [range, setRange] = useState<RangeKey>('24h');
   const traffic = useAsync(() => predictionTraffic(range), [range]);
-  const fmtTime = (v: number) => {
-    const d = new Date(v);
-    return range === '7d' ? d.toLocaleDateString(undefined, { month: 'short', day: 'numeric' }) : d.toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit' });
-  };
   const buckets = traffic.data?.buckets ?? [];
   const forbidden = traffic.error instanceof ApiError && traffic.error.status === 403;
   return (
@@ -96,7 +92,7 @@ function TrafficCard() {
             <LineChart
               title="Predictions per interval"
               series={[{ name: 'predictions', points: buckets.map((b) => ({ x: b.t, y: b.count })) }]}
-              xFormat={fmtTime}
+              xTime
               yDomain={[0, Math.max(1, ...buckets.map((b) => b.count)) * 1.1]}
               yLabel="count"
               height={200}
@@ -104,7 +100,7 @@ function TrafficCard() {
             <LineChart
               title="Positive rate (PNEUMONIA share)"
               series={[{ name: 'positive rate', color: '#c2540a', points: buckets.filter((b) => b.count > 0).map((b) => ({ x: b.t, y: b.positives / b.count })) }]}
-              xFormat={fmtTime}
+              xTime
               xDomain={buckets.length ? [buckets[0]!.t, buckets[buckets.length - 1]!.t] : undefined}
               yDomain={[0, 1]}
               yFormat={(v) => `${Math.round(v * 100)}%`}
@@ -201,7 +197,8 @@ function LiveCard() {
           { name: 'p90', points: h.map((s) => ({ x: s.t, y: s.p90 })), dashed: true },
           { name: 'p99', points: h.map((s) => ({ x: s.t, y: s.p99 })), dashed: true },
         ]}
-        xFormat={(v) => new Date(v).toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit' })}
+        xTime
+        xDomain={h.length ? [Math.min(h[0]!.t, Date.now() - 5 * 60_000), Date.now()] : undefined}
         yLabel="ms"
         height={190}
         empty="Collecting samples…"
@@ -469,12 +466,12 @@ function AuditCard() {
         <>
           <Table
             columns={[
-              { key: 'time', header: 'Time', render: (r) => dateTime(r.time) },
-              { key: 'actor', header: 'Actor', render: (r) => r.actor },
+              { key: 'time', header: 'Time', render: (r) => <span className="nowrap">{dateTime(r.time)}</span> },
+              { key: 'actor', header: 'Actor', render: (r) => <span className="nowrap">{r.actor}</span> },
               { key: 'action', header: 'Action', render: (r) => <code>{r.action}</code> },
-              { key: 'resource', header: 'Resource', render: (r) => <span title={r.resource}>{shortId(r.resource, 40)}</span> },
+              { key: 'resource', header: 'Resource', render: (r) => <span title={r.resource} className="nowrap">{shortId(r.resource, 30)}</span> },
               { key: 'outcome', header: 'Outcome', render: (r) => <Badge tone={r.outcome === 'success' ? 'good' : r.outcome === 'denied' || r.outcome === 'failure' ? 'bad' : 'neutral'}>{r.outcome}</Badge> },
-              { key: 'service', header: 'Service', render: (r) => r.service ?? '—' },
+              { key: 'service', header: 'Service', render: (r) => <span className="nowrap">{r.service ?? '—'}</span> },
               { key: 'details', header: 'Details', render: (r) => <span className="small details-cell">{r.details ? JSON.stringify(r.details) : ''}</span> },
             ]}
             rows={rows}

@@ -2,11 +2,11 @@ import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import { preprocess } from '../api/dataPipeline.js';
 import { heatmapBlob, loadedModels, predict, predictBatch, type Label, type LoadedModel, type Prediction } from '../api/deployment.js';
 import { ApiError } from '../api/http.js';
-import { sendFeedback, type FeedbackResult } from '../api/monitoring.js';
+import { explainPrediction, sendFeedback, type Explanation, type FeedbackResult } from '../api/monitoring.js';
 import { Badge } from '../components/Badge.js';
 import { DropZone } from '../components/DropZone.js';
 import { ErrorCard } from '../components/ErrorCard.js';
-import { HeatmapViewer } from '../components/HeatmapViewer.js';
+import { HeatmapViewer, type Overlay } from '../components/HeatmapViewer.js';
 import { Card, KeyValues, Loading, PageHeader } from '../components/Layout.js';
 import { ProbabilityBar } from '../components/ProbabilityBar.js';
 import { Table, type Column } from '../components/Table.js';
@@ -26,6 +26,8 @@ interface Item {
 }
 
 let counter = 0;
+/** Side of the preprocessed base image of DICOM uploads. */
+const BASE_DISPLAY_SIZE = 512;
 
 function browserCanShow(file: File): boolean {
   return /^image\/(png|jpeg)$/.test(file.type) || /\.(png|jpe?g)$/i.test(file.name);
@@ -91,23 +93,51 @@ function ResultDetail({ item, models }: { item: Item; models: LoadedModel[] | un
   const model = modelFor(models, p);
   const spec = model?.preprocessing;
   const overlay = useOverlay(p);
-  // The model-input image: the exact pixels the heatmap is aligned with (works for DICOM too).
-  const { data: base } = useAsync(p ? () => preprocess(item.file, { size: spec?.size, mode: spec?.mode, pad: spec?.pad }) : null, [item.key, p?.prediction_id, spec?.hash]);
+  // PNG/JPEG: the upload itself, fitted as the model's preprocessing fits it. Other formats (DICOM):
+  // the data pipeline's preprocessing with the model's mode and padding — the heatmap's geometry —
+  // at a display size (the geometry does not depend on the size, so small model inputs stay sharp).
+  const needsPreprocess = !!p && !item.previewUrl;
+  const displaySize = Math.max(spec?.size ?? 0, BASE_DISPLAY_SIZE);
+  const { data: base } = useAsync(needsPreprocess ? () => preprocess(item.file, { size: displaySize, mode: spec?.mode, pad: spec?.pad }) : null, [item.key, needsPreprocess, spec?.hash]);
   const baseUrl = useObjectUrl(base);
+  const [explanation, setExplanation] = useState<Explanation | null>(null);
+  const [explainError, setExplainError] = useState<unknown>(null);
+  const [explaining, setExplaining] = useState(false);
 
   if (item.state === 'pending') return <Loading label={`Analysing ${item.file.name}…`} />;
   if (item.state === 'error' || !p) return <ErrorCard error={item.error} title={`Could not analyse ${item.file.name}`} />;
 
   const t = p.timings_ms;
+  const overlays: Overlay[] = [];
+  if (overlay) overlays.push({ label: p.heatmap_method === 'cam' ? 'Class activation' : 'Occlusion', url: overlay, method: p.heatmap_method });
+  if (explanation && p.heatmap_method === 'cam') overlays.push({ label: 'Occlusion', url: `data:image/png;base64,${explanation.occlusion.png_base64}`, method: 'occlusion' });
+  const secondOpinion = async () => {
+    setExplaining(true);
+    setExplainError(null);
+    try {
+      setExplanation(await explainPrediction(p.prediction_id));
+    } catch (err) {
+      setExplainError(err);
+    } finally {
+      setExplaining(false);
+    }
+  };
   return (
     <div className="result" data-testid="result">
-      <HeatmapViewer
-        baseUrl={baseUrl ?? item.previewUrl}
-        overlayUrl={overlay}
-        fit={baseUrl ? 'squash' : ((spec?.mode as 'letterbox' | 'crop' | 'squash' | undefined) ?? 'letterbox')}
-        alt={`Chest X-ray ${item.file.name}`}
-        method={p.heatmap_method}
-      />
+      <div>
+        <HeatmapViewer
+          baseUrl={baseUrl ?? item.previewUrl}
+          overlays={overlays}
+          fit={baseUrl ? 'squash' : ((spec?.mode as 'letterbox' | 'crop' | 'squash' | undefined) ?? 'letterbox')}
+          alt={`Chest X-ray ${item.file.name}`}
+        />
+        {p.heatmap_method === 'cam' && !explanation && (
+          <button type="button" className="btn small second-opinion" onClick={() => void secondOpinion()} disabled={explaining}>
+            {explaining ? 'Computing occlusion map…' : 'Second opinion: occlusion sensitivity'}
+          </button>
+        )}
+        <ErrorCard error={explainError} title="No occlusion map" />
+      </div>
       <div className="result-side">
         <div className="result-label">
           <span className="muted">Model says</span>
@@ -143,8 +173,9 @@ function ResultDetail({ item, models }: { item: Item; models: LoadedModel[] | un
 }
 
 function Thumb({ item }: { item: Item }) {
-  const src = item.previewUrl ?? overlaySrc(item.prediction);
-  return src ? <img className="thumb" src={src} alt="" /> : <span className="thumb thumb-empty" aria-hidden="true" />;
+  const [broken, setBroken] = useState(false);
+  const src = (item.state === 'error' ? null : item.previewUrl) ?? overlaySrc(item.prediction);
+  return src && !broken ? <img className="thumb" src={src} alt="" onError={() => setBroken(true)} /> : <span className="thumb thumb-empty" aria-hidden="true" />;
 }
 
 export function PredictPage() {

@@ -212,6 +212,11 @@ function JobDetail({ jobId, onChanged }: { jobId: string; onChanged: () => void 
   const [regName, setRegName] = useState('pneumonia');
   const j = job.data;
   useJobFollower(jobId, !!j && !isFinal(j.state), job.reload);
+  // Keep the jobs table in step with what the live view sees.
+  const state = j?.state;
+  useEffect(() => {
+    if (state) onChanged();
+  }, [state, onChanged]);
 
   if (job.error) return <ErrorCard error={job.error} onRetry={job.reload} />;
   if (!j) return <Loading />;
@@ -295,6 +300,7 @@ function JobDetail({ jobId, onChanged }: { jobId: string; onChanged: () => void 
           series={[curve('train loss', rows, 'train_loss'), curve('validation loss', rows, 'val_loss', undefined, true)]}
           xLabel="epoch"
           yLabel="loss"
+          xIntegers
           empty="No epoch finished yet."
         />
         <LineChart
@@ -302,6 +308,7 @@ function JobDetail({ jobId, onChanged }: { jobId: string; onChanged: () => void 
           series={[curve('validation AUC', rows, 'val_auc', '#2e7d32')]}
           xLabel="epoch"
           yLabel="AUC"
+          xIntegers
           refLines={best !== null && j.best_val_auc !== null ? [{ axis: 'x', value: best, label: `best ${num(j.best_val_auc)}` }] : []}
           empty="No epoch finished yet."
         />
@@ -340,6 +347,7 @@ function StudyDetail({ studyId }: { studyId: string }) {
         }))}
         xLabel="epoch"
         yLabel="AUC"
+        xIntegers
         empty="No trial has finished an epoch yet."
       />
       <Table
