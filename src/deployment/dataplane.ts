@@ -165,7 +165,7 @@ export class DataPlane {
     try {
       return await this.#predictWith(primary, shadows, input.image, input.heatmap ?? 'url', caller, started);
     } catch (err) {
-      this.#countFailure(primary.model.name, primary.variant, err);
+      this.#countFailure(primary.model.name, primary.variant, err, caller);
       throw err;
     } finally {
       primary.release();
@@ -199,7 +199,7 @@ export class DataPlane {
               const prediction = await this.#predictWith(primary, itemShadows, images[i]!, opts.heatmap ?? 'url', caller, itemStarted);
               results[i] = { ok: true, prediction };
             } catch (err) {
-              this.#countFailure(primary.model.name, primary.variant, err);
+              this.#countFailure(primary.model.name, primary.variant, err, caller);
               results[i] = { ok: false, error: errorOf(err) };
             }
           }
@@ -305,7 +305,7 @@ export class DataPlane {
       });
       return { id: req.id ?? randomUUID(), modelName: model.name, modelVersion: model.version, outputs };
     } catch (err) {
-      this.#countFailure(model.name, variant, err);
+      this.#countFailure(model.name, variant, err, caller);
       throw err;
     } finally {
       release();
@@ -620,8 +620,20 @@ export class DataPlane {
     for (const stage of ['preprocess', 'queue', 'inference', 'heatmap', 'total'] as const) m.observeStage(stage, model.name, model.version, t[stage]);
   }
 
-  #countFailure(model: string, variant: string, err: unknown): void {
-    this.#d.metrics.failures.inc({ model, variant, code: errorOf(err).code });
+  /** Counts a failed prediction; a caller's failed request also lands in the audit trail (error-rate alerts read it). */
+  #countFailure(model: string, variant: string, err: unknown, caller?: Caller): void {
+    const { code, message } = errorOf(err);
+    this.#d.metrics.failures.inc({ model, variant, code });
+    if (!caller) return;
+    this.#d.audit.record({
+      actor: caller.actor,
+      action: 'prediction.create',
+      resource: `model:${model}`,
+      outcome: 'failure',
+      requestId: caller.requestId,
+      service: this.#d.service ?? 'deployment',
+      details: { variant, code, message },
+    });
   }
 }
 
