@@ -27,6 +27,12 @@ export async function startPlatform(opts: StartOptions): Promise<RunningPlatform
   const { config } = opts;
   const services = opts.services ?? SERVICE_NAMES;
   const platform = opts.platform ?? (await openPlatform(config));
+  // ── Shipped default model: on the first embedded start, models/<default>/model.onnx becomes
+  // version 1 in Production, before the deployment service looks for it. Never blocks the start.
+  if (config.seedModel) {
+    const { seedDefaultModel } = await import('./model-registry/service/seed-model.js');
+    await seedDefaultModel(platform).catch((err: unknown) => platform.logger.warn({ err }, 'could not register the shipped model; starting without it'));
+  }
   const apps = new Map<ServiceName | 'gateway', FastifyInstance>();
   const urls: Record<string, string> = {};
   try {

@@ -101,6 +101,9 @@ for (const engine of ENGINES) {
       assert.equal(missing.statusCode, 404);
       assert.deepEqual(missing.json(), { error_code: 'RESOURCE_DOES_NOT_EXIST', message: 'Model Version (name=pneumonia, version=9) not found' });
 
+      const uri = await ok<{ artifact_uri: string }>(call('GET', 'model-versions/get-download-uri', { name: 'pneumonia', version: '1' }));
+      assert.equal(uri.artifact_uri, `mlflow-artifacts:/0/${runId}/artifacts/model`);
+
       const patched = await ok<{ model_version: any }>(call('PATCH', 'model-versions/update', { name: 'pneumonia', version: '2', description: 'still external' }));
       assert.equal(patched.model_version.description, 'still external');
       const found = await ok<{ model_versions: any[] }>(call('GET', 'model-versions/search', { filter: `run_id = '${runId}'` }));

@@ -248,6 +248,18 @@ for (const engine of ENGINES) {
       assert.equal(names(await search({ order_by: ['metrics.auc DESC'] })).at(-1), 'r6-no-metric');
       assert.equal(names(await search({ order_by: ['metrics.auc ASC'] })).at(-1), 'r6-no-metric');
       assert.deepEqual(names(await search({ order_by: ['metrics.auc ASC'] })).slice(0, 2), ['r4', 'r3']);
+      // Pages across the runs with the key and those without it.
+      for (const size of [4, 5, 2]) {
+        const seen: string[] = [];
+        let token: string | undefined;
+        do {
+          const page = await search({ order_by: ['metrics.auc DESC', 'params.model'], max_results: size, ...(token ? { page_token: token } : {}) });
+          seen.push(...names(page));
+          token = page.next_page_token;
+        } while (token);
+        assert.deepEqual(seen, ['r2', 'r5', 'r1', 'r3', 'r4', 'r6-no-metric'], `page size ${size}`);
+      }
+      assert.deepEqual(names(await search({ order_by: ['params.model DESC', 'metrics.auc'] })), ['r4', 'r1', 'r5', 'r2', 'r3', 'r6-no-metric']);
 
       await ok(post('runs/delete', { run_id: noMetric }));
       assert.ok(!names(await search({})).includes('r6-no-metric'));
@@ -293,6 +305,12 @@ for (const engine of ENGINES) {
         found.runs.map((r) => r.info.run_id),
         [runId],
       );
+      // What mlflow.<flavor>.log_model() sends after uploading the model's files.
+      const mlmodel = { artifact_path: 'model', run_id: runId, utc_time_created: '2024-01-01 00:00:00.000000', flavors: { onnx: { onnx_version: '1.16.0', data: 'model.onnx' } } };
+      await ok(post('runs/log-model', { run_id: runId, model_json: JSON.stringify(mlmodel) }));
+      const withModel = await ok<{ run: any }>(get('runs/get', { run_id: runId }));
+      assert.deepEqual(JSON.parse(withModel.run.data.tags.find((t: any) => t.key === 'mlflow.log-model.history').value), [mlmodel]);
+
       const badStatus = await post('runs/update', { run_id: runId, status: 'DONE' });
       assert.equal(badStatus.statusCode, 400);
       assert.equal(badStatus.json().error_code, 'INVALID_PARAMETER_VALUE');

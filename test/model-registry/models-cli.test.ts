@@ -15,7 +15,7 @@ describe('xray models (CLI through the gateway)', () => {
   before(async () => {
     h = await openHarness('sqlite');
     const registryUrl = await h.app.listen({ port: 0, host: '127.0.0.1' });
-    const config = loadConfig({ XRAY_HOME: h.platform.config.home, XRAY_LOG_LEVEL: 'silent', XRAY_SERVICE_URLS: `model-registry=${registryUrl}` });
+    const config = loadConfig({ XRAY_HOME: h.platform.config.home, XRAY_LOG_LEVEL: 'silent', XRAY_SERVICE_URLS: `model-registry=${registryUrl}`, XRAY_WEB_DIR: `${h.platform.config.home}/no-web` });
     gateway = await buildGatewayApp(config, h.platform.logger);
     client = new ServiceClient('model-registry', await gateway.listen({ port: 0, host: '127.0.0.1' }), undefined);
     for (const auc of [0.95, 0.9]) {

@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { evaluateGate } from '../../src/model-registry/service/promotion-gate.js';
-import { promotionMarginFromEnv } from '../../src/model-registry/service/registry-service.js';
+import { loadConfig } from '../../src/core/config/index.js';
 
 describe('promotion gate', () => {
   const gate = (candidate: number | null, production: number | null | undefined, margin = 0.01) =>
@@ -28,9 +28,9 @@ describe('promotion gate', () => {
   });
 
   test('XRAY_PROMOTION_MARGIN: default 0.01, parsed, validated', () => {
-    assert.equal(promotionMarginFromEnv({}), 0.01);
-    assert.equal(promotionMarginFromEnv({ XRAY_PROMOTION_MARGIN: '0.05' }), 0.05);
-    assert.throws(() => promotionMarginFromEnv({ XRAY_PROMOTION_MARGIN: 'lots' }), /XRAY_PROMOTION_MARGIN/);
-    assert.throws(() => promotionMarginFromEnv({ XRAY_PROMOTION_MARGIN: '2' }), /XRAY_PROMOTION_MARGIN/);
+    assert.equal(loadConfig({}).promotionMargin, 0.01);
+    assert.equal(loadConfig({ XRAY_PROMOTION_MARGIN: '0.05' }).promotionMargin, 0.05);
+    assert.throws(() => loadConfig({ XRAY_PROMOTION_MARGIN: 'lots' }), /XRAY_PROMOTION_MARGIN/);
+    assert.throws(() => loadConfig({ XRAY_PROMOTION_MARGIN: '2' }), /XRAY_PROMOTION_MARGIN/);
   });
 });

@@ -2,6 +2,8 @@ import { readFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 
 import { configSchema, type RawConfig } from './schema.js';
+import { ConfigError } from './errors.js';
+import { loadMonitoringSettings, type MonitoringSettings } from './monitoring.js';
 
 export { configSchema };
 
@@ -32,14 +34,12 @@ export interface Config {
   readonly promotionMargin: number;
   readonly webDir: string;
   readonly projectRoot: string;
+  /** The monitoring service's thresholds, schedule and alert channels (XRAY_DRIFT_*, XRAY_ALERT_*, …). */
+  readonly monitoring: Readonly<MonitoringSettings>;
 }
 
-export class ConfigError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ConfigError';
-  }
-}
+export { ConfigError } from './errors.js';
+export { monitoringSettingsSchema, loadMonitoringSettings, monitoringSettings, type MonitoringSettings } from './monitoring.js';
 
 /** The project root: two levels above src/core/config. */
 export const PROJECT_ROOT = path.resolve(import.meta.dirname, '../../..');
@@ -86,10 +86,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     const lines = result.error.issues.map((i) => `${i.path.join('.')}: ${i.message} (got ${JSON.stringify(merged[String(i.path[0])])})`);
     throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);
   }
-  return fromRaw(result.data);
+  return fromRaw(result.data, loadMonitoringSettings({ ...fileValues, ...env }));
 }
 
-function fromRaw(raw: RawConfig): Config {
+function fromRaw(raw: RawConfig, monitoring: MonitoringSettings): Config {
   const home = path.resolve(raw.XRAY_HOME);
   const ports = {
     'data-pipeline': raw.XRAY_PORT_DATA,
@@ -144,6 +144,7 @@ function fromRaw(raw: RawConfig): Config {
     promotionMargin: raw.XRAY_PROMOTION_MARGIN,
     webDir: path.resolve(raw.XRAY_WEB_DIR || path.join(PROJECT_ROOT, 'web', 'dist')),
     projectRoot: PROJECT_ROOT,
+    monitoring: Object.freeze(monitoring),
   });
 }
 

@@ -6,7 +6,7 @@ import { AppError } from '../../core/errors.js';
 import { parsePreprocessSpec, preprocessingHash, type PreprocessSpec, type PreprocessSpecInput } from '../../core/imaging/index.js';
 import { DynamicBatcher, type BatcherHooks, type BatchingOptions } from './batcher.js';
 import { executionProviders } from './execution-providers.js';
-import { readOnnxMetadata } from './onnx-metadata.js';
+import { readOnnxMetadata } from '../../core/ml/onnx-metadata.js';
 
 /** Where a model came from and what the registry says about it (the file's metadata fills gaps). */
 export interface ModelIdentity {

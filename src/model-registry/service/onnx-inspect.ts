@@ -1,5 +1,5 @@
 import { AppError } from '../../core/errors.js';
-import { readOnnxMetadata } from '../../deployment/service/onnx-metadata.js';
+import { readOnnxMetadata } from '../../core/ml/onnx-metadata.js';
 
 /** What registration needs to know about an ONNX file, read by loading it in ONNX Runtime. */
 export interface OnnxInspection {

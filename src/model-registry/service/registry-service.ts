@@ -145,7 +145,7 @@ export interface ModelDetail {
 }
 
 export interface RegistryServiceOptions {
-  /** Largest validation-AUC drop a promotion to Production may carry (default XRAY_PROMOTION_MARGIN or 0.01). */
+  /** Largest validation-AUC drop a promotion to Production may carry (default: config XRAY_PROMOTION_MARGIN). */
   promotionMargin?: number;
 }
 
@@ -153,15 +153,6 @@ const SERVICE = 'model-registry';
 const MODEL_FILE = 'model.onnx';
 const META_FILE = 'model.json';
 const COMPARED_METRICS = ['auc', 'sensitivity', 'specificity', 'ppv', 'npv', 'f1', 'accuracy'] as const;
-
-const envSchema = z.object({ XRAY_PROMOTION_MARGIN: z.coerce.number().min(0).max(1).default(0.01) });
-
-/** XRAY_PROMOTION_MARGIN (default 0.01): the largest validation-AUC drop a promotion may carry. */
-export function promotionMarginFromEnv(env: NodeJS.ProcessEnv = process.env): number {
-  const parsed = envSchema.safeParse({ XRAY_PROMOTION_MARGIN: env.XRAY_PROMOTION_MARGIN || undefined });
-  if (!parsed.success) throw new Error(`XRAY_PROMOTION_MARGIN: must be a number between 0 and 1 (got '${env.XRAY_PROMOTION_MARGIN}')`);
-  return parsed.data.XRAY_PROMOTION_MARGIN;
-}
 
 function obj(x: unknown): Record<string, unknown> | null {
   return x && typeof x === 'object' && !Array.isArray(x) ? (x as Record<string, unknown>) : null;
@@ -208,7 +199,7 @@ export class ModelRegistryService {
     this.#platform = platform;
     this.registry = new SqlRegistryStore(platform.database);
     this.tracking = new TrackingService(new SqlTrackingStore(platform.database, platform.objects), platform.audit);
-    this.promotionMargin = options.promotionMargin ?? promotionMarginFromEnv();
+    this.promotionMargin = options.promotionMargin ?? platform.config.promotionMargin;
   }
 
   #audit(actor: string, action: string, resource: string, outcome: 'success' | 'failure' | 'denied', requestId: string | undefined, details: Record<string, unknown>): void {
@@ -608,6 +599,20 @@ export class ModelRegistryService {
     }
     removed = removed.sort();
     return { name, version, hard: Boolean(input.hard), removed_objects: removed };
+  }
+
+  /** MLflow's registered-models/create (registration creates models implicitly). ALREADY_EXISTS when taken. */
+  async createRegisteredModel(input: { name: string; description?: string; tags?: KeyValue[]; actor: Actor; requestId?: string }): Promise<RegisteredModelRecord> {
+    const model = await this.registry.createRegisteredModel({ name: input.name, description: input.description, tags: input.tags, userId: input.actor.name });
+    this.#audit(input.actor.name, 'model.create', `model:${model.name}`, 'success', input.requestId, { description: model.description });
+    return model;
+  }
+
+  /** Renames a model with its versions, aliases and history. NOT_FOUND / ALREADY_EXISTS. */
+  async renameRegisteredModel(input: { name: string; newName: string; actor: Actor; requestId?: string }): Promise<RegisteredModelRecord> {
+    const model = await this.registry.renameRegisteredModel(input.name, input.newName);
+    this.#audit(input.actor.name, 'model.rename', `model:${input.name}`, 'success', input.requestId, { new_name: input.newName });
+    return model;
   }
 
   /** MLflow's registered-models/delete: the model, its tags and aliases go; its versions are soft-deleted. */

@@ -22,6 +22,7 @@ export interface RequestContext {
 }
 
 const SERVICE = 'model-registry';
+const LOGGED_MODELS_TAG = 'mlflow.log-model.history';
 
 /**
  * Experiment tracking on top of the TrackingStore: MLflow's request limits, defaults, and an audit
@@ -100,6 +101,33 @@ export class TrackingService {
   async deleteTag(runId: string, key: string, ctx: RequestContext): Promise<void> {
     await this.store.deleteTag(runId, key);
     this.#record(ctx, 'run.tag.delete', `run:${runId}`, { key });
+  }
+
+  /**
+   * runs/log-model: MLflow keeps the logged models' MLmodel JSON in the run tag
+   * `mlflow.log-model.history` (a JSON list); the oldest entries go when the tag would overflow.
+   */
+  async recordLoggedModel(runId: string, modelJson: string, ctx: RequestContext): Promise<void> {
+    let entry: unknown;
+    try {
+      entry = JSON.parse(modelJson);
+    } catch {
+      throw new AppError('INVALID_INPUT', "Argument 'model_json' must be a valid JSON string");
+    }
+    const run = await this.store.getRun(runId);
+    const prior = run.data.tags.find((t) => t.key === LOGGED_MODELS_TAG)?.value;
+    let history: unknown[] = [];
+    try {
+      history = prior ? (JSON.parse(prior) as unknown[]) : [];
+    } catch {
+      history = [];
+    }
+    history.push(entry);
+    let value = JSON.stringify(history);
+    while (value.length > 8000 && history.length > 1) value = JSON.stringify((history = history.slice(1)));
+    if (value.length > 8000) throw new AppError('INVALID_INPUT', 'model_json is too large to record (8000 characters at most)');
+    await this.store.logBatch(runId, { tags: [{ key: LOGGED_MODELS_TAG, value }] });
+    this.#record(ctx, 'run.log_model', `run:${runId}`, {});
   }
 
   async logInputs(runId: string, datasets: DatasetInput[], ctx: RequestContext): Promise<void> {

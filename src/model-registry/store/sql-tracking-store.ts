@@ -1,11 +1,11 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { sql, type Kysely, type Transaction } from 'kysely';
+import { sql, type Kysely, type SelectQueryBuilder, type Transaction } from 'kysely';
 import type { Database } from '../../core/db/index.js';
 import { AppError } from '../../core/errors.js';
 import { putContentAddressed, type ObjectStore } from '../../core/objects/index.js';
 import { decodeOffsetToken, toPage, type Page, type PageRequest } from './paging.js';
-import { EXPERIMENT_GRAMMAR, parseFilter, parseOrderBy, RUN_GRAMMAR, type Comparator, type FilterClause } from './search-filter.js';
-import type { ExperimentRow, LatestMetricRow, RegistryTables, RunInputRow, RunRow } from './tables.js';
+import { EXPERIMENT_GRAMMAR, parseFilter, parseOrderBy, RUN_GRAMMAR, type Comparator, type FilterClause, type OrderClause } from './search-filter.js';
+import type { ExperimentRow, RegistryTables, RunInputRow, RunRow } from './tables.js';
 import {
   DEFAULT_EXPERIMENT_ID,
   SEARCH_RUNS_MAX_RESULTS,
@@ -308,13 +308,66 @@ export class SqlTrackingStore implements TrackingStore {
     const limit = clampPageSize(query.pageSize, 1000, SEARCH_RUNS_MAX_RESULTS);
     const offset = decodeOffsetToken(query.pageToken);
     if (query.experimentIds.length === 0) return { items: [] };
-    const ilike = this.#database.capabilities.ilike;
+    const { query: filtered, metricJoins } = this.#filteredRuns(query.experimentIds, query.viewType, clauses);
+    const lead = orders[0];
+    let rows: RunRow[];
+    if (lead && lead.type !== 'attribute' && !(lead.type === 'metric' && metricJoins.has(lead.key))) {
+      // Leading order on a key no filter joined: MLflow puts runs without the key last. Two index-
+      // friendly queries (runs with the key in key order, then the others) instead of a left join
+      // that sorts every run of the experiment.
+      const table = keyTable(lead.type);
+      // For a metric, start FROM latest_metrics CROSS JOIN runs: SQLite then walks the
+      // (experiment_id, key, value) index in order and stops after one page, whatever its statistics
+      // say; PostgreSQL plans CROSS JOIN like any inner join.
+      const keyed =
+        lead.type === 'metric'
+          ? this.#filteredRuns(query.experimentIds, query.viewType, clauses, { key: lead.key }).query
+          : filtered.innerJoin(`${table} as o0`, (jn) => jn.onRef('o0.run_id', '=', 'r.run_id').on('o0.key', '=', lead.key));
+      const withKey = orderRuns(keyed.orderBy('o0.value', lead.ascending ? 'asc' : 'desc'), orders.slice(1), metricJoins, 1);
+      rows = (await withKey.limit(limit + 1).offset(offset).execute()) as RunRow[];
+      if (rows.length <= limit) {
+        let countWithKey = offset + rows.length;
+        if (rows.length === 0 && offset > 0) {
+          const counted = await keyed
+            .clearSelect()
+            .select((eb) => eb.fn.countAll().as('n'))
+            .executeTakeFirst();
+          countWithKey = Number((counted as { n: number } | undefined)?.n ?? 0);
+        }
+        const without = orderRuns(
+          filtered.where(({ not, exists, selectFrom }) =>
+            not(exists(selectFrom(`${table} as x0`).select(sql.lit(1).as('one')).whereRef('x0.run_id', '=', 'r.run_id').where('x0.key', '=', lead.key))),
+          ),
+          orders.slice(1),
+          metricJoins,
+          1,
+        );
+        rows = rows.concat((await without.limit(limit + 1 - rows.length).offset(Math.max(0, offset - countWithKey)).execute()) as RunRow[]);
+      }
+    } else {
+      rows = (await orderRuns(filtered, orders, metricJoins, 0).limit(limit + 1).offset(offset).execute()) as RunRow[];
+    }
+    const page = toPage(rows, offset, limit);
+    return { items: await this.#hydrate(page.items), ...(page.nextPageToken ? { nextPageToken: page.nextPageToken } : {}) };
+  }
 
-    let q = this.#dyn.selectFrom('runs as r').selectAll('r').where('r.experiment_id', 'in', query.experimentIds);
-    q = applyViewType(q, 'r.lifecycle_stage', query.viewType);
+  /** `runs` of the experiments and view type with every filter clause applied (metric clauses as joins on latest_metrics). */
+  #filteredRuns(experimentIds: string[], viewType: ViewType | undefined, clauses: FilterClause[], leadMetric?: { key: string }) {
+    const ilike = this.#database.capabilities.ilike;
+    let q = leadMetric
+      ? this.#dyn
+          .selectFrom('latest_metrics as o0')
+          .crossJoin('runs as r')
+          .selectAll('r')
+          .whereRef('r.run_id', '=', 'o0.run_id')
+          .where('o0.key', '=', leadMetric.key)
+          .where('o0.experiment_id', 'in', experimentIds)
+          .where('r.experiment_id', 'in', experimentIds)
+      : this.#dyn.selectFrom('runs as r').selectAll('r').where('r.experiment_id', 'in', experimentIds);
+    q = applyViewType(q, 'r.lifecycle_stage', viewType);
     // Metric clauses join latest_metrics once per key; an order_by on the same key reuses the join.
     const metricJoins = new Map<string, string>();
-    clauses.forEach((c: FilterClause, i) => {
+    clauses.forEach((c, i) => {
       const op = likeOp(c.comparator, ilike);
       switch (c.type) {
         case 'metric': {
@@ -323,21 +376,21 @@ export class SqlTrackingStore implements TrackingStore {
             alias = `m${i}`;
             metricJoins.set(c.key, alias);
             const a = alias;
-            q = q.innerJoin(`latest_metrics as ${a}`, (j) => j.onRef(`${a}.run_id`, '=', 'r.run_id').on(`${a}.key`, '=', c.key));
+            // The redundant experiment condition lets the planner walk the (experiment_id, key, value) index.
+            q = q.innerJoin(`latest_metrics as ${a}`, (j) => j.onRef(`${a}.run_id`, '=', 'r.run_id').on(`${a}.key`, '=', c.key).on(`${a}.experiment_id`, 'in', experimentIds));
           }
           q = q.where(`${alias}.value`, op as never, c.value as never);
           break;
         }
         case 'param':
         case 'tag': {
-          const table = c.type === 'param' ? 'run_params' : 'run_tags';
           q = q.where(({ exists, selectFrom }) =>
             exists(
-              selectFrom(`${table} as f${i}`)
+              selectFrom(`${keyTable(c.type as 'param' | 'tag')} as f${i}`)
                 .select(sql.lit(1).as('one'))
                 .whereRef(`f${i}.run_id`, '=', 'r.run_id')
                 .where(`f${i}.key`, '=', c.key)
-                .where(`f${i}.value`, op as never, c.value),
+                .where(`f${i}.value`, op as never, c.value as never),
             ),
           );
           break;
@@ -354,34 +407,12 @@ export class SqlTrackingStore implements TrackingStore {
           break;
         }
         case 'attribute': {
-          const column = RUN_ATTRIBUTE_COLUMNS[c.key]!;
-          q = q.where(`r.${column}`, op as never, c.value);
+          q = q.where(`r.${RUN_ATTRIBUTE_COLUMNS[c.key]!}`, op as never, c.value as never);
           break;
         }
       }
     });
-    orders.forEach((o, j) => {
-      const direction = o.ascending ? 'asc' : 'desc';
-      if (o.type === 'attribute') {
-        q = q.orderBy(`r.${RUN_ATTRIBUTE_COLUMNS[o.key]!}`, direction);
-        return;
-      }
-      const joined = o.type === 'metric' ? metricJoins.get(o.key) : undefined;
-      if (joined) {
-        q = q.orderBy(`${joined}.value`, direction);
-        return;
-      }
-      const table = o.type === 'metric' ? 'latest_metrics' : o.type === 'param' ? 'run_params' : 'run_tags';
-      const alias = `o${j}`;
-      q = q.leftJoin(`${table} as ${alias}`, (jn) => jn.onRef(`${alias}.run_id`, '=', 'r.run_id').on(`${alias}.key`, '=', o.key));
-      // Runs without the key come last in either direction, as in MLflow.
-      q = q.orderBy(sql`case when ${sql.ref(`${alias}.value`)} is null then 1 else 0 end`).orderBy(`${alias}.value`, direction);
-    });
-    if (!orders.some((o) => o.type === 'attribute' && o.key === 'start_time')) q = q.orderBy('r.start_time', 'desc');
-    q = q.orderBy('r.run_id', 'asc');
-    const rows = (await q.limit(limit + 1).offset(offset).execute()) as RunRow[];
-    const page = toPage(rows, offset, limit);
-    return { items: await this.#hydrate(page.items), ...(page.nextPageToken ? { nextPageToken: page.nextPageToken } : {}) };
+    return { query: q, metricJoins };
   }
 
   /** Loads metrics, params, tags and inputs of many runs in four queries. */
@@ -566,6 +597,37 @@ export class SqlTrackingStore implements TrackingStore {
     const rows = await this.#db.selectFrom('run_artifacts').select('object_key').distinct().execute();
     return new Set(rows.map((r) => r.object_key));
   }
+}
+
+type RunQuery = SelectQueryBuilder<any, any, any>;
+
+function keyTable(type: 'metric' | 'param' | 'tag'): 'latest_metrics' | 'run_params' | 'run_tags' {
+  return type === 'metric' ? 'latest_metrics' : type === 'param' ? 'run_params' : 'run_tags';
+}
+
+/**
+ * Applies order_by terms, then MLflow's tie-breakers (start_time DESC, run_id). A term on a key
+ * that no filter joined left-joins it, with runs lacking the key last in either direction.
+ */
+function orderRuns(query: RunQuery, orders: OrderClause[], metricJoins: Map<string, string>, aliasBase: number): RunQuery {
+  let q = query;
+  orders.forEach((o, j) => {
+    const direction = o.ascending ? 'asc' : 'desc';
+    if (o.type === 'attribute') {
+      q = q.orderBy(`r.${RUN_ATTRIBUTE_COLUMNS[o.key]!}`, direction);
+      return;
+    }
+    const joined = o.type === 'metric' ? metricJoins.get(o.key) : undefined;
+    if (joined) {
+      q = q.orderBy(`${joined}.value`, direction);
+      return;
+    }
+    const alias = `o${aliasBase + j}`;
+    q = q.leftJoin(`${keyTable(o.type)} as ${alias}`, (jn) => jn.onRef(`${alias}.run_id`, '=', 'r.run_id').on(`${alias}.key`, '=', o.key));
+    q = q.orderBy(sql`case when ${sql.ref(`${alias}.value`)} is null then 1 else 0 end`).orderBy(`${alias}.value`, direction);
+  });
+  if (!orders.some((o) => o.type === 'attribute' && o.key === 'start_time')) q = q.orderBy('r.start_time', 'desc');
+  return q.orderBy('r.run_id', 'asc');
 }
 
 async function upsertTags(trx: Transaction<RegistryTables>, runId: string, tags: KeyValue[]): Promise<void> {

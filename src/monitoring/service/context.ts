@@ -1,7 +1,7 @@
 import type { Registry } from 'prom-client';
 import { TOPICS } from '../../core/events/index.js';
 import type { Platform } from '../../core/platform.js';
-import { loadMonitoringSettings, type MonitoringSettings } from '../settings.js';
+import type { MonitoringSettings } from '../settings.js';
 import { DeploymentPredictionSource, type PredictionSource } from '../store/prediction-source.js';
 import { SqlReferenceStore } from '../store/reference-store.js';
 import { SqlReportStore } from '../store/report-store.js';
@@ -65,7 +65,7 @@ export function envChannels(s: MonitoringSettings): Channel[] {
  * model registration/promotion to import shipped reference statistics.
  */
 export async function createMonitoringContext(platform: Platform, registry: Registry, overrides: MonitoringOverrides = {}): Promise<MonitoringContext> {
-  const settings = overrides.settings ?? loadMonitoringSettings(process.env);
+  const settings = overrides.settings ?? platform.config.monitoring;
   const logger = platform.logger.child({ component: 'monitoring' });
   const predictions = overrides.predictions ?? new DeploymentPredictionSource(platform.database);
   const references = new SqlReferenceStore(platform.database, platform.objects);

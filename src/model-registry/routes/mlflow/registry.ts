@@ -3,6 +3,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { AppError } from '../../../core/errors.js';
 import { STAGES, type Stage } from '../../store/registry-store.js';
+import { parseRunSource } from '../../service/registry-service.js';
 import {
   actorOf,
   empty,
@@ -47,8 +48,7 @@ export const mlflowRegistryRoutes: FastifyPluginAsync = async (fastify) => {
       schema: { tags: TAGS, summary: 'Create a registered model', body: z.object({ name, tags: z.array(keyValue).optional(), description: z.string().optional() }), response: modelResponse },
     },
     async (req) => {
-      const model = await store().createRegisteredModel({ name: req.body.name, description: req.body.description, tags: req.body.tags, userId: req.principal.name });
-      req.server.platform.audit.record({ actor: req.principal.name, action: 'model.create', resource: `model:${model.name}`, requestId: req.id, service: 'model-registry', details: {} });
+      const model = await service().createRegisteredModel({ name: req.body.name, description: req.body.description, tags: req.body.tags, actor: actorOf(req), requestId: req.id });
       return { registered_model: toMlflowRegisteredModel(model) };
     },
   );
@@ -63,8 +63,7 @@ export const mlflowRegistryRoutes: FastifyPluginAsync = async (fastify) => {
     '/registered-models/rename',
     { config: { role: 'ml-engineer' }, schema: { tags: TAGS, summary: 'Rename a registered model', body: z.object({ name, new_name: name }), response: modelResponse } },
     async (req) => {
-      const model = await store().renameRegisteredModel(req.body.name, req.body.new_name);
-      req.server.platform.audit.record({ actor: req.principal.name, action: 'model.rename', resource: `model:${req.body.name}`, requestId: req.id, service: 'model-registry', details: { new_name: req.body.new_name } });
+      const model = await service().renameRegisteredModel({ name: req.body.name, newName: req.body.new_name, actor: actorOf(req), requestId: req.id });
       return { registered_model: toMlflowRegisteredModel(model) };
     },
   );
@@ -289,7 +288,14 @@ export const mlflowRegistryRoutes: FastifyPluginAsync = async (fastify) => {
     },
     async (req) => {
       const v = await store().getModelVersion(req.query.name, versionNumber(req.query.version));
-      return { artifact_uri: v.onnx ? `models:/${v.name}/${v.version}` : v.source };
+      // A version registered from a run points into that run's artifacts, which MLflow clients download through the proxy.
+      const fromRun = parseRunSource(v.source);
+      const run = fromRun ? await service().tracking.store.getRun(fromRun.runId).catch(() => null) : null;
+      if (fromRun && run) {
+        const dir = fromRun.path.includes('/') ? fromRun.path.slice(0, fromRun.path.lastIndexOf('/')) : fromRun.path.endsWith('.onnx') ? '' : fromRun.path;
+        return { artifact_uri: dir ? `${run.info.artifact_uri}/${dir}` : run.info.artifact_uri };
+      }
+      return { artifact_uri: v.source };
     },
   );
 };

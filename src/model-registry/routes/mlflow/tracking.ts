@@ -285,6 +285,18 @@ export const mlflowTrackingRoutes: FastifyPluginAsync = async (fastify) => {
   );
 
   app.post(
+    '/runs/log-model',
+    {
+      config: { role: 'ml-engineer' },
+      schema: { tags: TAGS, summary: "Record a logged model's MLmodel JSON on the run (tag mlflow.log-model.history)", body: z.object({ run_id: z.string(), model_json: z.string() }), response: { 200: empty, ...mlflowErrors } },
+    },
+    async (req) => {
+      await tracking().recordLoggedModel(req.body.run_id, req.body.model_json, contextOf(req));
+      return {};
+    },
+  );
+
+  app.post(
     '/runs/log-inputs',
     {
       config: { role: 'ml-engineer' },

@@ -1,8 +1,8 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { readOnnxMetadata } from '../../../src/deployment/service/onnx-metadata.js';
-import { TINY_MODEL } from '../helpers.js';
+import { readOnnxMetadata } from '../../../src/core/ml/onnx-metadata.js';
+import { TINY_MODEL } from '../../deployment/helpers.js';
 
 describe('readOnnxMetadata', () => {
   test('reads metadata_props of an exported model', () => {

@@ -1,4 +1,4 @@
-import { AppError } from '../../core/errors.js';
+import { AppError } from '../errors.js';
 
 /**
  * Reads `metadata_props` from an ONNX ModelProto without a protobuf library: onnxruntime-node does

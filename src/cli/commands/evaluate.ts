@@ -1,0 +1,169 @@
+import { mkdir, rename, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Command } from 'commander';
+import cliProgress from 'cli-progress';
+import { loadConfig } from '../../core/config/index.js';
+import { AppError } from '../../core/errors.js';
+import { rocCurvePng } from '../../core/ml/index.js';
+import { openPlatform, type Platform } from '../../core/platform.js';
+import { SPLITS, type Split } from '../../data-pipeline/store/types.js';
+import { evaluateModel, parseModelRef, type EvaluationOptions, type EvaluationReport, type EvaluationResult, type ModelTarget } from '../evaluation.js';
+
+/**
+ * `xray evaluate`: a model on a labelled folder (or a dataset version's split) through the real
+ * serving path, in this process on the platform's stores (XRAY_HOME / XRAY_DATABASE_URL …).
+ */
+
+export interface EvaluateCommandOptions {
+  model?: string;
+  onnx?: string;
+  dataset?: string;
+  split?: string;
+  out?: string;
+  roc?: string;
+  reference?: string;
+  limit?: string;
+  seed?: string;
+  bootstrap?: string;
+  json?: boolean;
+}
+
+function integer(name: string, value: string | undefined, min: number): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min) throw new AppError('INVALID_INPUT', `${name} must be an integer ≥ ${min}, got '${value}'`);
+  return n;
+}
+
+/** The evaluation options from the command line. @throws AppError INVALID_INPUT. */
+export function evaluationOptions(folder: string | undefined, o: EvaluateCommandOptions): EvaluationOptions {
+  if (Boolean(o.model) === Boolean(o.onnx)) throw new AppError('INVALID_INPUT', 'give exactly one of --model name@alias|version and --onnx <file>');
+  const model: ModelTarget = o.onnx ? { kind: 'onnx', path: o.onnx } : { kind: 'registry', ...parseModelRef(o.model!) };
+  if (Boolean(folder) === Boolean(o.dataset)) throw new AppError('INVALID_INPUT', 'give either a folder in the {NORMAL,PNEUMONIA} layout or --dataset <version id> (with --split)');
+  const split = (o.split ?? 'val') as Split;
+  if (!(SPLITS as readonly string[]).includes(split)) throw new AppError('INVALID_INPUT', `--split must be one of ${SPLITS.join(', ')}, got '${o.split}'`);
+  return {
+    model,
+    source: folder ? { kind: 'folder', dir: folder } : { kind: 'dataset', version: o.dataset!, split },
+    limit: integer('--limit', o.limit, 1),
+    seed: integer('--seed', o.seed, 0),
+    bootstrap: integer('--bootstrap', o.bootstrap, 0),
+    reference: Boolean(o.reference),
+  };
+}
+
+const f3 = (x: number | null | undefined) => (typeof x === 'number' && Number.isFinite(x) ? x.toFixed(3) : 'n/a');
+const f4 = (x: number | null | undefined) => (typeof x === 'number' && Number.isFinite(x) ? x.toFixed(4) : 'n/a');
+
+/** The human-readable summary `xray evaluate` prints. */
+export function formatReport(r: EvaluationReport, files: { out?: string; roc?: string; reference?: string } = {}): string {
+  const m = r.model;
+  const where = r.data.kind === 'folder' ? r.data.folder : `dataset ${r.data.dataset_version} split ${r.data.split}`;
+  const pc = r.counts.per_class;
+  const c = r.confusion;
+  const version = /^\d+$/.test(m.version) ? `v${m.version}` : m.version;
+  const thresholdFrom = m.threshold_source === 'registry' ? 'stored with the version' : m.threshold_source === 'onnx-metadata' ? "from the file's metadata" : 'default 0.5: none recorded';
+  const lines = [
+    `model        ${m.name} ${version}${m.alias ? ` (${m.alias})` : ''} — ${m.source.uri}`,
+    `             input ${m.input_size}px ${String(m.preprocessing.mode ?? '')}, threshold ${f4(m.threshold)} (${thresholdFrom})`,
+  ];
+  if (m.preprocessing.verified === false) lines.push("             note: the file's preprocessing hash does not match the spec used here; train/serve skew is possible");
+  lines.push(
+    `data         ${where}`,
+    `             ${r.counts.images} images${r.counts.available > r.counts.images ? ` (seeded subset of ${r.counts.available})` : ''}: ${pc.NORMAL.found} NORMAL, ${pc.PNEUMONIA.found} PNEUMONIA; ${r.counts.evaluated} evaluated, ${r.counts.failed} failed${r.counts.skipped ? `; ${r.counts.skipped} other file(s) skipped` : ''}`,
+    '',
+    `AUC          ${f4(r.auc)}${r.auc_ci ? `  (95% CI ${f4(r.auc_ci[0])}–${f4(r.auc_ci[1])}, ${r.bootstrap.resamples} bootstrap resamples)` : r.auc === null ? '  (needs both classes)' : ''}`,
+    `accuracy     ${f4(r.accuracy)}`,
+    `sensitivity  ${f4(r.sensitivity)}  (${c.tp}/${c.tp + c.fn} PNEUMONIA flagged)`,
+    `specificity  ${f4(r.specificity)}  (${c.tn}/${c.tn + c.fp} NORMAL cleared)`,
+    `PPV          ${f4(r.ppv)}`,
+    `NPV          ${f4(r.npv)}`,
+    `F1           ${f4(r.f1)}`,
+    '',
+    `confusion matrix at threshold ${f4(r.threshold)}:`,
+    `                   predicted NORMAL  predicted PNEUMONIA`,
+    `  true NORMAL      ${String(c.tn).padStart(16)}  ${String(c.fp).padStart(19)}`,
+    `  true PNEUMONIA   ${String(c.fn).padStart(16)}  ${String(c.tp).padStart(19)}`,
+  );
+  if (m.recorded && m.recorded.val_auc !== null) {
+    const ci = m.recorded.auc_ci ? ` (95% CI ${f3(m.recorded.auc_ci[0])}–${f3(m.recorded.auc_ci[1])})` : '';
+    lines.push('', `recorded at registration (validation of ${m.recorded.dataset_version ?? 'unknown dataset'}): AUC ${f4(m.recorded.val_auc)}${ci}, sensitivity ${f3(m.recorded.sensitivity)}, specificity ${f3(m.recorded.specificity)}`);
+  }
+  if (r.failures.length) {
+    lines.push('', `${r.failures.length} file(s) not evaluated:`);
+    for (const f of r.failures.slice(0, 20)) lines.push(`  ${f.file}: ${f.code} ${f.message}`);
+    if (r.failures.length > 20) lines.push(`  … ${r.failures.length - 20} more in the JSON report`);
+  }
+  const written = [files.out ? `report ${files.out}` : null, files.roc ? `ROC curve ${files.roc}` : null, files.reference ? `drift reference ${files.reference}` : null].filter(Boolean);
+  if (written.length) lines.push('', `wrote ${written.join(', ')}`);
+  return lines.join('\n');
+}
+
+async function writeAtomic(file: string, data: string | Buffer): Promise<void> {
+  const target = path.resolve(file);
+  await mkdir(path.dirname(target), { recursive: true });
+  await writeFile(`${target}.tmp`, data);
+  await rename(`${target}.tmp`, target);
+}
+
+/** Writes the JSON report, ROC PNG and drift reference that were asked for. */
+export async function writeOutputs(result: EvaluationResult, files: { out?: string; roc?: string; reference?: string }): Promise<void> {
+  const r = result.report;
+  if (files.out) await writeAtomic(files.out, `${JSON.stringify(r, null, 1)}\n`);
+  if (files.roc) {
+    const label = `${r.model.name} ${/^\d+$/.test(r.model.version) ? `v${r.model.version}` : r.model.version}`;
+    await writeAtomic(files.roc, await rocCurvePng([{ label, roc: r.roc, auc: r.auc }], { title: `ROC — ${label}, n=${r.n}` }));
+  }
+  if (files.reference && result.reference) await writeAtomic(files.reference, `${JSON.stringify(result.reference)}\n`);
+}
+
+/** Runs one evaluation on an open platform with a progress bar on a TTY (stderr). */
+export async function runEvaluation(platform: Platform, options: EvaluationOptions): Promise<EvaluationResult> {
+  const tty = process.stderr.isTTY === true;
+  const bar = tty
+    ? new cliProgress.SingleBar(
+        { format: 'evaluate [{bar}] {percentage}% | {value}/{total} | {failed} failed | ETA {eta_formatted}', hideCursor: true, clearOnComplete: true, stream: process.stderr },
+        cliProgress.Presets.shades_classic,
+      )
+    : null;
+  try {
+    return await evaluateModel(platform, {
+      ...options,
+      onStart: (total) => bar?.start(total, 0, { failed: 0 }),
+      onProgress: (done, _total, failed) => bar?.update(done, { failed }),
+    });
+  } finally {
+    bar?.stop();
+  }
+}
+
+export function registerEvaluate(program: Command): void {
+  program
+    .command('evaluate')
+    .argument('[folder]', 'labelled images in the layout <folder>/{NORMAL,PNEUMONIA}/*.{jpeg,jpg,png,dcm} (train/val/test subfolders are walked too)')
+    .option('--model <name@ref>', 'registered model: name@alias or name@version (e.g. pneumonia@production, pneumonia@3)')
+    .option('--onnx <file>', 'an ONNX file that is not in the registry (threshold from its metadata)')
+    .option('--dataset <version>', 'evaluate a dataset version of the data pipeline instead of a folder')
+    .option('--split <split>', 'split of --dataset: train | val | test', 'val')
+    .option('--out <file>', 'write the JSON report here')
+    .option('--roc <file>', 'write the ROC curve PNG here')
+    .option('--reference <file>', "also write the drift reference (image statistics, embeddings, probabilities) in the registry's reference.json format")
+    .option('--limit <n>', 'evaluate a seeded random subset of at most n images')
+    .option('--seed <n>', 'seed of --limit and of the bootstrap', '0')
+    .option('--bootstrap <n>', 'bootstrap resamples for the AUC confidence interval', '1000')
+    .option('--json', 'print the JSON report instead of the summary')
+    .description(
+      "evaluate a model on labelled images through the serving path (same preprocessing and ONNX Runtime session as /predict) at the model's stored threshold: AUC with 95% CI, accuracy, sensitivity, specificity, PPV, NPV, confusion matrix. Runs in this process on the platform's data (XRAY_HOME).",
+    )
+    .action(async (folder: string | undefined, o: EvaluateCommandOptions) => {
+      const options = evaluationOptions(folder, o);
+      const platform = await openPlatform(loadConfig({ ...process.env, XRAY_LOG_LEVEL: process.env.XRAY_LOG_LEVEL ?? 'error' }));
+      try {
+        const result = await runEvaluation(platform, options);
+        await writeOutputs(result, o);
+        console.log(o.json ? JSON.stringify(result.report, null, 1) : formatReport(result.report, o));
+      } finally {
+        await platform.close();
+      }
+    });
+}
