@@ -18,6 +18,8 @@ export interface Capabilities {
 export interface Database {
   readonly db: Kysely<any>;
   readonly capabilities: Capabilities;
+  /** PostgreSQL schema this handle works in, when not the default search path (test isolation). */
+  readonly schema?: string;
   /** true when the engine answers a trivial query. */
   ping(): Promise<boolean>;
   /** Closes connections; idempotent. */
@@ -25,10 +27,11 @@ export interface Database {
 }
 
 /** Wraps a Kysely instance as a Database: ping by `select 1`, close once. */
-export function wrapDatabase(db: Kysely<any>, capabilities: Capabilities): Database {
+export function wrapDatabase(db: Kysely<any>, capabilities: Capabilities, schema?: string): Database {
   let closed = false;
   return {
     db,
+    schema,
     capabilities: Object.freeze({ ...capabilities }),
     async ping() {
       try {

@@ -18,6 +18,9 @@ export async function migrateToLatest(database: Database): Promise<string[]> {
     db: database.db,
     provider: new StaticMigrationProvider(MIGRATIONS),
     allowUnorderedMigrations: true,
+    // Kysely finds its bookkeeping tables by introspecting every schema; name ours so that runs in
+    // other schemas of the same database (parallel test suites) are not mistaken for this one's.
+    ...(database.schema ? { migrationTableSchema: database.schema } : {}),
   });
   const { error, results } = await migrator.migrateToLatest();
   if (error) {

@@ -33,7 +33,7 @@ export async function createPostgresDatabase(url: string, options: PostgresOptio
     /* idle client errors surface on the next query; never crash the process */
   });
   const db = new Kysely<any>({ dialect: new PostgresDialect({ pool }) });
-  return wrapDatabase(db, { engine: 'postgres', supportsReturning: true, ilike: 'ilike' });
+  return wrapDatabase(db, { engine: 'postgres', supportsReturning: true, ilike: 'ilike' }, schema);
 }
 
 /** Drops a schema made by createPostgresDatabase({ schema }) — for tests. */
