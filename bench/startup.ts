@@ -47,7 +47,7 @@ async function measure(label: string, cmd: string, args: string[]): Promise<void
   const env: Record<string, string> = { ...process.env, XRAY_HOME: home, XRAY_LOG_LEVEL: 'warn' } as Record<string, string>;
   names.forEach((n, i) => (env[`XRAY_PORT_${n}`] = String(ports[i])));
   const t0 = performance.now();
-  const child = spawn(cmd, args, { cwd: root, env, stdio: 'ignore' });
+  const child = spawn(cmd, args, { cwd: root, env, stdio: 'ignore', detached: true });
   const pending = new Set(ports.slice(0, 5));
   while (pending.size && performance.now() - t0 < 60000) {
     await Promise.all(
@@ -61,8 +61,10 @@ async function measure(label: string, cmd: string, args: string[]): Promise<void
   const readyMs = performance.now() - t0;
   await new Promise((r) => setTimeout(r, 5000));
   const rss = rssOfTree(child.pid!);
-  child.kill('SIGINT');
-  await new Promise((r) => child.on('exit', r));
+  // Signal the whole group: `npm start` runs tsx, which runs node.
+  const exited = new Promise((r) => child.on('exit', r));
+  process.kill(-child.pid!, 'SIGINT');
+  await exited;
   rmSync(home, { recursive: true, force: true });
   console.log(
     `${label.padEnd(34)} all five /ready: ${pending.size ? 'TIMED OUT' : `${readyMs.toFixed(0)} ms`} (target < 3000 ms, ratio ${(readyMs / 3000).toFixed(2)})` +
