@@ -1,34 +1,16 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
-import { testConfig } from '../../src/core/config/index.js';
-import { openPlatform, type Platform } from '../../src/core/platform.js';
 import { buildDeploymentApp } from '../../src/deployment/app.js';
+import { startService, type ServiceHarness } from '../helpers/service-harness.js';
 
 export const TINY_MODEL = path.resolve(import.meta.dirname, '../fixtures/tiny-model.onnx');
 export const NO_FEATURES_MODEL = path.resolve(import.meta.dirname, 'fixtures/tiny-model-nofeatures.onnx');
 
-export interface Harness {
-  platform: Platform;
-  app: FastifyInstance;
-  close(): Promise<void>;
-}
+export type Harness = ServiceHarness;
 
 /** A deployment app on a fresh temporary platform (SQLite, fs objects, memory cache). */
-export async function startDeployment(overrides: Record<string, string> = {}): Promise<Harness> {
-  const home = mkdtempSync(path.join(tmpdir(), 'xray-deployment-'));
-  const platform = await openPlatform(testConfig(home, overrides));
-  const app = await buildDeploymentApp(platform);
-  return {
-    platform,
-    app,
-    async close() {
-      await app.close();
-      await platform.close();
-      rmSync(home, { recursive: true, force: true });
-    },
-  };
+export function startDeployment(overrides: Record<string, string> = {}): Promise<Harness> {
+  return startService(buildDeploymentApp, 'deployment', overrides);
 }
 
 export interface LoadOptions {

@@ -1,40 +1,20 @@
-import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type { FastifyInstance } from 'fastify';
 import { SMTPServer } from 'smtp-server';
-import { testConfig } from '../../src/core/config/index.js';
-import { openPlatform, type Platform } from '../../src/core/platform.js';
+import type { Platform } from '../../src/core/platform.js';
 import { Rng } from '../../src/core/ml/random.js';
 import { imageStats } from '../../src/core/imaging/stats.js';
 import { renderChestXray } from '../../src/core/imaging/synthetic.js';
 import { buildMonitoringApp } from '../../src/monitoring/app.js';
+import { startService, type ServiceHarness } from '../helpers/service-harness.js';
 import { KyselyPredictionStore, type PredictionRecord, type PredictionStats } from '../../src/deployment/store/prediction-store.js';
 
-export interface Harness {
-  home: string;
-  platform: Platform;
-  app: FastifyInstance;
-  close(): Promise<void>;
-}
+export type Harness = ServiceHarness;
 
 /** A monitoring app on a fresh temporary platform (SQLite, fs objects). */
-export async function startMonitoring(overrides: Record<string, string> = {}): Promise<Harness> {
-  const home = mkdtempSync(path.join(tmpdir(), 'xray-monitoring-'));
-  const platform = await openPlatform(testConfig(home, overrides));
-  const app = await buildMonitoringApp(platform);
-  return {
-    home,
-    platform,
-    app,
-    async close() {
-      await app.close();
-      await platform.close();
-      rmSync(home, { recursive: true, force: true });
-    },
-  };
+export function startMonitoring(overrides: Record<string, string> = {}): Promise<Harness> {
+  return startService(buildMonitoringApp, 'monitoring', overrides);
 }
 
 export interface ImageVariant {
