@@ -6,9 +6,7 @@ import { hostname } from 'node:os';
 import path from 'node:path';
 import { INSTALL_COMMAND } from '../../src/training/runner/index.js';
 import { KyselyTrainingStore } from '../../src/training/store/training-store.js';
-import type { JobRecord } from '../../src/training/store/types.js';
-import { newJobId } from '../../src/training/service/paths.js';
-import { openTraining, waitForJob, writeExport } from './helpers.js';
+import { jobRecord, openTraining, waitForJob, writeExport } from './helpers.js';
 
 const NO_PYTHON = { XRAY_PYTHON: '/nonexistent/bin/python3' };
 
@@ -18,45 +16,6 @@ function deadPid(): number {
   return child.pid;
 }
 
-function jobRow(over: Partial<JobRecord>): JobRecord {
-  const now = Date.now();
-  return {
-    id: newJobId(),
-    state: 'queued',
-    datasetVersion: null,
-    datasetDir: '/nowhere',
-    model: 'compact_cnn',
-    inputSize: 32,
-    experiment: 'pneumonia',
-    request: { model: 'compact_cnn', hyperparameters: { epochs: 2 } },
-    attempt: 0,
-    queueJobId: null,
-    workerHost: null,
-    workerPid: null,
-    heartbeatAt: null,
-    progress: null,
-    current: null,
-    info: null,
-    lastCheckpoint: null,
-    artifacts: {},
-    metrics: null,
-    testMetrics: null,
-    parity: null,
-    threshold: null,
-    bestEpoch: null,
-    bestValAuc: null,
-    imagesPerSec: null,
-    runId: null,
-    registered: null,
-    error: null,
-    createdBy: 'tester',
-    createdAt: now,
-    updatedAt: now,
-    attemptStartedAt: now,
-    finishedAt: null,
-    ...over,
-  };
-}
 
 describe('without a Python that has torch', () => {
   test('the platform starts and POST /train answers TRAINER_RUNTIME_MISSING with the install command', async (t) => {
@@ -103,7 +62,7 @@ describe('restart recovery', () => {
   test('a running job whose worker is gone becomes interrupted; a lost queue entry is re-queued', async (t) => {
     const first = await openTraining(NO_PYTHON);
     const store = new KyselyTrainingStore(first.platform.database);
-    const orphan = jobRow({
+    const orphan = jobRecord({
       state: 'running',
       attempt: 1,
       workerHost: hostname(),
@@ -111,9 +70,9 @@ describe('restart recovery', () => {
       heartbeatAt: Date.now(),
       lastCheckpoint: { epoch: 3, step: 0, path: '/gone/last.pt', attempt: 1 },
     });
-    const stale = jobRow({ state: 'running', attempt: 1, workerHost: 'another-host', workerPid: 1, heartbeatAt: Date.now() - 10 * 60_000 });
-    const alive = jobRow({ state: 'running', attempt: 1, workerHost: 'another-host', workerPid: 1, heartbeatAt: Date.now() });
-    const lost = jobRow({ state: 'queued', queueJobId: randomUUID(), datasetDir: await writeExport(path.join(first.home, 'ds'), { train: 2, val: 2 }) });
+    const stale = jobRecord({ state: 'running', attempt: 1, workerHost: 'another-host', workerPid: 1, heartbeatAt: Date.now() - 10 * 60_000 });
+    const alive = jobRecord({ state: 'running', attempt: 1, workerHost: 'another-host', workerPid: 1, heartbeatAt: Date.now() });
+    const lost = jobRecord({ state: 'queued', queueJobId: randomUUID(), datasetDir: await writeExport(path.join(first.home, 'ds'), { train: 2, val: 2 }) });
     for (const j of [orphan, stale, alive, lost]) await store.createJob(j);
     await first.stop();
 

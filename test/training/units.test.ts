@@ -12,6 +12,7 @@ import { newJobId, newStudyId, ID_PATTERN, jobPaths } from '../../src/training/s
 import { checkDatasetDir } from '../../src/training/service/datasets.js';
 import { KyselyTrainingStore } from '../../src/training/store/training-store.js';
 import type { JobRecord } from '../../src/training/store/types.js';
+import { jobRecord } from './helpers.js';
 
 describe('worker event parsing', () => {
   test('known events are checked, extra fields kept', () => {
@@ -109,41 +110,8 @@ describe('training store (SQLite)', () => {
     rmSync(home, { recursive: true, force: true });
   });
 
-  const job = (id: string, createdAt: number): JobRecord => ({
-    id,
-    state: 'queued',
-    datasetVersion: 'v1',
-    datasetDir: null,
-    model: 'compact_cnn',
-    inputSize: 32,
-    experiment: 'e',
-    request: { model: 'compact_cnn', hyperparameters: { epochs: 2 } },
-    attempt: 0,
-    queueJobId: null,
-    workerHost: null,
-    workerPid: null,
-    heartbeatAt: null,
-    progress: null,
-    current: null,
-    info: null,
-    lastCheckpoint: null,
-    artifacts: {},
-    metrics: null,
-    testMetrics: null,
-    parity: null,
-    threshold: null,
-    bestEpoch: null,
-    bestValAuc: null,
-    imagesPerSec: null,
-    runId: null,
-    registered: null,
-    error: null,
-    createdBy: 'tester',
-    createdAt,
-    updatedAt: createdAt,
-    attemptStartedAt: null,
-    finishedAt: null,
-  });
+  const job = (id: string, createdAt: number): JobRecord =>
+    jobRecord({ id, datasetVersion: 'v1', datasetDir: null, experiment: 'e', createdAt, updatedAt: createdAt, attemptStartedAt: null });
 
   test('jobs round-trip, page newest first, and refuse duplicates', async () => {
     for (let i = 0; i < 5; i++) await store.createJob(job(`t-aaaaaa${i}-00000${i}`, 1000 + i));
