@@ -247,7 +247,8 @@ class Augmenter:
     def active(self) -> bool:
         p = self.p
         return bool(p["enabled"]) and any([
-            p["rotation_deg"] > 0, p["translate"] > 0, p["scale"] != [1.0, 1.0], p["brightness"] > 0,
+            p["rotation_deg"] > 0, p["translate"] > 0, p["scale"] != [1.0, 1.0], p.get("aspect", 0) > 0,
+            p["brightness"] > 0,
             p["contrast"] > 0, p["gamma"] != [1.0, 1.0], p["hflip"], p["blur"] > 0, p["noise"] > 0,
         ])
 
@@ -256,7 +257,8 @@ class Augmenter:
         if not self.active:
             return x
         p, g, n, dev = self.p, self.g, x.shape[0], x.device
-        if p["rotation_deg"] > 0 or p["translate"] > 0 or p["scale"] != [1.0, 1.0] or p["hflip"]:
+        aspect = p.get("aspect", 0.0)
+        if p["rotation_deg"] > 0 or p["translate"] > 0 or p["scale"] != [1.0, 1.0] or p["hflip"] or aspect > 0:
             angle = _uniform(n, -p["rotation_deg"], p["rotation_deg"], g) * (math.pi / 180.0)
             scale = _uniform(n, p["scale"][0], p["scale"][1], g)
             # affine_grid works in [-1,1] coordinates, so a shift of t * size is 2t there.
@@ -264,9 +266,11 @@ class Augmenter:
             ty = _uniform(n, -p["translate"], p["translate"], g) * 2.0
             flip = (torch.rand(n, generator=g) < 0.5).float() * -2.0 + 1.0 if p["hflip"] else torch.ones(n)
             cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+            # aspect: stretch x by r and y by 1/r (the grid maps output to input, hence 1/r on x).
+            r = 1.0 + _uniform(n, -aspect, aspect, g) if aspect > 0 else torch.ones(n)
             theta = torch.stack([
-                torch.stack([cos * flip, -sin, tx], dim=1),
-                torch.stack([sin * flip, cos, ty], dim=1),
+                torch.stack([cos * flip / r, -sin / r, tx], dim=1),
+                torch.stack([sin * flip * r, cos * r, ty], dim=1),
             ], dim=1).to(device=dev, dtype=x.dtype)
             grid = F.affine_grid(theta, list(x.shape), align_corners=False)
             x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
@@ -300,3 +304,41 @@ def _gaussian_blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     y = F.conv2d(y, k.view(n, 1, 1, -1), groups=n)
     y = F.conv2d(y, k.view(n, 1, -1, 1), groups=n)
     return y.reshape(n, 1, h, w)
+
+
+# --------------------------------------------------------------------------- fixed shifts
+
+
+def _affine(x: torch.Tensor, sx: float, sy: float) -> torch.Tensor:
+    """Zoom by sx horizontally and sy vertically about the centre (values > 1 enlarge = crop)."""
+    n = x.shape[0]
+    theta = torch.tensor([[1.0 / sx, 0.0, 0.0], [0.0, 1.0 / sy, 0.0]], dtype=x.dtype, device=x.device)
+    grid = F.affine_grid(theta.expand(n, 2, 3), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def _seeded_noise(x: torch.Tensor, std: float) -> torch.Tensor:
+    g = torch.Generator().manual_seed(1234)
+    return x + (torch.randn(tuple(x.shape), generator=g) * std).to(x.device)
+
+
+# Deterministic, plausible acquisition shifts of a float [N,1,H,W] batch in [0,1]: used to pick a
+# threshold that holds under shift (threshold method "robust") and reported with the evaluation.
+SHIFTS: Dict[str, Any] = {
+    "exposure -20%": lambda x: x * 0.8,
+    "exposure +20%": lambda x: x * 1.2,
+    "contrast x0.7": lambda x: (x - x.mean(dim=(1, 2, 3), keepdim=True)) * 0.7 + x.mean(dim=(1, 2, 3), keepdim=True),
+    "contrast x1.3": lambda x: (x - x.mean(dim=(1, 2, 3), keepdim=True)) * 1.3 + x.mean(dim=(1, 2, 3), keepdim=True),
+    "gamma 0.7": lambda x: x.clamp(min=0).pow(0.7),
+    "gamma 1.4": lambda x: x.clamp(min=0).pow(1.4),
+    "blur sigma 1.5px": lambda x: _gaussian_blur(x, torch.full((x.shape[0],), 1.5, device=x.device)),
+    "noise sd 0.03": lambda x: _seeded_noise(x, 0.03),
+    "aspect 0.85": lambda x: _affine(x, 0.85, 1.0),
+    "aspect 1.15": lambda x: _affine(x, 1.15, 1.0),
+    "crop 90%": lambda x: _affine(x, 1.11, 1.11),
+    "zoom out 90%": lambda x: _affine(x, 0.9, 0.9),
+}
+
+
+def apply_shift(name: str, x: torch.Tensor) -> torch.Tensor:
+    return SHIFTS[name](x).clamp_(0.0, 1.0)

@@ -90,7 +90,31 @@ def sensitivity_threshold(y: Sequence[float], s: Sequence[float], target: float)
     return float(thr[1:][hits[0]])
 
 
-def choose_threshold(y: Sequence[float], s: Sequence[float], method: str, target_sensitivity: float) -> float:
+ROBUST_TOLERANCE = 0.02
+
+
+def robust_threshold(y: Sequence[float], views: Sequence[Sequence[float]],
+                     tolerance: float = ROBUST_TOLERANCE) -> float:
+    """A threshold away from the razor's edge: pool the scores of every view (the clean set and its
+    shifted copies, same labels), find every threshold whose pooled Youden J is within `tolerance`
+    of the best (the gaps between scores included), and take the middle of that range in logit space."""
+    ys = np.concatenate([np.asarray(y, dtype=np.float64)] * len(views))
+    ss = np.concatenate([np.asarray(v, dtype=np.float64) for v in views])
+    fpr, tpr, thr = roc_curve(ys, ss)
+    j = tpr[1:] - fpr[1:]
+    scores = thr[1:]  # distinct scores, descending; J at scores[k] holds for t in (scores[k+1], scores[k]]
+    below = np.r_[scores[1:], 0.0]
+    good = j >= j.max() - tolerance
+    eps = 1e-6
+    lo, hi = np.clip([below[good].min(), scores[good].max()], eps, 1 - eps)
+    mid = (np.log(lo / (1 - lo)) + np.log(hi / (1 - hi))) / 2
+    return float(1 / (1 + np.exp(-mid)))
+
+
+def choose_threshold(y: Sequence[float], s: Sequence[float], method: str, target_sensitivity: float,
+                     shifted: Optional[Sequence[Sequence[float]]] = None) -> float:
+    if method == "robust":
+        return robust_threshold(y, [s, *(shifted or [])])
     if method == "youden":
         return youden_threshold(y, s)
     if method == "sensitivity":

@@ -18,9 +18,10 @@ INPUT_STD = 0.25
 
 
 class XrayClassifier(nn.Module):
-    def __init__(self, name: str, backbone: nn.Module, channels: int, dropout: float):
+    def __init__(self, name: str, backbone: nn.Module, channels: int, dropout: float, per_image_norm: bool = False):
         super().__init__()
         self.name = name
+        self.per_image_norm = per_image_norm
         self.backbone = backbone
         self.feature_channels = channels
         self.dropout = nn.Dropout(p=dropout)
@@ -28,6 +29,12 @@ class XrayClassifier(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Last conv feature map [N,C,h,w] for input x in [0,1]."""
+        if self.per_image_norm:
+            # Each image to zero mean / unit variance: exposure and contrast changes (linear in
+            # pixel value) then reach the backbone as the same input.
+            mean = x.mean(dim=(1, 2, 3), keepdim=True)
+            std = x.std(dim=(1, 2, 3), keepdim=True)
+            return self.backbone((x - mean) / (std + 1e-3))
         return self.backbone((x - INPUT_MEAN) / INPUT_STD)
 
     def head(self, feats: torch.Tensor) -> torch.Tensor:
@@ -59,6 +66,40 @@ def compact_cnn(dropout: float) -> XrayClassifier:
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
     return XrayClassifier("compact_cnn", backbone, widths[-1], dropout)
+
+
+class _ResidualBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+            nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout))
+        self.shortcut: nn.Module = nn.Identity() if cin == cout and stride == 1 else nn.Sequential(
+            nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+        self.act = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.body(x) + self.shortcut(x))
+
+
+def compact_resnet(dropout: float) -> XrayClassifier:
+    """Small residual net for CPU training at 224 px (1.2 M parameters, ~4x compact_cnn's speed per
+    pixel): two stride-2 conv stems to 1/4 resolution, then four residual blocks 32..256 wide
+    (stride 32 in all: a 7x7 CAM map at 224 px). Each image is standardised on its own."""
+    widths = [32, 64, 128, 256]
+    layers: List[nn.Module] = [
+        nn.Conv2d(1, 24, 3, 2, 1, bias=False), nn.BatchNorm2d(24), nn.ReLU(inplace=True),
+        nn.Conv2d(24, widths[0], 3, 2, 1, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True),
+    ]
+    cin = widths[0]
+    for i, w in enumerate(widths):
+        layers.append(_ResidualBlock(cin, w, 1 if i == 0 else 2))
+        cin = w
+    backbone = nn.Sequential(*layers)
+    for m in backbone.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+    return XrayClassifier("compact_resnet", backbone, widths[-1], dropout, per_image_norm=True)
 
 
 def _one_channel(conv: nn.Conv2d) -> nn.Conv2d:
@@ -98,6 +139,7 @@ def densenet121(dropout: float) -> XrayClassifier:
 
 BUILDERS: Dict[str, Callable[[float], XrayClassifier]] = {
     "compact_cnn": compact_cnn,
+    "compact_resnet": compact_resnet,
     **{f"efficientnet_b{i}": _efficientnet(f"efficientnet_b{i}") for i in range(5)},
     "resnet18": _resnet("resnet18"),
     "resnet50": _resnet("resnet50"),

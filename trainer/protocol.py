@@ -16,6 +16,7 @@ from typing import Any, Callable, Dict, List, Optional, TextIO
 # Kept here (not in models.py) so validation does not need torch; models.py asserts they agree.
 MODEL_NAMES = (
     "compact_cnn",
+    "compact_resnet",
     "efficientnet_b0",
     "efficientnet_b1",
     "efficientnet_b2",
@@ -28,7 +29,7 @@ MODEL_NAMES = (
 
 SCHEDULERS = ("cosine", "onecycle", "none")
 BALANCE_MODES = ("loss", "sampler", "none")
-THRESHOLD_METHODS = ("youden", "sensitivity")
+THRESHOLD_METHODS = ("youden", "sensitivity", "robust")
 PRUNERS = ("median", "hyperband", "none")
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -51,6 +52,7 @@ DEFAULT_AUGMENTATION: Dict[str, Any] = {
     "rotation_deg": 10.0,
     "translate": 0.05,
     "scale": [0.9, 1.1],
+    "aspect": 0.0,
     "brightness": 0.1,
     "contrast": 0.1,
     "gamma": [0.9, 1.1],
@@ -269,6 +271,7 @@ def validate_augmentation(raw: Any, strict: bool = True, base: Optional[Dict[str
         "rotation_deg": _number(p + "rotation_deg", a["rotation_deg"], 0, 180),
         "translate": _number(p + "translate", a["translate"], 0, 0.5),
         "scale": _pair(p + "scale", a["scale"], 0, 4),
+        "aspect": _number(p + "aspect", a["aspect"], 0, 0.5),
         "brightness": _number(p + "brightness", a["brightness"], 0, 1),
         "contrast": _number(p + "contrast", a["contrast"], 0, 1),
         "gamma": _pair(p + "gamma", a["gamma"], 0, 10),

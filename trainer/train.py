@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from . import data as D
-from .evaluate import choose_threshold, compute_metrics, fit_temperature, roc_auc, sigmoid
+from .evaluate import choose_threshold, compute_metrics, confusion, fit_temperature, rates, roc_auc, sigmoid
 from .export import classifier_metadata, export_onnx, max_onnx_opset, parity_check, sha256_file
 from .models import XrayClassifier, build_model, count_parameters
 from .protocol import SpecError, emit_failure, to_jsonable, utc_now, validate_job_spec
@@ -407,13 +407,15 @@ class Run:
         self.epoch_images_per_sec = images_this_run / max(time.monotonic() - t0, 1e-9)
         return True
 
-    def predict_logits(self, images_u8: torch.Tensor) -> np.ndarray:
+    def predict_logits(self, images_u8: torch.Tensor, shift: Optional[str] = None) -> np.ndarray:
         self.model.eval()
         bs = max(2 * self.hp["batch_size"], 64)
         out = []
         with torch.inference_mode():
             for i in range(0, images_u8.shape[0], bs):
                 x = D.to_float(images_u8[i:i + bs].to(self.device))
+                if shift is not None:
+                    x = D.apply_shift(shift, x)
                 if self.channels_last:
                     x = x.contiguous(memory_format=torch.channels_last)
                 with self.amp.autocast(self.device):
@@ -478,6 +480,11 @@ class Run:
         return compute_metrics(labels, probs, self.threshold, self.spec["threshold"]["method"],
                                self.temperature, seed=self.spec["seed"])
 
+    def _shift_summary(self, labels: np.ndarray, logits: np.ndarray) -> Dict[str, Any]:
+        probs = sigmoid(logits / self.temperature)
+        r = rates(confusion(labels, probs, self.threshold))
+        return {"auc": roc_auc(labels, probs), "sensitivity": r["sensitivity"], "specificity": r["specificity"]}
+
     def artifact(self, kind: str, path: Path) -> Dict[str, Any]:
         digest = sha256_file(path)
         self.emitter.emit("artifact", kind=kind, path=str(path), sha256=digest, bytes=path.stat().st_size)
@@ -493,8 +500,13 @@ class Run:
         self.temperature = fit_temperature(val_logits, y_val)
         val_probs = sigmoid(val_logits / self.temperature)
         thr_spec = spec["threshold"]
-        self.threshold = choose_threshold(y_val, val_probs, thr_spec["method"], thr_spec["target_sensitivity"])
+        shifted_logits = {name: self.predict_logits(self.val_dev.images, shift=name) for name in D.SHIFTS} \
+            if thr_spec["method"] == "robust" else {}
+        self.threshold = choose_threshold(y_val, val_probs, thr_spec["method"], thr_spec["target_sensitivity"],
+                                          [sigmoid(v / self.temperature) for v in shifted_logits.values()])
         evaluations = {"val": self._evaluate_set(y_val, val_logits)}
+        if shifted_logits:
+            evaluations["val"]["shifts"] = {name: self._shift_summary(y_val, v) for name, v in shifted_logits.items()}
         self.emitter.emit("evaluation", split="val", metrics=evaluations["val"])
         for name, manifest, split in self.test_sets:
             data = D.load_split(manifest, split, self.size, self.threads)

@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { AppError, isAppError } from '../core/errors.js';
 import type { Platform } from '../core/platform.js';
+import type { ImageShift } from '../core/imaging/index.js';
 import { evaluateBinary, globalAveragePool, randomProjection, Rng, type BinaryEvaluation } from '../core/ml/index.js';
 import { sha256Hex } from '../core/objects/index.js';
 import { dataContext, getManifest } from '../data-pipeline/service/index.js';
@@ -47,6 +48,8 @@ export interface EvaluationOptions {
   concurrency?: number;
   /** Also collect the drift reference (image statistics + embeddings) of every image. */
   reference?: boolean;
+  /** Alter every image file before the serving path sees it (robustness evaluation). */
+  shift?: ImageShift;
   onStart?: (total: number) => void;
   onProgress?: (done: number, total: number, failed: number) => void;
 }
@@ -86,6 +89,8 @@ export type EvaluationReport = BinaryEvaluation & {
   duration_ms: number;
   model: EvaluatedModel;
   data: { kind: 'folder'; folder: string } | { kind: 'dataset'; dataset_version: string; split: Split };
+  /** The shift applied to every image file, or null for the images as they are. */
+  shift: { name: string; description: string } | null;
   counts: {
     /** Images found (after --limit). */
     images: number;
@@ -257,7 +262,7 @@ export async function evaluateModel(platform: Platform, options: EvaluationOptio
                 throw isAppError(err) ? err : new AppError('UNPROCESSABLE', `cannot read the file: ${(err as Error).message}`);
               });
               if (bytes.length === 0) throw new AppError('INVALID_INPUT', 'the file is empty (0 bytes)');
-              const pre = await pool.run(bytes, model.preprocessing);
+              const pre = await pool.run(options.shift ? await options.shift.apply(bytes) : bytes, model.preprocessing);
               const { output } = await model.batcher.submit(pre.input);
               if (!Number.isFinite(output.probability)) throw new AppError('UNPROCESSABLE', 'the model returned a non-finite probability');
               results[i] = { file: item.file, label: item.label, probability: output.probability };
@@ -313,6 +318,7 @@ export async function evaluateModel(platform: Platform, options: EvaluationOptio
         recorded,
       },
       data: options.source.kind === 'folder' ? { kind: 'folder', folder: path.resolve(options.source.dir) } : { kind: 'dataset', dataset_version: options.source.version, split: options.source.split },
+      shift: options.shift ? { name: options.shift.name, description: options.shift.description } : null,
       counts: {
         images: items.length,
         evaluated: evaluated.length,
@@ -347,11 +353,40 @@ export async function evaluateModel(platform: Platform, options: EvaluationOptio
       outcome: 'success',
       requestId: null,
       service: 'cli',
-      details: { data: report.data, n: metrics.n, auc: metrics.auc, sensitivity: metrics.sensitivity, specificity: metrics.specificity, threshold: metrics.threshold, failed: failures.length },
+      details: { data: report.data, shift: report.shift?.name ?? null, n: metrics.n, auc: metrics.auc, sensitivity: metrics.sensitivity, specificity: metrics.specificity, threshold: metrics.threshold, failed: failures.length },
     });
     return { report, reference };
   } finally {
     await repository.close();
     await pool.close();
   }
+}
+
+/** One row of the robustness table: the metrics of one shifted copy of the set, at the stored threshold. */
+export interface RobustnessRow {
+  shift: string;
+  description: string;
+  n: number;
+  failed: number;
+  auc: number | null;
+  auc_ci: [number, number] | null;
+  sensitivity: number | null;
+  specificity: number | null;
+  accuracy: number | null;
+  threshold: number;
+}
+
+export function robustnessRow(report: EvaluationReport): RobustnessRow {
+  return {
+    shift: report.shift?.name ?? 'none',
+    description: report.shift?.description ?? 'the images as they are',
+    n: report.n,
+    failed: report.counts.failed,
+    auc: report.auc,
+    auc_ci: report.auc_ci,
+    sensitivity: report.sensitivity,
+    specificity: report.specificity,
+    accuracy: report.accuracy,
+    threshold: report.threshold,
+  };
 }

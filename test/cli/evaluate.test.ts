@@ -6,7 +6,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import type { FastifyInstance } from 'fastify';
 import { testConfig } from '../../src/core/config/index.js';
-import { generateDataset, type SyntheticDataset } from '../../src/core/imaging/index.js';
+import { findShifts, generateDataset, type SyntheticDataset } from '../../src/core/imaging/index.js';
 import { evaluateBinary } from '../../src/core/ml/index.js';
 import { sha256Hex } from '../../src/core/objects/index.js';
 import { openPlatform, type Platform } from '../../src/core/platform.js';
@@ -14,7 +14,8 @@ import { createVersion, dataContext, ingestFile } from '../../src/data-pipeline/
 import { buildDeploymentApp } from '../../src/deployment/app.js';
 import { ModelRegistryService } from '../../src/model-registry/service/registry-service.js';
 import { evaluateModel, parseModelRef } from '../../src/cli/evaluation.js';
-import { evaluationOptions, formatReport } from '../../src/cli/commands/evaluate.js';
+import { evaluationOptions, formatReport, requestedShifts } from '../../src/cli/commands/evaluate.js';
+import { IMAGE_SHIFTS } from '../../src/core/imaging/index.js';
 import { PROJECT_ROOT, spawnNode } from '../helpers/process.js';
 
 const TINY_MODEL = path.resolve(import.meta.dirname, '../fixtures/tiny-model.onnx');
@@ -175,6 +176,16 @@ describe('xray evaluate: a labelled folder through the serving path', () => {
     }
   });
 
+  test('a shift alters every file before the serving path; the report names it', async () => {
+    const shift = findShifts(['exposure -20%'])[0]!;
+    const { report } = await evaluateModel(platform, { model: { kind: 'registry', name: 'pneumonia', ref: '1' }, source: { kind: 'folder', dir: dataDir }, bootstrap: 0, shift });
+    assert.deepEqual(report.shift, { name: 'exposure -20%', description: shift.description });
+    assert.equal(report.counts.evaluated, 20);
+    assert.equal(report.counts.failed, 1, 'the corrupt file still fails, with its own error');
+    const moved = report.predictions.filter((p) => Math.abs(p.probability - served.get(p.file)!) > 1e-4);
+    assert.ok(moved.length > 10, `darker images change the probabilities (${moved.length}/20 moved)`);
+  });
+
   test('argument checks', () => {
     assert.throws(() => evaluationOptions('x', {}), /exactly one of --model/);
     assert.throws(() => evaluationOptions('x', { model: 'a', onnx: 'b' }), /exactly one of --model/);
@@ -183,6 +194,10 @@ describe('xray evaluate: a labelled folder through the serving path', () => {
     assert.throws(() => evaluationOptions(undefined, { model: 'a', dataset: 'd', split: 'holdout' }), /--split must be one of/);
     assert.throws(() => evaluationOptions('x', { model: 'a', limit: '0' }), /--limit must be an integer/);
     assert.throws(() => parseModelRef('pneumonia@'), /name@alias/);
+    assert.throws(() => requestedShifts({ shifts: ['gamma 0.7', 'sepia'] }), /unknown shift\(s\) 'sepia'/);
+    assert.equal(requestedShifts({ shifts: true }).length, IMAGE_SHIFTS.length);
+    assert.deepEqual(requestedShifts({ shifts: ['gamma 0.7,crop 90%'] }).map((x) => x.name), ['gamma 0.7', 'crop 90%']);
+    assert.deepEqual(requestedShifts({}), []);
     assert.deepEqual(parseModelRef('pneumonia'), { name: 'pneumonia', ref: 'production' });
     assert.deepEqual(parseModelRef('pneumonia@3'), { name: 'pneumonia', ref: '3' });
     assert.deepEqual(evaluationOptions(undefined, { model: 'p@staging', dataset: 'abc' }).source, { kind: 'dataset', version: 'abc', split: 'val' });
@@ -193,7 +208,7 @@ describe('xray evaluate: a labelled folder through the serving path', () => {
     const out = path.join(home, 'out', 'report.json');
     const roc = path.join(home, 'out', 'roc.png');
     const run = spawnNode(
-      ['--import', 'tsx', path.join(PROJECT_ROOT, 'src/cli/index.ts'), 'evaluate', '--model', 'pneumonia@production', dataDir, '--out', out, '--roc', roc, '--bootstrap', String(BOOTSTRAP)],
+      ['--import', 'tsx', path.join(PROJECT_ROOT, 'src/cli/index.ts'), 'evaluate', '--model', 'pneumonia@production', dataDir, '--out', out, '--roc', roc, '--bootstrap', String(BOOTSTRAP), '--shifts', 'gamma 0.7,JPEG q20'],
       { XRAY_HOME: home, XRAY_SEED_MODEL: 'off', XRAY_LOG_LEVEL: 'silent' },
     );
     const { code } = await run.exited;
@@ -203,6 +218,12 @@ describe('xray evaluate: a labelled folder through the serving path', () => {
     assert.equal(report.report, 'xray-evaluation/1');
     assertMetricsClose(pick(report), pick(expected as unknown as Record<string, unknown>));
     assert.equal(report.failures.length, 2);
+    // --shifts: the robustness table, first row the unshifted set, at the stored threshold.
+    assert.deepEqual(report.robustness.map((r: { shift: string }) => r.shift), ['none', 'gamma 0.7', 'JPEG q20']);
+    assert.equal(report.robustness[0].auc, report.auc);
+    assert.ok(report.robustness.every((r: { threshold: number; n: number }) => r.threshold === THRESHOLD && r.n === 20));
+    assert.match(printed, /^\| shift \| n \| AUC \(95% CI\) \| sensitivity \| specificity \| accuracy \|$/m);
+    assert.match(printed, /^\| JPEG q20 \| 20 \(1 failed\) \| \d\.\d{4} \(\d\.\d{3}–\d\.\d{3}\) \([+−]\d\.\d{3}\) \|/m);
     assert.match(printed, /^model {8}pneumonia v1 \(production\)/m);
     assert.match(printed, new RegExp(`^AUC {10}${expected.auc!.toFixed(4)} {2}\\(95% CI ${expected.auc_ci![0].toFixed(4)}–${expected.auc_ci![1].toFixed(4)}`, 'm'));
     assert.match(printed, new RegExp(`^sensitivity  ${expected.sensitivity.toFixed(4)} `, 'm'));

@@ -84,3 +84,24 @@ def test_batching_and_balanced_sampling():
     assert sorted(perm.tolist()) == list(range(100))
     batches = list(D.batch_indices(perm, 32, D.steps_per_epoch(100, 32, None)))
     assert [len(b) for b in batches] == [32, 32, 32, 4]
+
+
+def test_aspect_augmentation_stretches_one_axis_against_the_other():
+    params = {**DEFAULT_AUGMENTATION, "rotation_deg": 0, "translate": 0.0, "scale": [1.0, 1.0], "aspect": 0.3,
+              "brightness": 0.0, "contrast": 0.0, "gamma": [1.0, 1.0], "hflip": False}
+    x = torch.zeros(16, 1, 32, 32)
+    x[:, :, 12:20, 12:20] = 1.0  # a centred square
+    y = D.Augmenter(params, torch.Generator().manual_seed(0))(x)
+    width = (y.sum(dim=2) > 0.5 * 8).sum(dim=(1, 2)).float()
+    height = (y.sum(dim=3) > 0.5 * 8).sum(dim=(1, 2)).float()
+    ratio = width / height
+    assert float(ratio.max()) > 1.1 and float(ratio.min()) < 0.9
+
+
+def test_fixed_shifts_are_deterministic_and_stay_in_range():
+    x = torch.rand(3, 1, 32, 32)
+    for name in D.SHIFTS:
+        a, b = D.apply_shift(name, x.clone()), D.apply_shift(name, x.clone())
+        assert torch.equal(a, b), name
+        assert a.shape == x.shape and float(a.min()) >= 0.0 and float(a.max()) <= 1.0, name
+    assert torch.allclose(D.apply_shift("exposure -20%", x.clone()), x * 0.8)

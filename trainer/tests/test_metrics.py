@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from trainer.evaluate import (bootstrap_auc_ci, calibration, choose_threshold, compute_metrics, confusion,
-                              fit_temperature, rates, roc_auc, roc_curve, roc_points, sensitivity_threshold,
+                              fit_temperature, rates, robust_threshold, roc_auc, roc_curve, roc_points, sensitivity_threshold,
                               sigmoid, youden_threshold)
 
 
@@ -94,3 +94,16 @@ def test_compute_metrics_shape():
     assert m["confusion"] == {"tp": 2, "fp": 0, "tn": 2, "fn": 0} and m["temperature"] == 1.3
     assert set(m) >= {"auc_ci", "accuracy", "sensitivity", "specificity", "ppv", "npv", "f1", "threshold",
                       "threshold_method", "roc", "calibration"}
+
+
+def test_robust_threshold_is_the_middle_of_the_near_optimal_range():
+    # Perfectly separated: every threshold in (0.2, 0.8] has J = 1; the middle in logit space is 0.5.
+    y = [0, 0, 0, 1, 1, 1]
+    s = [0.1, 0.15, 0.2, 0.8, 0.85, 0.9]
+    assert robust_threshold(y, [s]) == pytest.approx(0.5, abs=0.02)
+    # Youden sits at the razor's edge (the lowest positive score); the robust threshold does not.
+    assert youden_threshold(y, s) == 0.8
+    # A shifted view that pushes the negatives up moves the range, and so the threshold.
+    up = [0.5, 0.55, 0.6, 0.8, 0.85, 0.9]
+    assert robust_threshold(y, [s, up]) > robust_threshold(y, [s])
+    assert choose_threshold(y, s, "robust", 0.95, [up]) == robust_threshold(y, [s, up])

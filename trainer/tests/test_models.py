@@ -11,6 +11,7 @@ def test_registry_matches_the_protocol_list():
 
 @pytest.mark.parametrize("name, size, channels", [
     ("compact_cnn", 24, 128),
+    ("compact_resnet", 64, 256),
     ("resnet18", 32, 512),
     ("efficientnet_b0", 32, 1280),
 ])
@@ -40,3 +41,15 @@ def test_normalisation_lives_inside_the_model():
 
 def test_compact_cnn_is_small():
     assert count_parameters(build_model("compact_cnn")) < 1_000_000
+
+
+def test_compact_resnet_standardises_each_image():
+    """Exposure and contrast (linear changes of the pixel values) reach the backbone as the same input."""
+    torch.manual_seed(0)
+    model = build_model("compact_resnet").eval()
+    x = torch.rand(2, 1, 64, 64) * 0.5 + 0.2
+    with torch.no_grad():
+        a, b = model(x), model(x * 1.3 - 0.05)
+    assert torch.allclose(a, b, atol=1e-3)
+    assert model.features(x).shape[2:] == (2, 2)  # stride 32
+    assert count_parameters(model) < 2_000_000

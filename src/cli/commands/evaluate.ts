@@ -7,7 +7,8 @@ import { AppError } from '../../core/errors.js';
 import { rocCurvePng } from '../../core/ml/index.js';
 import { openPlatform, type Platform } from '../../core/platform.js';
 import { SPLITS, type Split } from '../../data-pipeline/store/types.js';
-import { evaluateModel, parseModelRef, type EvaluationOptions, type EvaluationReport, type EvaluationResult, type ModelTarget } from '../evaluation.js';
+import { findShifts, type ImageShift } from '../../core/imaging/index.js';
+import { evaluateModel, parseModelRef, robustnessRow, type EvaluationOptions, type EvaluationReport, type EvaluationResult, type ModelTarget, type RobustnessRow } from '../evaluation.js';
 
 /**
  * `xray evaluate`: a model on a labelled folder (or a dataset version's split) through the real
@@ -25,6 +26,7 @@ export interface EvaluateCommandOptions {
   limit?: string;
   seed?: string;
   bootstrap?: string;
+  shifts?: string[] | boolean;
   json?: boolean;
 }
 
@@ -50,6 +52,26 @@ export function evaluationOptions(folder: string | undefined, o: EvaluateCommand
     bootstrap: integer('--bootstrap', o.bootstrap, 0),
     reference: Boolean(o.reference),
   };
+}
+
+/** The shifts `--shifts` asks for: all of them for a bare flag. @throws AppError INVALID_INPUT. */
+export function requestedShifts(o: EvaluateCommandOptions): ImageShift[] {
+  if (o.shifts === undefined || o.shifts === false) return [];
+  return findShifts(o.shifts === true ? [] : o.shifts.flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean));
+}
+
+/** The robustness table as Markdown: one row per shift, metrics at the model's stored threshold. */
+export function formatRobustness(rows: RobustnessRow[]): string {
+  const d = (x: number | null, ref: number | null) => (x === null || ref === null ? '' : ` (${x - ref >= 0 ? '+' : '−'}${Math.abs(x - ref).toFixed(3)})`);
+  const base = rows[0] ?? null;
+  const lines = ['| shift | n | AUC (95% CI) | sensitivity | specificity | accuracy |', '|---|---|---|---|---|---|'];
+  for (const r of rows) {
+    const ci = r.auc_ci ? ` (${f3(r.auc_ci[0])}–${f3(r.auc_ci[1])})` : '';
+    const delta = (k: 'auc' | 'sensitivity' | 'specificity') => (r === base ? '' : d(r[k], base ? base[k] : null));
+    lines.push(`| ${r.shift} | ${r.n}${r.failed ? ` (${r.failed} failed)` : ''} | ${f4(r.auc)}${ci}${delta('auc')} | ${f3(r.sensitivity)}${delta('sensitivity')} | ${f3(r.specificity)}${delta('specificity')} | ${f3(r.accuracy)} |`);
+  }
+  if (base) lines.push('', `All rows at the model's stored threshold ${f4(base.threshold)}; differences to the unshifted row in brackets.`);
+  return lines.join('\n');
 }
 
 const f3 = (x: number | null | undefined) => (typeof x === 'number' && Number.isFinite(x) ? x.toFixed(3) : 'n/a');
@@ -107,9 +129,9 @@ async function writeAtomic(file: string, data: string | Buffer): Promise<void> {
 }
 
 /** Writes the JSON report, ROC PNG and drift reference that were asked for. */
-export async function writeOutputs(result: EvaluationResult, files: { out?: string; roc?: string; reference?: string }): Promise<void> {
+export async function writeOutputs(result: EvaluationResult, files: { out?: string; roc?: string; reference?: string }, robustness?: RobustnessRow[]): Promise<void> {
   const r = result.report;
-  if (files.out) await writeAtomic(files.out, `${JSON.stringify(r, null, 1)}\n`);
+  if (files.out) await writeAtomic(files.out, `${JSON.stringify(robustness ? { ...r, robustness } : r, null, 1)}\n`);
   if (files.roc) {
     const label = `${r.model.name} ${/^\d+$/.test(r.model.version) ? `v${r.model.version}` : r.model.version}`;
     await writeAtomic(files.roc, await rocCurvePng([{ label, roc: r.roc, auc: r.auc }], { title: `ROC — ${label}, n=${r.n}` }));
@@ -151,17 +173,25 @@ export function registerEvaluate(program: Command): void {
     .option('--limit <n>', 'evaluate a seeded random subset of at most n images')
     .option('--seed <n>', 'seed of --limit and of the bootstrap', '0')
     .option('--bootstrap <n>', 'bootstrap resamples for the AUC confidence interval', '1000')
+    .option('--shifts [names...]', 'robustness table: evaluate the set again under each acquisition shift (all when no name is given; names as printed, comma-separated or repeated)')
     .option('--json', 'print the JSON report instead of the summary')
     .description(
       "evaluate a model on labelled images through the serving path (same preprocessing and ONNX Runtime session as /predict) at the model's stored threshold: AUC with 95% CI, accuracy, sensitivity, specificity, PPV, NPV, confusion matrix. Runs in this process on the platform's data (XRAY_HOME).",
     )
     .action(async (folder: string | undefined, o: EvaluateCommandOptions) => {
       const options = evaluationOptions(folder, o);
+      const shifts = requestedShifts(o);
       const platform = await openPlatform(loadConfig({ ...process.env, XRAY_LOG_LEVEL: process.env.XRAY_LOG_LEVEL ?? 'error' }));
       try {
         const result = await runEvaluation(platform, options);
-        await writeOutputs(result, o);
-        console.log(o.json ? JSON.stringify(result.report, null, 1) : formatReport(result.report, o));
+        const rows = shifts.length ? [robustnessRow(result.report)] : undefined;
+        for (const shift of shifts) {
+          if (!o.json) process.stderr.write(`shift '${shift.name}'…\n`);
+          rows!.push(robustnessRow((await runEvaluation(platform, { ...options, reference: false, shift })).report));
+        }
+        await writeOutputs(result, o, rows);
+        if (o.json) console.log(JSON.stringify(rows ? { ...result.report, robustness: rows } : result.report, null, 1));
+        else console.log(formatReport(result.report, o) + (rows ? `\n\nrobustness (${rows.length - 1} shifts):\n${formatRobustness(rows)}` : ''));
       } finally {
         await platform.close();
       }

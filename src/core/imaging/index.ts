@@ -52,3 +52,6 @@ export type {
   SyntheticFile,
   SyntheticLabel,
 } from './synthetic.js';
+
+export { IMAGE_SHIFTS, findShifts } from './shifts.js';
+export type { ImageShift } from './shifts.js';

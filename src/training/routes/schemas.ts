@@ -4,6 +4,7 @@ import { ID_PATTERN } from '../service/paths.js';
 /** Model names the worker builds (trainer/protocol.py MODEL_NAMES). */
 export const MODEL_NAMES = [
   'compact_cnn',
+  'compact_resnet',
   'efficientnet_b0',
   'efficientnet_b1',
   'efficientnet_b2',
@@ -40,6 +41,7 @@ export const augmentationSchema = z
     rotation_deg: z.number().min(0).max(180),
     translate: z.number().min(0).max(0.5),
     scale: pair(0, 4),
+    aspect: z.number().min(0).max(0.5).describe('Maximum relative change of the aspect ratio (0.1: width/height x 1/1.1..1.1).'),
     brightness: z.number().min(0).max(1),
     contrast: z.number().min(0).max(1),
     gamma: pair(0, 10),
@@ -60,7 +62,7 @@ const jobBase = {
   hyperparameters: hyperparametersSchema.default({}),
   augmentation: augmentationSchema.optional(),
   seed: z.number().int().min(0).max(2 ** 31 - 1).optional(),
-  threshold: z.strictObject({ method: z.enum(['youden', 'sensitivity']).optional(), target_sensitivity: z.number().gt(0).lte(1).optional() }).optional(),
+  threshold: z.strictObject({ method: z.enum(['youden', 'sensitivity', 'robust']).optional(), target_sensitivity: z.number().gt(0).lte(1).optional() }).optional(),
   test_dataset_versions: z.array(versionId).max(8).optional().describe('Extra dataset versions evaluated as external test sets.'),
   export: z.strictObject({ onnx: z.boolean().optional(), opset: z.number().int().min(13).max(25).optional() }).optional(),
   experiment: experimentName.optional().describe("Tracking experiment (default 'pneumonia')."),

@@ -2,7 +2,7 @@ import { request } from './http.js';
 
 /** Client of the training service (src/training/routes/schemas.ts). */
 
-export const MODEL_NAMES = ['compact_cnn', 'efficientnet_b0', 'efficientnet_b1', 'efficientnet_b2', 'efficientnet_b3', 'efficientnet_b4', 'resnet18', 'resnet50', 'densenet121'] as const;
+export const MODEL_NAMES = ['compact_cnn', 'compact_resnet', 'efficientnet_b0', 'efficientnet_b1', 'efficientnet_b2', 'efficientnet_b3', 'efficientnet_b4', 'resnet18', 'resnet50', 'densenet121'] as const;
 
 export type JobState = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled' | 'interrupted';
 export const FINAL_STATES: readonly JobState[] = ['succeeded', 'failed', 'cancelled', 'interrupted'];

@@ -1,0 +1,57 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import type { Browser } from 'playwright-core';
+import { browserSkipReason, ensureWebBuild, launchBrowser, ROOT, screenshot, startTestPlatform, waitForServing, type TestPlatform } from './harness.js';
+
+// Issue 9's first "done when": a fresh platform (the shipped model seeded on the way up), the
+// Predict page, a shared Kermany image → heatmap overlay and probability from the shipped model.
+
+const SHIPPED = path.join(ROOT, 'models', 'pneumonia', 'model.onnx');
+const KERMANY = path.resolve(ROOT, '..', 'shared', 'data', 'kermany-train-224', 'chest_xray', 'PNEUMONIA');
+
+function skipReason(): string | null {
+  const browser = browserSkipReason();
+  if (browser) return browser;
+  if (!existsSync(SHIPPED)) return 'no shipped model at models/pneumonia/model.onnx';
+  if (!existsSync(KERMANY)) return `the Kermany images are not here (${KERMANY})`;
+  return null;
+}
+
+const skip = skipReason();
+
+describe('the Predict page with the shipped model', { skip: skip ?? false }, () => {
+  let p: TestPlatform;
+  let browser: Browser;
+  before(async () => {
+    ensureWebBuild();
+    p = await startTestPlatform({ XRAY_SEED_MODEL: 'on' });
+    browser = await launchBrowser();
+    await waitForServing(p.gateway, 'pneumonia', '1', 60_000);
+  });
+  after(async () => {
+    await browser?.close();
+    await p?.close();
+  });
+
+  test('a shared Kermany image gives a heatmap overlay and a probability from pneumonia v1', async () => {
+    const page = await browser.newPage({ viewport: { width: 1366, height: 900 } });
+    const errors: string[] = [];
+    page.on('pageerror', (err) => errors.push(err.message));
+    await page.goto(`${p.gateway}/`);
+    const file = readdirSync(KERMANY).filter((f) => /\.jpe?g$/i.test(f)).sort()[0]!;
+    await page.getByTestId('file-input').setInputFiles({ name: file, mimeType: 'image/jpeg', buffer: readFileSync(path.join(KERMANY, file)) });
+    await page.waitForFunction(() => {
+      const img = document.querySelector<HTMLImageElement>('[data-testid=heatmap]');
+      return !!img && img.complete && img.naturalWidth > 0;
+    });
+    assert.equal(await page.getByTestId('model').textContent(), 'pneumonia v1');
+    assert.match((await page.getByTestId('probability').textContent()) ?? '', /^\d{1,3}\.\d%$/);
+    assert.match((await page.getByTestId('label').textContent()) ?? '', /^(PNEUMONIA|NORMAL)$/);
+    assert.match((await page.getByRole('meter').getAttribute('aria-valuetext')) ?? '', /threshold \d{1,3}\.\d%/);
+    await screenshot(page, 'predict-shipped-model');
+    assert.deepEqual(errors, []);
+    await page.close();
+  });
+});
