@@ -52,6 +52,10 @@ describe('data drift on per-image statistics', () => {
     assert.equal(check(r.checks, 'data').drifted, true);
     const mean = r.features.find((f) => f.feature === 'mean')!;
     assert.ok(mean.drifted && mean.p_value! < 1e-6 && mean.psi > 0.25, JSON.stringify(mean));
+    // The report carries the distributions the UI draws: shares per reference-decile bin.
+    assert.equal(mean.histogram!.reference.length, mean.histogram!.edges.length + 1);
+    assert.equal(mean.histogram!.current.length, mean.histogram!.reference.length);
+    assert.ok(Math.abs(mean.histogram!.current.reduce((a, b) => a + b, 0) - 1) < 1e-4);
   });
 
   test('fires on over-exposed images (+1 stop)', () => {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Browser } from 'playwright-core';
-import { browserSkipReason, ensureWebBuild, launchBrowser, ROOT, screenshot, startTestPlatform, waitForServing, type TestPlatform } from './harness.js';
+import { api, browserSkipReason, ensureWebBuild, json, launchBrowser, ROOT, screenshot, startTestPlatform, waitForServing, type TestPlatform } from './harness.js';
 
 // Issue 9's first "done when": a fresh platform (the shipped model seeded on the way up), the
 // Predict page, a shared Kermany image → heatmap overlay and probability from the shipped model.
@@ -26,7 +26,7 @@ describe('the Predict page with the shipped model', { skip: skip ?? false }, () 
   let browser: Browser;
   before(async () => {
     ensureWebBuild();
-    p = await startTestPlatform({ XRAY_SEED_MODEL: 'on' });
+    p = await startTestPlatform({ XRAY_SEED_MODEL: 'on', XRAY_DRIFT_MIN_ROWS: '5' });
     browser = await launchBrowser();
     await waitForServing(p.gateway, 'pneumonia', '1', 60_000);
   });
@@ -51,6 +51,34 @@ describe('the Predict page with the shipped model', { skip: skip ?? false }, () 
     assert.match((await page.getByTestId('label').textContent()) ?? '', /^(PNEUMONIA|NORMAL)$/);
     assert.match((await page.getByRole('meter').getAttribute('aria-valuetext')) ?? '', /threshold \d{1,3}\.\d%/);
     await screenshot(page, 'predict-shipped-model');
+    assert.deepEqual(errors, []);
+    await page.close();
+  });
+
+  test('a drift report against the shipped reference draws reference vs current distributions', async () => {
+    const files = readdirSync(KERMANY).filter((f) => /\.jpe?g$/i.test(f)).sort().slice(0, 8);
+    for (const f of files) {
+      const res = await fetch(`${p.gateway}/api/deployment/predict`, { method: 'POST', headers: { 'content-type': 'image/jpeg' }, body: readFileSync(path.join(KERMANY, f)) });
+      assert.equal(res.status, 200, await res.text());
+    }
+    // Prediction records are written in batches: wait until the check sees all of them.
+    let report: { verdict: string; n_current: number; n_reference: number; features: { histogram?: unknown }[] } | null = null;
+    for (let i = 0; i < 100 && !(report && report.n_current >= files.length); i++) {
+      if (i) await new Promise((r) => setTimeout(r, 100));
+      report = await api(p.gateway, '/api/monitoring/drift/detect', json({ model: 'pneumonia' }));
+    }
+    assert.ok(report && report.n_current >= files.length && report.n_reference > 100, JSON.stringify(report).slice(0, 300));
+    assert.ok(report.features.length > 0 && report.features.every((f) => f.histogram), 'every feature carries its bins');
+
+    const page = await browser.newPage({ viewport: { width: 1366, height: 900 } });
+    const errors: string[] = [];
+    page.on('pageerror', (err) => errors.push(err.message));
+    await page.goto(`${p.gateway}/monitoring`);
+    const chart = page.getByTestId('feature-distribution');
+    await chart.waitFor();
+    await chart.getByText(/share of images per reference decile/).waitFor();
+    await chart.locator('svg').first().waitFor();
+    await screenshot(page, 'monitoring-drift-shipped-model');
     assert.deepEqual(errors, []);
     await page.close();
   });

@@ -47,6 +47,11 @@ export interface FeatureDriftResult {
   threshold: number;
   /** Population stability index, reported alongside (not used for the verdict). */
   psi: number;
+  /**
+   * The PSI's bins: interior `edges` at the reference deciles (ties merged; bin k holds values
+   * < edges[k], the last one values ≥ the last edge) and the share of each sample per bin.
+   */
+  histogram: FeatureHistogram;
   drifted: boolean;
   /** Finite values used from the reference / current rows. */
   nRef: number;
@@ -225,15 +230,22 @@ export function normedWasserstein(ref: ArrayLike<number>, cur: ArrayLike<number>
   return wassersteinSorted(r, finiteSorted(cur, 'cur')) / Math.max(std(r), 0.001);
 }
 
-function psiSorted(ref: Float64Array, cur: Float64Array, bins: number): number {
+/** Reference and current samples over the same bins (see {@link FeatureDriftResult.histogram}). */
+export interface FeatureHistogram {
+  edges: number[];
+  reference: number[];
+  current: number[];
+}
+
+function quantileHistogram(ref: Float64Array, cur: Float64Array, bins: number): FeatureHistogram {
   // Interior edges at the reference quantiles; duplicates (ties) collapse.
   const edges: number[] = [];
   for (let k = 1; k < bins; k++) {
     const q = quantileSorted(ref, k / bins);
     if (edges.length === 0 || q > edges[edges.length - 1]) edges.push(q);
   }
-  const proportions = (sorted: Float64Array): Float64Array => {
-    const p = new Float64Array(edges.length + 1);
+  const proportions = (sorted: Float64Array): number[] => {
+    const p = new Array<number>(edges.length + 1).fill(0);
     let start = 0;
     for (let e = 0; e < edges.length; e++) {
       // Bin e holds values < edges[e]; the last bin holds everything ≥ the last edge.
@@ -248,14 +260,20 @@ function psiSorted(ref: Float64Array, cur: Float64Array, bins: number): number {
       start = lo;
     }
     p[edges.length] = (sorted.length - start) / sorted.length;
-    // Empty bins get a small floor (as Evidently) so the log stays finite.
-    for (let k = 0; k < p.length; k++) if (p[k] === 0) p[k] = 1e-4;
     return p;
   };
-  const pr = proportions(ref);
-  const pc = proportions(cur);
+  return { edges, reference: proportions(ref), current: proportions(cur) };
+}
+
+function psiOfHistogram(h: FeatureHistogram): number {
+  // Empty bins get a small floor (as Evidently) so the log stays finite.
+  const floor = (x: number) => (x === 0 ? 1e-4 : x);
   let s = 0;
-  for (let k = 0; k < pr.length; k++) s += (pc[k] - pr[k]) * Math.log(pc[k] / pr[k]);
+  for (let k = 0; k < h.reference.length; k++) {
+    const r = floor(h.reference[k]!);
+    const c = floor(h.current[k]!);
+    s += (c - r) * Math.log(c / r);
+  }
   return s;
 }
 
@@ -269,7 +287,7 @@ function psiSorted(ref: Float64Array, cur: Float64Array, bins: number): number {
 export function psi(ref: ArrayLike<number>, cur: ArrayLike<number>, options: { bins?: number } = {}): number {
   const bins = options.bins ?? 10;
   if (!Number.isInteger(bins) || bins < 2) throw invalidInput('psi bins must be an integer ≥ 2');
-  return psiSorted(finiteSorted(ref, 'ref'), finiteSorted(cur, 'cur'), bins);
+  return psiOfHistogram(quantileHistogram(finiteSorted(ref, 'ref'), finiteSorted(cur, 'cur'), bins));
 }
 
 function column<K extends string>(rows: ReadonlyArray<{ readonly [P in K]?: unknown }>, feature: K): Float64Array {
@@ -311,7 +329,8 @@ export function featureDrift<K extends string>(
     if (ref.length === 0 || cur.length === 0) {
       throw invalidInput(`feature '${feature}' has no finite values in the ${ref.length === 0 ? 'reference' : 'current'} rows`);
     }
-    const psiValue = psiSorted(ref, cur, options.psiBins ?? 10);
+    const histogram = quantileHistogram(ref, cur, options.psiBins ?? 10);
+    const psiValue = psiOfHistogram(histogram);
     if (ref.length <= ksMaxRows) {
       const ks = ksFromSorted(ref, cur, options.ksMethod ?? 'auto');
       return {
@@ -321,6 +340,7 @@ export function featureDrift<K extends string>(
         pValue: ks.pValue,
         threshold: ksAlpha,
         psi: psiValue,
+        histogram,
         drifted: ks.pValue < ksAlpha,
         nRef: ref.length,
         nCur: cur.length,
@@ -333,6 +353,7 @@ export function featureDrift<K extends string>(
       statistic,
       threshold: wThreshold,
       psi: psiValue,
+      histogram,
       drifted: statistic >= wThreshold,
       nRef: ref.length,
       nCur: cur.length,

@@ -60,6 +60,7 @@ export type {
   KsMethod,
   KsResult,
   FeatureDriftResult,
+  FeatureHistogram,
   DatasetDriftResult,
   FeatureDriftOptions,
   MmdResult,

@@ -69,6 +69,10 @@ const featureSchema = z.object({
   p_value: z.number().nullable(),
   threshold: z.number(),
   psi: z.number(),
+  histogram: z
+    .object({ edges: z.array(z.number()), reference: z.array(z.number()), current: z.number().array() })
+    .optional()
+    .describe("Shares of the reference and current values per bin; interior bin edges at the reference's deciles"),
   drifted: z.boolean(),
   n_reference: z.number(),
   n_current: z.number(),

@@ -60,6 +60,8 @@ export function sideFor(step: DriftStep, side: DriftSide): DriftSide {
 /** Largest n·m for which KS p-values are computed exactly. */
 export const EXACT_KS_MAX_PAIRS = 1_000_000;
 
+const round6 = (x: number) => Number(x.toPrecision(6));
+
 function countFinite(rows: StatsRow[], key: string): number {
   let n = 0;
   for (const r of rows) if (Number.isFinite(r[key])) n++;
@@ -99,6 +101,7 @@ function dataDrift(ref: DriftSide, cur: DriftSide, o: DriftOptions): DriftComput
     p_value: f.pValue ?? null,
     threshold: f.threshold,
     psi: f.psi,
+    histogram: { edges: f.histogram.edges.map(round6), reference: f.histogram.reference.map(round6), current: f.histogram.current.map(round6) },
     drifted: f.drifted,
     n_reference: f.nRef,
     n_current: f.nCur,

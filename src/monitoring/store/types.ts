@@ -86,6 +86,8 @@ export interface FeatureCheck {
   p_value: number | null;
   threshold: number;
   psi: number;
+  /** Reference vs current shares over the PSI's reference-decile bins (absent in reports stored before it existed). */
+  histogram?: { edges: number[]; reference: number[]; current: number[] };
   drifted: boolean;
   n_reference: number;
   n_current: number;

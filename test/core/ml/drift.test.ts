@@ -129,6 +129,16 @@ describe('featureDrift', () => {
         ],
       );
       assert.ok(r.features[0]!.pValue! < 0.05 && r.features[0]!.psi > 0.1);
+      // The PSI's bins come with the verdict: reference deciles, shares that sum to 1 on each side.
+      const h = r.features[0]!.histogram;
+      assert.equal(h.edges.length, 9);
+      assert.ok(h.edges.every((e, i) => i === 0 || e > h.edges[i - 1]!));
+      assert.equal(h.reference.length, 10);
+      near(h.reference.reduce((a, b) => a + b, 0), 1, 1e-9);
+      near(h.current.reduce((a, b) => a + b, 0), 1, 1e-9);
+      h.reference.forEach((p) => near(p, 0.1, 0.011));
+      // The current sample is shifted up: more than its share sits in the top reference decile.
+      assert.ok(h.current[9]! > 0.2, JSON.stringify(h.current));
     }
     const rng = new Rng('fd-large');
     const large = featureDrift(rows(rng, 1500, 0), rows(rng, 500, 1), features);

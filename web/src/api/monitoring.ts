@@ -37,6 +37,8 @@ export interface DriftFeature {
   p_value: number | null;
   threshold: number;
   psi: number;
+  /** Shares of the reference and current values per bin (interior edges at the reference deciles). */
+  histogram?: { edges: number[]; reference: number[]; current: number[] };
   drifted: boolean;
   n_reference: number;
   n_current: number;

@@ -209,6 +209,41 @@ function LiveCard() {
 
 // ————— drift —————
 
+/** Bin labels for interior edges e0 < e1 < …: "< e0", "e0–e1", …, "≥ e_last". */
+function binLabels(edges: number[]): string[] {
+  const f = (v: number) => num(v, Math.abs(v) >= 100 ? 0 : 2);
+  if (edges.length === 0) return ['all'];
+  return [`< ${f(edges[0]!)}`, ...edges.slice(1).map((e, i) => `${f(edges[i]!)}–${f(e)}`), `≥ ${f(edges[edges.length - 1]!)}`];
+}
+
+function FeatureDistribution({ features }: { features: DriftReport['features'] }) {
+  const id = useId();
+  const withBins = features.filter((f) => f.histogram);
+  const [name, setName] = useState(withBins[0]?.feature ?? '');
+  const f = withBins.find((x) => x.feature === name) ?? withBins[0];
+  if (!f?.histogram) return null;
+  const labels = binLabels(f.histogram.edges);
+  return (
+    <div className="feature-distribution" data-testid="feature-distribution">
+      <label htmlFor={`${id}-feature`}>Distribution of </label>
+      <select id={`${id}-feature`} value={f.feature} onChange={(e) => setName(e.target.value)}>
+        {withBins.map((x) => (
+          <option key={x.feature} value={x.feature}>
+            {x.feature}
+          </option>
+        ))}
+      </select>
+      <BarChart
+        title={`${f.feature}: share of images per reference decile — reference vs current`}
+        groups={labels.map((label, i) => ({ label, values: [f.histogram!.reference[i] ?? 0, f.histogram!.current[i] ?? 0] }))}
+        seriesNames={['reference', 'current']}
+        yFormat={(v) => `${Math.round(v * 100)}%`}
+        height={240}
+      />
+    </div>
+  );
+}
+
 function DriftDetail({ r }: { r: DriftReport }) {
   const rate = r.checks.find((c) => c.detector === 'prediction_positive_rate');
   const ref = rate?.details?.reference_positive_rate;
@@ -259,6 +294,7 @@ function DriftDetail({ r }: { r: DriftReport }) {
           />
         )}
       </div>
+      {features.length > 0 && <FeatureDistribution key={r.id} features={features} />}
       {features.length > 0 && (
         <Table
           caption="Image statistics"
