@@ -76,7 +76,7 @@ describe('the Predict page with the shipped model', { skip: skip ?? false }, () 
     await page.goto(`${p.gateway}/monitoring`);
     const chart = page.getByTestId('feature-distribution');
     await chart.waitFor();
-    await chart.getByText(/share of images per reference decile/).waitFor();
+    await chart.locator('figcaption', { hasText: /share of images per reference decile/ }).waitFor();
     await chart.locator('svg').first().waitFor();
     await screenshot(page, 'monitoring-drift-shipped-model');
     assert.deepEqual(errors, []);

@@ -79,6 +79,8 @@ const DEFAULT_LIMITATIONS = [
 const THRESHOLD_METHODS: Record<string, string> = {
   youden: "Youden's J on the validation split: the score maximising sensitivity + specificity - 1.",
   sensitivity: 'The highest score reaching the target sensitivity on the validation split, so specificity is as high as it can be at that sensitivity.',
+  robust:
+    "Chosen away from the razor's edge of the validation ROC: the validation images and 12 shifted copies of them (exposure, contrast, gamma, blur, noise, aspect, crop, zoom) pooled; every threshold whose pooled Youden's J is within 0.02 of the best; the middle of that range in logit space.",
   fixed: 'A fixed value set by the trainer.',
   default: 'No threshold was recorded; the default 0.5 is used.',
 };
