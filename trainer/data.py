@@ -317,6 +317,11 @@ def _affine(x: torch.Tensor, sx: float, sy: float) -> torch.Tensor:
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
+def _contrast(x: torch.Tensor, factor: float) -> torch.Tensor:
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    return (x - mean) * factor + mean
+
+
 def _seeded_noise(x: torch.Tensor, std: float) -> torch.Tensor:
     g = torch.Generator().manual_seed(1234)
     return x + (torch.randn(tuple(x.shape), generator=g) * std).to(x.device)
@@ -327,8 +332,8 @@ def _seeded_noise(x: torch.Tensor, std: float) -> torch.Tensor:
 SHIFTS: Dict[str, Any] = {
     "exposure -20%": lambda x: x * 0.8,
     "exposure +20%": lambda x: x * 1.2,
-    "contrast x0.7": lambda x: (x - x.mean(dim=(1, 2, 3), keepdim=True)) * 0.7 + x.mean(dim=(1, 2, 3), keepdim=True),
-    "contrast x1.3": lambda x: (x - x.mean(dim=(1, 2, 3), keepdim=True)) * 1.3 + x.mean(dim=(1, 2, 3), keepdim=True),
+    "contrast x0.7": lambda x: _contrast(x, 0.7),
+    "contrast x1.3": lambda x: _contrast(x, 1.3),
     "gamma 0.7": lambda x: x.clamp(min=0).pow(0.7),
     "gamma 1.4": lambda x: x.clamp(min=0).pow(1.4),
     "blur sigma 1.5px": lambda x: _gaussian_blur(x, torch.full((x.shape[0],), 1.5, device=x.device)),

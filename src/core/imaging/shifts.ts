@@ -32,54 +32,37 @@ async function decodeGrey(image: Uint8Array): Promise<Grey> {
 const raw = (g: Grey) => sharp(g.pixels, { raw: { width: g.width, height: g.height, channels: 1 } });
 const png = (s: Sharp) => s.toColourspace('b-w').png({ compressionLevel: 3 }).toBuffer();
 
-/** Maps every pixel value v in 0..255 through f (then rounds and clamps). */
-function pointwise(name: string, description: string, f: (v: number) => number): ImageShift {
-  const lut = new Uint8Array(256);
-  for (let v = 0; v < 256; v++) lut[v] = Math.max(0, Math.min(255, Math.round(f(v))));
+/** A shift that recomputes every grey value: `prepare` sees the image once and returns the new value of a grey value. */
+function perPixel(name: string, description: string, prepare: (g: Grey) => (v: number) => number): ImageShift {
   return {
     name,
     description,
     async apply(image) {
       const g = await decodeGrey(image);
+      const f = prepare(g);
       const out = new Uint8Array(g.pixels.length);
-      for (let i = 0; i < out.length; i++) out[i] = lut[g.pixels[i]!]!;
+      for (let i = 0; i < out.length; i++) out[i] = Math.max(0, Math.min(255, Math.round(f(g.pixels[i]!))));
       return png(raw({ ...g, pixels: out }));
     },
   };
 }
 
-function contrast(factor: number): ImageShift {
-  return {
-    name: `contrast x${factor}`,
-    description: `contrast scaled by ${factor} around the image's mean grey`,
-    async apply(image) {
-      const g = await decodeGrey(image);
-      let sum = 0;
-      for (const v of g.pixels) sum += v;
-      const mean = sum / g.pixels.length;
-      const out = new Uint8Array(g.pixels.length);
-      for (let i = 0; i < out.length; i++) out[i] = Math.max(0, Math.min(255, Math.round((g.pixels[i]! - mean) * factor + mean)));
-      return png(raw({ ...g, pixels: out }));
-    },
-  };
-}
+const pointwise = (name: string, description: string, f: (v: number) => number) => perPixel(name, description, () => f);
+
+const contrast = (factor: number) =>
+  perPixel(`contrast x${factor}`, `contrast scaled by ${factor} around the image's mean grey`, (g) => {
+    const mean = g.pixels.reduce((a, v) => a + v, 0) / g.pixels.length;
+    return (v) => (v - mean) * factor + mean;
+  });
+
+const noise = (sd: number) =>
+  perPixel(`noise sd ${sd}`, `additive Gaussian noise, standard deviation ${sd} of the grey range (seeded per image size)`, (g) => {
+    const rng = new Rng(`shift-noise:${g.width}x${g.height}`);
+    return (v) => v + rng.normal(0, sd * 255);
+  });
 
 function geometric(name: string, description: string, op: (g: Grey) => Sharp): ImageShift {
   return { name, description, apply: async (image) => png(op(await decodeGrey(image))) };
-}
-
-function noise(sd: number): ImageShift {
-  return {
-    name: `noise sd ${sd}`,
-    description: `additive Gaussian noise, standard deviation ${sd} of the grey range (seeded per image size)`,
-    async apply(image) {
-      const g = await decodeGrey(image);
-      const rng = new Rng(`shift-noise:${g.width}x${g.height}`);
-      const out = new Uint8Array(g.pixels.length);
-      for (let i = 0; i < out.length; i++) out[i] = Math.max(0, Math.min(255, Math.round(g.pixels[i]! + rng.normal(0, sd * 255))));
-      return png(raw({ ...g, pixels: out }));
-    },
-  };
 }
 
 function jpeg(quality: number): ImageShift {

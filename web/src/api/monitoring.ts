@@ -1,5 +1,6 @@
 import { request } from './http.js';
 import type { Label } from './deployment.js';
+import type { DriftReport, Verdict } from '../../../src/monitoring/store/types.js';
 
 /** Client of the monitoring service (src/monitoring/routes/schemas.ts). */
 
@@ -16,54 +17,8 @@ export function sendFeedback(predictionId: string, label: Label): Promise<Feedba
   return request<FeedbackResult>('monitoring', '/feedback', { method: 'POST', json: { prediction_id: predictionId, label } });
 }
 
-export type Detector = 'data' | 'embedding_mmd' | 'embedding_classifier' | 'prediction_positive_rate' | 'prediction_distribution' | 'performance';
-
-export interface DriftCheck {
-  detector: Detector;
-  method: string;
-  statistic: number | null;
-  p_value: number | null;
-  threshold: number;
-  rule: string;
-  drifted: boolean;
-  skipped?: string;
-  details?: Record<string, unknown>;
-}
-
-export interface DriftFeature {
-  feature: string;
-  method: 'ks' | 'wasserstein';
-  statistic: number;
-  p_value: number | null;
-  threshold: number;
-  psi: number;
-  /** Shares of the reference and current values per bin (interior edges at the reference deciles). */
-  histogram?: { edges: number[]; reference: number[]; current: number[] };
-  drifted: boolean;
-  n_reference: number;
-  n_current: number;
-}
-
-export type Verdict = 'drift' | 'no_drift' | 'insufficient_data';
-
-export interface DriftReport {
-  id: string;
-  model: string;
-  version: string;
-  reference_id: string | null;
-  trigger: 'manual' | 'schedule';
-  window: { since: number | null; until: number | null; last_n: number | null };
-  observed: { first: number | null; last: number | null };
-  n_reference: number;
-  n_current: number;
-  verdict: Verdict;
-  drifted_detectors: string[];
-  checks: DriftCheck[];
-  features: DriftFeature[];
-  duration_ms: number;
-  created_by: string;
-  created_at: number;
-}
+// The drift report is the monitoring service's stored document; its types are shared, not restated.
+export type { Detector, DriftCheck, FeatureCheck as DriftFeature, Verdict, DriftReport } from '../../../src/monitoring/store/types.js';
 
 export interface Page<T> {
   items: T[];
