@@ -1,4 +1,7 @@
 import type { ModelVersionRecord } from '../store/registry-store.js';
+import type { EvaluationSummary, ModelCard } from './model-card-types.js';
+
+export type { EvaluationSummary, ModelCard } from './model-card-types.js';
 
 /**
  * Model cards, generated from what was recorded when the version was registered (the trainer's
@@ -6,60 +9,6 @@ import type { ModelVersionRecord } from '../store/registry-store.js';
  * Nothing is invented: a field that was not recorded says so.
  */
 
-export interface EvaluationSummary {
-  split: string;
-  n: number | null;
-  positives: number | null;
-  negatives: number | null;
-  auc: number | null;
-  auc_ci: [number, number] | null;
-  ci_level: number | null;
-  sensitivity: number | null;
-  specificity: number | null;
-  ppv: number | null;
-  npv: number | null;
-  f1: number | null;
-  accuracy: number | null;
-  threshold: number | null;
-  confusion: { tp: number; fp: number; tn: number; fn: number } | null;
-}
-
-export interface ModelCard {
-  model: {
-    name: string;
-    version: number;
-    stage: string;
-    aliases: string[];
-    created: string;
-    architecture: string | null;
-    onnx_sha256: string | null;
-    input: { name: string | null; size: number | null; channels: number };
-    outputs: string[];
-  };
-  intended_use: { summary: string; users: string; out_of_scope: string[] };
-  data: {
-    dataset_version: string | null;
-    source: string;
-    licence: string;
-    classes: string[] | null;
-    positive_class: string | null;
-    counts_per_class: Record<string, Record<string, number>> | null;
-    preprocessing: unknown;
-    preprocessing_hash: string | null;
-  };
-  evaluation: EvaluationSummary[];
-  threshold: { value: number | null; method: string | null; how_chosen: string };
-  training: {
-    run_id: string | null;
-    code_version: string | null;
-    parent: { name: string; version: number } | null;
-    hyperparameters: Record<string, unknown> | null;
-    seed: unknown;
-    best_epoch: unknown;
-  };
-  limitations: string[];
-  generated_at: string;
-}
 
 const DEFAULT_USE =
   'Decision support: flags frontal chest X-rays that may show pneumonia so that a clinician reviews them first. The output is a probability and a heatmap, not a diagnosis.';

@@ -3,6 +3,10 @@ import type { Confusion, RocPoint } from './training.js';
 
 /** Client of the model registry's own API (src/model-registry/routes/schemas.ts). */
 
+// The model card and its evaluation rows are the registry's own documents: shared, not restated.
+import type { EvaluationSummary, ModelCard } from '../../../src/model-registry/service/model-card-types.js';
+export type { EvaluationSummary, ModelCard };
+
 export type Stage = 'None' | 'Staging' | 'Production' | 'Archived';
 export const STAGES: readonly Stage[] = ['None', 'Staging', 'Production', 'Archived'];
 
@@ -77,24 +81,6 @@ export interface ModelDetail {
   stage_events: StageEvent[];
 }
 
-export interface EvaluationSummary {
-  split: string;
-  n: number | null;
-  positives: number | null;
-  negatives: number | null;
-  auc: number | null;
-  auc_ci: [number, number] | null;
-  ci_level: number | null;
-  sensitivity: number | null;
-  specificity: number | null;
-  ppv: number | null;
-  npv: number | null;
-  f1: number | null;
-  accuracy: number | null;
-  threshold: number | null;
-  confusion: Confusion | null;
-}
-
 export interface ComparedVersion {
   version: number;
   stage: string;
@@ -128,17 +114,6 @@ export interface Lineage {
   parents: { name: string; version: number; onnx_sha256: string | null; dataset_version: string | null; deleted: boolean }[];
   artifacts: { path: string; sha256: string; size: number }[];
   chain: { kind: string; id: string; details: Record<string, unknown> }[];
-}
-
-export interface ModelCard {
-  model: Record<string, unknown>;
-  intended_use: { summary: string; users: string; out_of_scope: string[] };
-  data: Record<string, unknown>;
-  evaluation: EvaluationSummary[];
-  threshold: { value: number | null; method: string | null; how_chosen: string };
-  training: Record<string, unknown>;
-  limitations: string[];
-  generated_at: string;
 }
 
 export interface StageResult {
