@@ -52,39 +52,9 @@ export interface ImportStatus {
   rejections: { file: string; code: string; message: string }[];
 }
 
-export interface NearDuplicate {
-  a: string;
-  b: string;
-  distance: number;
-  labels: [string, string];
-  splits: [string | null, string | null];
-  cross_class: boolean;
-  cross_split: boolean;
-}
-
-export interface ValidationReport {
-  id: string;
-  dataset: string;
-  created_at: number;
-  near_duplicate_threshold: number;
-  ok: boolean;
-  summary: {
-    images: number;
-    by_label: Record<string, number>;
-    by_split: Record<string, number>;
-    quality_flagged: number;
-    quality_flags: Record<string, number>;
-    label_conflicts: number;
-    near_duplicates: number;
-    near_duplicates_cross_class: number;
-    patient_leaks: number;
-    near_duplicate_leaks: number;
-  };
-  quality: { hash: string; file: string; flags: string[] }[];
-  label_conflicts: { hash: string; labels: string[] }[];
-  near_duplicates: NearDuplicate[];
-  leakage: { patients: { patient: string; splits: Record<string, number> }[]; near_duplicates: NearDuplicate[] };
-}
+// The validation report is the data pipeline's own document: shared, not restated.
+import type { ValidationReport } from '../../../src/data-pipeline/service/validation-report.js';
+export type { NearDuplicateEntry as NearDuplicate, ValidationReport } from '../../../src/data-pipeline/service/validation-report.js';
 
 export interface VersionDiff {
   a: string;
