@@ -25,6 +25,7 @@ export const monitoringSettingsSchema = z.object({
   XRAY_DRIFT_MMD_PERMUTATIONS: num.int().min(10).max(10000).default(200).describe('MMD permutations.'),
   XRAY_DRIFT_MMD_SAMPLES: num.int().min(10).max(3000).default(1000).describe('Embeddings per side used by MMD (subsampled).'),
   XRAY_DRIFT_CLASSIFIER_AUC: num.gt(0.5).lt(1).default(0.55).describe('Domain-classifier ROC AUC above which embeddings drift.'),
+  XRAY_DRIFT_CLASSIFIER_ALPHA: num.gt(0).lt(1).default(0.05).describe('Significance level at which the domain-classifier AUC must also exceed 0.5.'),
   XRAY_DRIFT_CLASSIFIER_SAMPLES: num.int().min(10).max(5000).default(1000).describe('Embeddings per side used by the domain classifier.'),
   XRAY_DRIFT_PREDICTION_ALPHA: num.gt(0).lt(1).default(0.05).describe('Significance level of the positive-rate z-test and the probability KS test.'),
   XRAY_PERF_WINDOW: num.int().min(10).max(100000).default(500).describe('Most recent labelled predictions used for rolling AUC/sensitivity/specificity.'),

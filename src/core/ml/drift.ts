@@ -102,9 +102,16 @@ export interface MmdResult {
 export interface DomainClassifierResult {
   /** Mean cross-validated ROC AUC of reference-vs-current logistic regression. */
   auc: number;
-  /** auc > aucThreshold (default 0.55). */
+  /**
+   * One-sided p-value of the AUC under "no drift" (Mann–Whitney normal approximation,
+   * SE = √((n₁+n₂+1)/(12·n₁·n₂))): small windows give noisy AUCs, so the threshold alone is not enough.
+   */
+  pValue: number;
+  /** auc > aucThreshold (default 0.55) and pValue < alpha (default 0.05). */
   drifted: boolean;
   foldAucs: number[];
+  nRef: number;
+  nCur: number;
 }
 
 /** Result of {@link predictionDrift}. */
@@ -670,12 +677,14 @@ export function domainClassifierAuc(
     iterations?: number;
     l2?: number;
     aucThreshold?: number;
+    alpha?: number;
     maxSamples?: number;
   } = {},
 ): DomainClassifierResult {
   const iterations = options.iterations ?? 200;
   const l2 = options.l2 ?? 1e-2;
   const aucThreshold = options.aucThreshold ?? 0.55;
+  const alpha = options.alpha ?? 0.05;
   const maxSamples = options.maxSamples ?? 1000;
   if (X.length < 2 || Y.length < 2) throw invalidInput('domainClassifierAuc needs at least 2 rows on each side');
   const rng = new Rng(options.seed ?? 0);
@@ -732,7 +741,9 @@ export function domainClassifierAuc(
     foldAucs.push(rocAuc(testLabels, testScores));
   }
   const auc = mean(foldAucs);
-  return { auc, drifted: auc > aucThreshold, foldAucs };
+  const se = Math.sqrt((xs.n + ys.n + 1) / (12 * xs.n * ys.n));
+  const pValue = normalSf((auc - 0.5) / se);
+  return { auc, pValue, drifted: auc > aucThreshold && pValue < alpha, foldAucs, nRef: xs.n, nCur: ys.n };
 }
 
 /**

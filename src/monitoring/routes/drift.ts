@@ -52,6 +52,7 @@ function toOptions(o: z.infer<typeof driftOptionsSchema> | undefined): Partial<D
   if (o.mmd_permutations !== undefined) map.mmdPermutations = o.mmd_permutations;
   if (o.mmd_samples !== undefined) map.mmdSamples = o.mmd_samples;
   if (o.classifier_auc_threshold !== undefined) map.classifierAucThreshold = o.classifier_auc_threshold;
+  if (o.classifier_alpha !== undefined) map.classifierAlpha = o.classifier_alpha;
   if (o.classifier_samples !== undefined) map.classifierSamples = o.classifier_samples;
   if (o.prediction_alpha !== undefined) map.predictionAlpha = o.prediction_alpha;
   if (o.min_rows !== undefined) map.minRows = o.min_rows;

@@ -35,6 +35,7 @@ export const driftOptionsSchema = z
     mmd_permutations: z.number().int().min(10).max(10000).optional(),
     mmd_samples: z.number().int().min(10).max(3000).optional(),
     classifier_auc_threshold: z.number().gt(0.5).lt(1).optional(),
+    classifier_alpha: z.number().gt(0).lt(1).optional(),
     classifier_samples: z.number().int().min(10).max(5000).optional(),
     prediction_alpha: z.number().gt(0).lt(1).optional(),
     min_rows: z.number().int().min(2).optional(),

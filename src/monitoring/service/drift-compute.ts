@@ -18,6 +18,8 @@ export interface DriftOptions {
   mmdSamples: number;
   /** Domain-classifier AUC above which embeddings drift (Evidently: 0.55). */
   classifierAucThreshold: number;
+  /** The AUC must also be significantly above 0.5 at this level (small windows give noisy AUCs). */
+  classifierAlpha: number;
   classifierSamples: number;
   predictionAlpha: number;
   /** Fewest rows per side for a detector to run. */
@@ -132,7 +134,7 @@ function embeddingCheck(which: 'embedding_mmd' | 'embedding_classifier', ref: Dr
   const base =
     which === 'embedding_mmd'
       ? { detector: which, method: 'mmd_rbf_permutation', threshold: o.mmdAlpha, rule: 'p_value < threshold' }
-      : { detector: which, method: 'domain_classifier_auc', threshold: o.classifierAucThreshold, rule: 'statistic > threshold' };
+      : { detector: which, method: 'domain_classifier_auc', threshold: o.classifierAucThreshold, rule: 'statistic > threshold and p_value < alpha' };
   const skip = (reason: string): DriftComputation => ({ checks: [{ ...base, statistic: null, p_value: null, drifted: false, skipped: reason }], features: [] });
   const nRef = ref.embeddings.length;
   const nCur = cur.embeddings.length;
@@ -156,8 +158,19 @@ function embeddingCheck(which: 'embedding_mmd' | 'embedding_classifier', ref: Dr
       features: [],
     };
   }
-  const dc = domainClassifierAuc(ref.embeddings, cur.embeddings, { seed, aucThreshold: o.classifierAucThreshold, maxSamples: o.classifierSamples });
-  return { checks: [{ ...base, statistic: dc.auc, p_value: null, drifted: dc.drifted, details: { fold_aucs: dc.foldAucs, dim } }], features: [] };
+  const dc = domainClassifierAuc(ref.embeddings, cur.embeddings, { seed, aucThreshold: o.classifierAucThreshold, alpha: o.classifierAlpha, maxSamples: o.classifierSamples });
+  return {
+    checks: [
+      {
+        ...base,
+        statistic: dc.auc,
+        p_value: dc.pValue,
+        drifted: dc.drifted,
+        details: { fold_aucs: dc.foldAucs, alpha: o.classifierAlpha, n_reference: dc.nRef, n_current: dc.nCur, dim },
+      },
+    ],
+    features: [],
+  };
 }
 
 function predictionDriftChecks(ref: DriftSide, cur: DriftSide, o: DriftOptions): DriftComputation {

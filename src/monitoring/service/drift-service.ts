@@ -65,6 +65,7 @@ export function driftOptionsFrom(s: MonitoringSettings): DriftOptions {
     mmdPermutations: s.XRAY_DRIFT_MMD_PERMUTATIONS,
     mmdSamples: s.XRAY_DRIFT_MMD_SAMPLES,
     classifierAucThreshold: s.XRAY_DRIFT_CLASSIFIER_AUC,
+    classifierAlpha: s.XRAY_DRIFT_CLASSIFIER_ALPHA,
     classifierSamples: s.XRAY_DRIFT_CLASSIFIER_SAMPLES,
     predictionAlpha: s.XRAY_DRIFT_PREDICTION_ALPHA,
     minRows: s.XRAY_DRIFT_MIN_ROWS,
@@ -120,6 +121,8 @@ export class DriftService {
     if (version === null) throw new AppError('NOT_FOUND', `model '${input.model}' has no prediction records`);
     const id = randomUUID();
     const window: DriftWindow = { since: input.window.since ?? null, until: input.window.until ?? null, last_n: input.window.lastN ?? null };
+    // Seeded by what is checked, not by the report id: the same window of the same data gives the same verdict.
+    const seed = `${input.model}:${version}:${window.since}:${window.until}:${window.last_n}`;
 
     const resolved = await this.#resolveReference(input.model, version, input.referenceId, input.actor);
     const base: Omit<DriftReport, 'verdict' | 'drifted_detectors' | 'checks' | 'features' | 'n_current' | 'observed' | 'duration_ms'> = {
@@ -143,7 +146,7 @@ export class DriftService {
       version,
       limit: s.XRAY_DRIFT_MAX_WINDOW,
       embeddingSample: Math.max(options.mmdSamples, options.classifierSamples),
-      seed: id,
+      seed,
     };
     if (input.window.lastN !== undefined) query.lastN = input.window.lastN;
     if (input.window.since !== undefined) query.since = input.window.since;
@@ -171,7 +174,7 @@ export class DriftService {
         probabilities: resolved.data.probabilities,
         threshold: curSide.threshold,
       };
-      const computed = await this.#d.runner.run(refSide, curSide, options, id);
+      const computed = await this.#d.runner.run(refSide, curSide, options, seed);
       checks = computed.checks;
       features = computed.features;
       checks.push(await this.#performanceCheck(input.model, version, current, resolved.info));

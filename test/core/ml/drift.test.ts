@@ -227,6 +227,27 @@ describe('domainClassifierAuc', () => {
     // Bayes-optimal AUC for this shift is Φ(0.5·√8/√2) ≈ 0.84.
     t.diagnostic(`domain classifier AUC: unshifted ${same.auc.toFixed(3)}, shifted ${shifted.auc.toFixed(3)}`);
     assert.ok(shifted.auc > 0.75 && shifted.drifted, `shifted AUC ${shifted.auc}`);
+    assert.ok(shifted.pValue < 1e-6, `shifted p ${shifted.pValue}`);
+  });
+
+  test('a small window needs more than a chance AUC above the threshold', () => {
+    // 50 vs 60 rows of 64-d noise (a CI failure once): fold AUCs scatter by ±0.1, so some seeds land
+    // above 0.55 by chance. The Mann–Whitney null (SE ≈ 0.056 here) keeps those from drifting.
+    let chance: ReturnType<typeof domainClassifierAuc> | undefined;
+    for (let seed = 0; seed < 60 && !chance; seed++) {
+      const rng = new Rng(`small-${seed}`);
+      const r = domainClassifierAuc(gaussianRows(rng, 50, 64), gaussianRows(rng, 60, 64), { seed });
+      if (r.auc > 0.55 && r.auc < 0.58) chance = r;
+    }
+    assert.ok(chance, 'some seed gives a chance AUC in (0.55, 0.58)');
+    assert.equal(chance.nRef, 50);
+    assert.equal(chance.nCur, 60);
+    assert.ok(chance.pValue > 0.05, `p ${chance.pValue}`);
+    assert.equal(chance.drifted, false);
+    // The same samples with a real shift still drift.
+    const rng = new Rng('small-shift');
+    const shifted = domainClassifierAuc(gaussianRows(rng, 50, 64), gaussianRows(rng, 60, 64, 0.5), { seed: 1 });
+    assert.ok(shifted.drifted, `shifted AUC ${shifted.auc}, p ${shifted.pValue}`);
   });
 });
 
