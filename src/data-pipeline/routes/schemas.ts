@@ -1,11 +1,12 @@
 /**
  * Wire schemas of the data pipeline API (zod): used by the routes for validation and OpenAPI, and
- * by the CLI for the shapes it sends and reads.
+ * by the CLI for the shapes it sends and reads, and by the web UI, which infers its types from
+ * them (keep this module's imports free of Node).
  */
 import { z } from 'zod';
-import { PreprocessSpec } from '../../core/imaging/index.js';
+import { PreprocessSpec } from '../../core/imaging/preprocess-spec.js';
 import { AugmentationSpec } from '../service/augmentation.js';
-import { MAX_NEAR_THRESHOLD } from '../service/near-duplicates.js';
+import { MAX_NEAR_THRESHOLD } from '../service/validation-report.js';
 import { CLASSES, LABELS, SPLITS } from '../store/types.js';
 
 export const labelSchema = z.enum(LABELS);

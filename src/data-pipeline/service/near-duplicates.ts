@@ -1,4 +1,5 @@
 import { hammingDistance } from '../../core/imaging/index.js';
+import { MAX_NEAR_THRESHOLD } from './validation-report.js';
 
 export interface HashedItem {
   hash: string;
@@ -13,8 +14,7 @@ export interface NearPair {
   distance: number;
 }
 
-/** Largest threshold accepted: beyond it bands get too narrow for bucketing to help. */
-export const MAX_NEAR_THRESHOLD = 16;
+export { MAX_NEAR_THRESHOLD };
 
 /**
  * All pairs whose perceptual hashes differ in at most `threshold` bits, without comparing every

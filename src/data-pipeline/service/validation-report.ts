@@ -2,6 +2,9 @@ import type { Label, Split } from '../store/types.js';
 
 /** The validation report document (POST /validate). Type-only imports, so the web UI shares it. */
 
+/** Largest near-duplicate threshold accepted: beyond it bands get too narrow for bucketing to help. */
+export const MAX_NEAR_THRESHOLD = 16;
+
 export interface NearDuplicateEntry {
   a: string;
   b: string;

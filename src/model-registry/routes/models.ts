@@ -16,9 +16,8 @@ import {
   registerJsonBody,
   stageBody,
   stageResult,
-  toStageEventView,
-  toVersionView,
 } from './schemas.js';
+import { toStageEventView, toVersionView } from './views.js';
 
 const TAGS = ['models'];
 const nameParam = z.object({ name: z.string().min(1).max(128) });

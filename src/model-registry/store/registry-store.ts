@@ -1,4 +1,5 @@
 import type { Page, PageRequest } from './paging.js';
+import type { Stage } from './stages.js';
 import type { KeyValue } from './tracking-store.js';
 
 /**
@@ -9,8 +10,7 @@ import type { KeyValue } from './tracking-store.js';
  * Soft-deleted versions are invisible unless `includeDeleted` is asked for.
  */
 
-export type Stage = 'None' | 'Staging' | 'Production' | 'Archived';
-export const STAGES: readonly Stage[] = ['None', 'Staging', 'Production', 'Archived'];
+export { STAGES, type Stage } from './stages.js';
 /** The aliases that mirror the two serving stages. */
 export const STAGE_ALIAS: Readonly<Partial<Record<Stage, string>>> = { Staging: 'staging', Production: 'production' };
 

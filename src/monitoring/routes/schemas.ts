@@ -392,4 +392,22 @@ export const verifySchema = z.object({
   reason: z.string().optional(),
 });
 
+const mapSchema = z.object({
+  method: z.enum(['cam', 'occlusion']),
+  h: z.number(),
+  w: z.number(),
+  grid: z.array(z.number()).describe('Row-major h×w values in [0, 1]'),
+  png_base64: z.string().describe('Overlay on the preprocessed image, PNG, base64'),
+});
+
+export const explanationSchema = z.object({
+  prediction_id: z.string().nullable(),
+  model: z.object({ name: z.string(), version: z.string() }),
+  probability: z.number(),
+  threshold: z.number(),
+  image_sha256: z.string(),
+  heatmap: mapSchema.describe("The deployment service's heatmap: class activation map (occlusion for models without a features output)"),
+  occlusion: mapSchema.extend({ patch: z.number(), stride: z.number(), baseline: z.number() }).describe('Occlusion sensitivity: the model-agnostic second opinion'),
+});
+
 export const idParams = z.object({ id: z.string().min(1).max(200) });

@@ -1,19 +1,10 @@
 import { z } from 'zod';
-import { ID_PATTERN } from '../service/paths.js';
+import { ID_PATTERN } from '../service/ids.js';
+import { MODEL_NAMES } from '../service/model-names.js';
 
-/** Model names the worker builds (trainer/protocol.py MODEL_NAMES). */
-export const MODEL_NAMES = [
-  'compact_cnn',
-  'compact_resnet',
-  'efficientnet_b0',
-  'efficientnet_b1',
-  'efficientnet_b2',
-  'efficientnet_b3',
-  'efficientnet_b4',
-  'resnet18',
-  'resnet50',
-  'densenet121',
-] as const;
+// The web UI infers its types from these schemas: keep this module free of Node imports.
+
+export { MODEL_NAMES };
 
 const pair = (lo: number, hi: number) => z.tuple([z.number().gt(lo).lte(hi), z.number().gt(lo).lte(hi)]).refine(([a, b]) => a <= b, 'low must be <= high');
 

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { AppError } from '../../core/errors.js';
+import { ID_PATTERN } from './ids.js';
 
-/** Job and study ids: `t-…` / `s-…`, lowercase letters, digits and dashes (safe in paths and object keys). */
-export const ID_PATTERN = /^[ts]-[a-z0-9]{6,12}-[a-f0-9]{6}$/;
+export { ID_PATTERN };
 
 export function newJobId(): string {
   return `t-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;

@@ -1,77 +1,33 @@
+import type { z } from 'zod';
 import { request, requestBlob } from './http.js';
+import type {
+  createVersionResponseSchema,
+  createVersionSchema,
+  importStatusSchema,
+  manifestItemSchema,
+  versionDetailSchema,
+  versionDiffSchema,
+  versionSchema,
+} from '../../../src/data-pipeline/routes/schemas.js';
+import type { NearDuplicateEntry, ValidationReport } from '../../../src/data-pipeline/service/validation-report.js';
 
-/** Client of the data pipeline (src/data-pipeline/routes/schemas.ts). */
+/**
+ * Client of the data pipeline. Response types are inferred from its route schemas
+ * (src/data-pipeline/routes/schemas.ts); the validation report is its own document, shared too.
+ */
 
-export type ClassName = 'NORMAL' | 'PNEUMONIA';
-export type SplitName = 'train' | 'val' | 'test';
-export type ClassCounts = Record<ClassName, number>;
-export type SplitCounts = Record<SplitName, ClassCounts>;
-
-export interface DatasetVersion {
-  id: string;
-  name: string;
-  created_at: number;
-  created_by: string;
-  seed: number;
-  preprocessing_hash: string;
-  item_count: number;
-  counts: SplitCounts;
-}
-
-export interface ManifestItem {
-  hash: string;
-  label: ClassName;
-  patient: string | null;
-  split: SplitName;
-}
-
-export interface DatasetVersionDetail extends DatasetVersion {
-  manifest?: {
-    classes: ClassName[];
-    seed: number;
-    split: { algorithm: string; val_fraction: number; test_fraction: number; use_recorded_splits: boolean };
-    preprocessing: Record<string, unknown> & { hash: string };
-    augmentation: Record<string, unknown>;
-    items: ManifestItem[];
-  };
-}
-
-export interface ImportStatus {
-  job_id: string;
-  state: 'waiting' | 'active' | 'completed' | 'failed';
-  path: string;
-  error: string | null;
-  created_at: number;
-  updated_at: number;
-  total: number;
-  done: number;
-  ingested: number;
-  duplicates: number;
-  rejected: number;
-  label_conflicts: number;
-  rejections: { file: string; code: string; message: string }[];
-}
-
-// The validation report is the data pipeline's own document: shared, not restated.
-import type { ValidationReport } from '../../../src/data-pipeline/service/validation-report.js';
-export type { NearDuplicateEntry as NearDuplicate, ValidationReport } from '../../../src/data-pipeline/service/validation-report.js';
-
-export interface VersionDiff {
-  a: string;
-  b: string;
-  added: ManifestItem[];
-  removed: ManifestItem[];
-  changed: { hash: string; from: Omit<ManifestItem, 'hash'>; to: Omit<ManifestItem, 'hash'> }[];
-  unchanged: number;
-  settings_changed: string[];
-}
-
-export interface CreateVersionBody {
-  name: string;
-  val_fraction?: number;
-  test_fraction?: number;
-  seed?: number;
-}
+export type DatasetVersion = z.infer<typeof versionSchema>;
+export type SplitCounts = DatasetVersion['counts'];
+export type SplitName = keyof SplitCounts;
+export type ClassCounts = SplitCounts[SplitName];
+export type ManifestItem = z.infer<typeof manifestItemSchema>;
+export type ClassName = ManifestItem['label'];
+export type DatasetVersionDetail = z.infer<typeof versionDetailSchema>;
+export type ImportStatus = z.infer<typeof importStatusSchema>;
+export type VersionDiff = z.infer<typeof versionDiffSchema>;
+export type CreateVersionBody = z.input<typeof createVersionSchema>;
+export type CreateVersionResponse = z.infer<typeof createVersionResponseSchema>;
+export type { NearDuplicateEntry as NearDuplicate, ValidationReport };
 
 export function startImport(body: { path: string; label?: ClassName; split_from_folders?: boolean }): Promise<{ job_id: string }> {
   return request('data-pipeline', '/import', { method: 'POST', json: body });
@@ -89,7 +45,7 @@ export function getVersion(id: string, items = true): Promise<DatasetVersionDeta
   return request('data-pipeline', `/versions/${encodeURIComponent(id)}`, { query: { items } });
 }
 
-export function createVersion(body: CreateVersionBody): Promise<{ version: DatasetVersion; created: boolean; excluded: Record<string, number> }> {
+export function createVersion(body: CreateVersionBody): Promise<CreateVersionResponse> {
   return request('data-pipeline', '/version/create', { method: 'POST', json: body });
 }
 

@@ -1,85 +1,18 @@
+import type { z } from 'zod';
 import { apiPath, fetchWithAuth, request } from './http.js';
+import type { batchItemSchema, batchResponseSchema, modelInfoSchema, modelsResponse, predictionSchema, routingSchema } from '../../../src/deployment/routes/schemas.js';
 
-/** Client of the deployment service (src/deployment/routes/schemas.ts). */
+/** Client of the deployment service; response types are inferred from its route schemas (src/deployment/routes/schemas.ts). */
 
-export type Label = 'PNEUMONIA' | 'NORMAL';
-
-export interface Timings {
-  decode?: number;
-  preprocess: number;
-  queue: number;
-  inference: number;
-  heatmap: number;
-  total: number;
-}
-
-export interface Prediction {
-  prediction_id: string;
-  model: { name: string; version: string };
-  variant: string;
-  probability: number;
-  label: Label;
-  threshold: number;
-  heatmap_url: string;
-  heatmap_method: 'cam' | 'occlusion';
-  heatmap_png_base64?: string;
-  cached: boolean;
-  timings_ms: Timings;
-}
-
-export interface BatchItem {
-  index: number;
-  filename?: string;
-  hash?: string;
-  prediction?: Prediction;
-  error?: { code: string; message: string };
-}
-
-export interface BatchResponse {
-  results: BatchItem[];
-  succeeded: number;
-  failed: number;
-}
-
-export interface PreprocessingInfo {
-  size: number;
-  mode: string;
-  pad: number;
-  format: string;
-  hash: string;
-  verified: boolean;
-}
-
-export interface LoadedModel {
-  name: string;
-  version: string;
-  alias: string | null;
-  default: boolean;
-  state: 'ready' | 'retiring' | 'disposed';
-  source: { kind: 'registry' | 'file'; uri: string };
-  sha256: string;
-  loaded_at: number;
-  threshold: number;
-  heatmap_method: 'cam' | 'occlusion';
-  preprocessing: PreprocessingInfo;
-  execution_providers: string[];
-  in_flight: number;
-  queue_depth: number;
-  stats: { batches: number; items: number; mean_batch_size: number };
-}
-
-export interface Routing {
-  model: string;
-  mode: 'split' | 'shadow';
-  sticky: boolean;
-  variants: { name: string; version: string; weight: number }[];
-}
-
-export interface ModelsResponse {
-  default_model: string;
-  models: LoadedModel[];
-  routing: Routing[];
-}
+export type Prediction = z.infer<typeof predictionSchema>;
+export type Label = Prediction['label'];
+export type Timings = Prediction['timings_ms'];
+export type BatchItem = z.infer<typeof batchItemSchema>;
+export type BatchResponse = z.infer<typeof batchResponseSchema>;
+export type ModelsResponse = z.infer<typeof modelsResponse>;
+export type LoadedModel = z.infer<typeof modelInfoSchema>;
+export type PreprocessingInfo = LoadedModel['preprocessing'];
+export type Routing = z.infer<typeof routingSchema>;
 
 /** One image → prediction with the heatmap PNG inline (one round trip, and it works with auth on). */
 export function predict(file: File, signal?: AbortSignal): Promise<Prediction> {

@@ -1,127 +1,34 @@
+import type { z } from 'zod';
 import { request } from './http.js';
-import type { Confusion, RocPoint } from './training.js';
-
-/** Client of the model registry's own API (src/model-registry/routes/schemas.ts). */
-
-// The model card and its evaluation rows are the registry's own documents: shared, not restated.
+import type {
+  comparison,
+  gateVerdict,
+  lineage as lineageSchema,
+  modelDetail,
+  modelSummary,
+  modelVersionView,
+  stageEvent,
+  stageResult,
+} from '../../../src/model-registry/routes/schemas.js';
 import type { EvaluationSummary, ModelCard } from '../../../src/model-registry/service/model-card-types.js';
+import { STAGES, type Stage } from '../../../src/model-registry/store/stages.js';
+
+/**
+ * Client of the model registry's own API. Response types are inferred from its route schemas
+ * (src/model-registry/routes/schemas.ts); the model card and the stages are the registry's own: shared, not restated.
+ */
 export type { EvaluationSummary, ModelCard };
+export { STAGES, type Stage };
 
-export type Stage = 'None' | 'Staging' | 'Production' | 'Archived';
-export const STAGES: readonly Stage[] = ['None', 'Staging', 'Production', 'Archived'];
-
-export interface GateVerdict {
-  passed: boolean;
-  forced: boolean;
-  margin: number;
-  candidate_auc: number | null;
-  production_version: number | null;
-  production_auc: number | null;
-  delta: number | null;
-  message: string;
-  decided_by: string;
-  decided_at: number;
-  reason?: string;
-}
-
-export interface ModelVersion {
-  name: string;
-  version: number;
-  stage: Stage;
-  aliases: string[];
-  description: string;
-  created: number;
-  updated: number;
-  user_id: string;
-  source: string;
-  run_id: string | null;
-  status: string;
-  deleted: boolean;
-  onnx: { key: string; sha256: string; bytes: number } | null;
-  input_size: number | null;
-  has_features: boolean;
-  threshold: number | null;
-  threshold_method: string | null;
-  preprocessing_hash: string | null;
-  dataset_version: string | null;
-  code_version: string | null;
-  parent: { name: string; version: number } | null;
-  val_auc: number | null;
-  metrics: Record<string, unknown> | null;
-  gate: GateVerdict | null;
-}
-
-export interface ModelSummary {
-  name: string;
-  description: string;
-  created: number;
-  updated: number;
-  aliases: { alias: string; version: number }[];
-  latest_version: number | null;
-  production: { version: number; val_auc: number | null } | null;
-  staging: { version: number; val_auc: number | null } | null;
-}
-
-export interface StageEvent {
-  id: string;
-  version: number;
-  from_stage: string;
-  to_stage: string;
-  outcome: string;
-  actor: string;
-  forced: boolean;
-  reason: string | null;
-  verdict: GateVerdict | null;
-  created_at: number;
-}
-
-export interface ModelDetail {
-  model: { name: string; description: string; created: number; updated: number; user_id: string; aliases: { alias: string; version: number }[] };
-  versions: ModelVersion[];
-  stage_events: StageEvent[];
-}
-
-export interface ComparedVersion {
-  version: number;
-  stage: string;
-  aliases: string[];
-  created: number;
-  run_id: string | null;
-  dataset_version: string | null;
-  preprocessing_hash: string | null;
-  threshold: number | null;
-  threshold_method: string | null;
-  metrics: EvaluationSummary | null;
-  test_metrics: EvaluationSummary[];
-  confusion: Confusion | null;
-  roc: RocPoint[];
-  params: Record<string, string>;
-}
-
-export interface Comparison {
-  name: string;
-  versions: ComparedVersion[];
-  params_diff: Record<string, (string | null)[]>;
-  metric_deltas: { version: number; against: number; deltas: Record<string, number | null> }[];
-}
-
-export interface Lineage {
-  model: { name: string; version: number };
-  run: { run_id: string; run_name: string; status: string; start_time: number; end_time: number | null } | null;
-  dataset_version: string | null;
-  preprocessing: { hash: string | null; spec: unknown };
-  code_version: string | null;
-  parents: { name: string; version: number; onnx_sha256: string | null; dataset_version: string | null; deleted: boolean }[];
-  artifacts: { path: string; sha256: string; size: number }[];
-  chain: { kind: string; id: string; details: Record<string, unknown> }[];
-}
-
-export interface StageResult {
-  model_version: ModelVersion;
-  gate: GateVerdict | null;
-  changed: boolean;
-  demoted: { version: number; stage: string }[];
-}
+export type GateVerdict = z.infer<typeof gateVerdict>;
+export type ModelVersion = z.infer<typeof modelVersionView>;
+export type ModelSummary = z.infer<typeof modelSummary>;
+export type StageEvent = z.infer<typeof stageEvent>;
+export type ModelDetail = z.infer<typeof modelDetail>;
+export type Comparison = z.infer<typeof comparison>;
+export type ComparedVersion = Comparison['versions'][number];
+export type Lineage = z.infer<typeof lineageSchema>;
+export type StageResult = z.infer<typeof stageResult>;
 
 const m = (name: string) => `/models/${encodeURIComponent(name)}`;
 

@@ -1,10 +1,16 @@
+import type { z } from 'zod';
 import { request } from './http.js';
+import type { eventView, jobView, optimizeRequestSchema, runtimeView, studyView, trainRequestSchema, trialView } from '../../../src/training/routes/schemas.js';
+import { MODEL_NAMES } from '../../../src/training/service/model-names.js';
 
-/** Client of the training service (src/training/routes/schemas.ts). */
+/**
+ * Client of the training service. Response types are inferred from its route schemas
+ * (src/training/routes/schemas.ts); the evaluation objects the schemas leave open are typed here.
+ */
+export { MODEL_NAMES };
+export type ModelName = (typeof MODEL_NAMES)[number];
 
-export const MODEL_NAMES = ['compact_cnn', 'compact_resnet', 'efficientnet_b0', 'efficientnet_b1', 'efficientnet_b2', 'efficientnet_b3', 'efficientnet_b4', 'resnet18', 'resnet50', 'densenet121'] as const;
-
-export type JobState = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled' | 'interrupted';
+export type JobState = z.infer<typeof jobView>['state'];
 export const FINAL_STATES: readonly JobState[] = ['succeeded', 'failed', 'cancelled', 'interrupted'];
 
 export interface Confusion {
@@ -58,102 +64,25 @@ export interface EpochRecord {
   [k: string]: unknown;
 }
 
-export interface Job {
-  job_id: string;
-  state: JobState;
-  model: string;
-  input_size: number | null;
-  dataset_version: string | null;
-  experiment: string;
-  attempt: number;
-  progress: { phase: string; epoch: number; epochs: number; step: number; steps: number; fraction: number } | null;
-  current: Record<string, unknown> | null;
+export type Job = Omit<z.infer<typeof jobView>, 'history' | 'metrics' | 'test_metrics'> & {
   history?: EpochRecord[];
-  eta_seconds: number | null;
-  images_per_sec: number | null;
-  artifacts: Record<string, { key: string; sha256: string; bytes: number; content_type: string; file: string }>;
   metrics: Evaluation | null;
   test_metrics: Record<string, Evaluation> | null;
-  threshold: number | null;
-  best_epoch: number | null;
-  best_val_auc: number | null;
-  last_checkpoint: { epoch: number; step: number; attempt: number; stored: boolean } | null;
-  run_id: string | null;
-  registered: Record<string, unknown> | null;
-  error: string | null;
-  request: Record<string, unknown>;
-  created_by: string;
-  created_at: string;
-  updated_at: string;
-  finished_at: string | null;
-}
+};
 
-export interface TrainRequest {
-  dataset_version?: string;
-  model?: string;
-  input_size?: number;
-  hyperparameters?: { epochs?: number; batch_size?: number; lr?: number; weight_decay?: number; early_stopping_patience?: number | null };
-  seed?: number;
-  register_as?: string;
-  experiment?: string;
-}
+export type TrainRequest = z.input<typeof trainRequestSchema>;
 
-export interface Runtime {
-  available: boolean;
-  python: string | null;
-  torch: string | null;
-  optuna: string | null;
-  runner: string;
-  tracking: string;
-  error: string | null;
-}
+export type Runtime = z.infer<typeof runtimeView>;
 
-export interface Trial {
-  trial: number;
-  state: string;
-  value: number | null;
-  params: Record<string, unknown>;
-  history: Record<string, unknown>[];
-  pruned_epoch: number | null;
-  best_epoch: number | null;
-  error: string | null;
-}
+export type Trial = z.infer<typeof trialView>;
 
-export interface Study {
-  study_id: string;
-  state: string;
-  dataset_version: string | null;
-  experiment: string;
-  n_trials: number;
-  pruner: string;
-  concurrency: number;
-  search_space: Record<string, unknown>;
-  best: { trial: number; value: number | null; params: Record<string, unknown> } | null;
-  trials?: Trial[];
-  error: string | null;
-  created_by: string;
-  created_at: string;
-  finished_at: string | null;
-}
+export type Study = z.infer<typeof studyView>;
 
-export type Distribution =
-  | { type: 'float'; low: number; high: number; log?: boolean }
-  | { type: 'int'; low: number; high: number; step?: number }
-  | { type: 'categorical'; choices: (string | number | boolean | null)[] };
 
-export interface OptimizeRequest extends Omit<TrainRequest, 'register_as'> {
-  search_space: Record<string, Distribution>;
-  n_trials?: number;
-  pruner?: 'median' | 'hyperband' | 'none';
-}
+export type OptimizeRequest = z.input<typeof optimizeRequestSchema>;
+export type Distribution = OptimizeRequest['search_space'][string];
 
-export interface JobEvent {
-  seq: number;
-  attempt: number;
-  event: string;
-  time: string;
-  data: Record<string, unknown>;
-}
+export type JobEvent = z.infer<typeof eventView>;
 
 export function runtime(): Promise<Runtime> {
   return request('training', '/train/runtime');

@@ -10,6 +10,7 @@ import {
   listJobs,
   listStudies,
   MODEL_NAMES,
+  type ModelName,
   registerJob,
   resumeJob,
   runtime,
@@ -52,7 +53,7 @@ function StartCard({ onStarted }: { onStarted: (kind: 'job' | 'study', id: strin
   const versions = useAsync(listVersions, []);
   const [mode, setMode] = useState<'job' | 'study'>('job');
   const [dataset, setDataset] = useState('');
-  const [model, setModel] = useState<string>('compact_cnn');
+  const [model, setModel] = useState<ModelName>('compact_cnn');
   const [epochs, setEpochs] = useState('5');
   const [batch, setBatch] = useState('16');
   const [lr, setLr] = useState('0.001');
@@ -106,7 +107,7 @@ function StartCard({ onStarted }: { onStarted: (kind: 'job' | 'study', id: strin
         </div>
         <div className="field">
           <label htmlFor={`${id}-model`}>Architecture</label>
-          <select id={`${id}-model`} value={model} onChange={(e) => setModel(e.target.value)}>
+          <select id={`${id}-model`} value={model} onChange={(e) => setModel(e.target.value as ModelName)}>
             {MODEL_NAMES.map((m) => (
               <option key={m}>{m}</option>
             ))}
