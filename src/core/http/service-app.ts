@@ -1,4 +1,4 @@
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyPluginAsync } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyPluginAsync } from 'fastify';
 import { randomUUID } from 'node:crypto';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
@@ -46,7 +46,7 @@ export async function createServiceApp(opts: ServiceAppOptions): Promise<Fastify
   const { platform } = opts;
   const app = Fastify({
     loggerInstance: platform.logger.child({ service: opts.name }) as FastifyBaseLogger,
-    disableRequestLogging: opts.logRequests === false || platform.config.logLevel === 'silent',
+    logController: new LogController({ disableRequestLogging: opts.logRequests === false || platform.config.logLevel === 'silent' }),
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && /^[A-Za-z0-9._:-]{1,128}$/.test(given) ? given : randomUUID();
