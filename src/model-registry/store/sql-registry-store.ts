@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Database } from '../../core/db/index.js';
+import { isUniqueViolation } from '../../core/db/database.js';
 import { AppError } from '../../core/errors.js';
 import { decodeOffsetToken, toPage, type Page } from './paging.js';
 import { MODEL_VERSION_GRAMMAR, parseFilter, parseOrderBy, REGISTERED_MODEL_GRAMMAR, type Comparator, type FilterGrammar } from './search-filter.js';
@@ -46,10 +47,6 @@ function parseJson<T>(text: string | null): T | null {
   }
 }
 
-function isUniqueViolation(err: unknown): boolean {
-  const e = err as { code?: string; message?: string };
-  return e?.code === '23505' || /^SQLITE_CONSTRAINT/.test(e?.code ?? '') || /UNIQUE constraint failed/.test(e?.message ?? '');
-}
 
 function opOf(comparator: Comparator, ilike: 'like' | 'ilike'): string {
   if (comparator === 'LIKE') return 'like';

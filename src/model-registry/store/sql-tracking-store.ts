@@ -1,6 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { sql, type Kysely, type SelectQueryBuilder, type Transaction } from 'kysely';
 import type { Database } from '../../core/db/index.js';
+import { isUniqueViolation } from '../../core/db/database.js';
 import { AppError } from '../../core/errors.js';
 import { putContentAddressed, type ObjectStore } from '../../core/objects/index.js';
 import { decodeOffsetToken, toPage, type Page, type PageRequest } from './paging.js';
@@ -70,10 +71,6 @@ function newExperimentId(): string {
   return String(n + 100_000_000_000_000_000n);
 }
 
-function isUniqueViolation(err: unknown): boolean {
-  const e = err as { code?: string; message?: string };
-  return e?.code === '23505' || e?.code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || e?.code === 'SQLITE_CONSTRAINT_UNIQUE' || /UNIQUE constraint failed/.test(e?.message ?? '');
-}
 
 function likeOp(comparator: Comparator, ilike: 'like' | 'ilike'): string {
   switch (comparator) {

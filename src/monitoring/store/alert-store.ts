@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import type { Kysely, Selectable } from 'kysely';
+import { sql, type Kysely, type Selectable } from 'kysely';
 import type { Database } from '../../core/db/index.js';
+import { isUniqueViolation } from '../../core/db/database.js';
 import { AppError, notFound } from '../../core/errors.js';
 import type { AlertChannelsTable, AlertDeadLettersTable, AlertsTable, MonitoringTables } from './tables.js';
 import type { Alert, AlertStatus, Channel, ChannelInput, DeadLetter, Page, PageRequest, Severity } from './types.js';
@@ -109,9 +110,12 @@ function toDeadLetter(row: Selectable<AlertDeadLettersTable>): DeadLetter {
 
 const RANK: Record<Severity, number> = { info: 0, warning: 1, critical: 2 };
 
+/** The active alert read in a raise was resolved before it could be bumped. */
+class RaiseConflict extends Error {}
+
 export class SqlAlertStore implements AlertStore {
   readonly #db: Kysely<MonitoringTables>;
-  /** Serialises raise() per process so two detections cannot open twin alerts (SQLite has one writer anyway). */
+  /** Serialises raise() per process (SQLite has one writer anyway); across replicas the database keeps one active alert per fingerprint. */
   #raising: Promise<unknown> = Promise.resolve();
 
   constructor(database: Database) {
@@ -124,7 +128,22 @@ export class SqlAlertStore implements AlertStore {
     return run;
   }
 
+  /**
+   * The database allows one active alert per fingerprint (index alerts_one_active): when another
+   * replica opens it between our read and our insert, the insert fails and the retry updates theirs;
+   * when it resolves the one we read before we bump it, the retry opens a new one.
+   */
   async #raise(input: RaiseInput): Promise<{ alert: Alert; created: boolean }> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.#raiseOnce(input);
+      } catch (err) {
+        if (attempt >= 3 || !(isUniqueViolation(err) || err instanceof RaiseConflict)) throw err;
+      }
+    }
+  }
+
+  #raiseOnce(input: RaiseInput): Promise<{ alert: Alert; created: boolean }> {
     return this.#db.transaction().execute(async (trx) => {
       const existing = await trx
         .selectFrom('alerts')
@@ -135,16 +154,23 @@ export class SqlAlertStore implements AlertStore {
         .limit(1)
         .executeTakeFirst();
       if (existing) {
-        const severity = RANK[input.severity] > RANK[existing.severity as Severity] ? input.severity : (existing.severity as Severity);
-        const update = {
-          severity,
-          summary: input.summary,
-          details: input.details === null ? null : JSON.stringify(input.details),
-          occurrences: Number(existing.occurrences) + 1,
-          last_seen: input.time,
-        };
-        await trx.updateTable('alerts').set(update).where('id', '=', existing.id).execute();
-        return { alert: toAlert({ ...existing, ...update }), created: false };
+        // Increments in SQL: a concurrent raise on another replica waits for our row lock and adds its own.
+        const bumped = await trx
+          .updateTable('alerts')
+          .set({
+            summary: input.summary,
+            details: input.details === null ? null : JSON.stringify(input.details),
+            occurrences: sql<number>`occurrences + 1`,
+            last_seen: input.time,
+          })
+          .where('id', '=', existing.id)
+          .where('status', 'in', ['open', 'acknowledged'])
+          .executeTakeFirst();
+        if (Number(bumped.numUpdatedRows) === 0) throw new RaiseConflict();
+        const lower = (Object.keys(RANK) as Severity[]).filter((s) => RANK[s] < RANK[input.severity]);
+        if (lower.length > 0) await trx.updateTable('alerts').set({ severity: input.severity }).where('id', '=', existing.id).where('severity', 'in', lower).execute();
+        const row = await trx.selectFrom('alerts').selectAll().where('id', '=', existing.id).executeTakeFirstOrThrow();
+        return { alert: toAlert(row), created: false };
       }
       const row: AlertsTable = {
         id: randomUUID(),

@@ -1,5 +1,6 @@
 import type { Kysely, Selectable } from 'kysely';
 import type { Database } from '../../core/db/index.js';
+import { isUniqueViolation } from '../../core/db/database.js';
 import { AppError } from '../../core/errors.js';
 import type { TrainingJobsTable, TrainingStudiesTable, TrainingTables, TrainingTrialsTable } from './tables.js';
 import type {
@@ -237,10 +238,6 @@ function decodeToken(token: string): { createdAt: number; id: string } {
 
 const clampPage = (n: number | undefined): number => Math.min(Math.max(Math.trunc(n ?? 100), 1), 1000);
 
-function isUniqueViolation(err: unknown): boolean {
-  const e = err as { code?: string; message?: string };
-  return e?.code === '23505' || /UNIQUE constraint failed|SQLITE_CONSTRAINT_PRIMARYKEY/i.test(String(e?.code ?? '') + String(e?.message ?? ''));
-}
 
 /** {@link TrainingStore} on kysely (SQLite and PostgreSQL alike). */
 export class KyselyTrainingStore implements TrainingStore {

@@ -5,6 +5,7 @@ import * as training from './0200-training.js';
 import * as modelRegistry from './0300-model-registry.js';
 import * as deployment from './0400-deployment.js';
 import * as monitoring from './0500-monitoring.js';
+import * as alertsOneActive from './0501-alerts-one-active.js';
 
 /**
  * Every migration, by name. Ranges: 0001–0099 core, 0100 data pipeline, 0200 training,
@@ -18,4 +19,5 @@ export const MIGRATIONS: Record<string, Migration> = {
   '0300-model-registry': modelRegistry,
   '0400-deployment': deployment,
   '0500-monitoring': monitoring,
+  '0501-alerts-one-active': alertsOneActive,
 };
