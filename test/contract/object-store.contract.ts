@@ -25,7 +25,10 @@ export function describeObjectStoreContract(name: string, make: () => Promise<Fi
       const data = Buffer.from('hello \u00e9 world');
       await store.put('a/b/c.txt', data);
       assert.deepEqual(await store.get('a/b/c.txt'), data);
-      assert.deepEqual(await store.stat('a/b/c.txt'), { key: 'a/b/c.txt', size: data.length });
+      const info = await store.stat('a/b/c.txt');
+      assert.equal(info?.key, 'a/b/c.txt');
+      assert.equal(info?.size, data.length);
+      assert.ok(Math.abs(info!.modified - Date.now()) < 60_000, `modified ${info?.modified}`);
       assert.equal(await store.exists('a/b/c.txt'), true);
     });
 
@@ -85,6 +88,20 @@ export function describeObjectStoreContract(name: string, make: () => Promise<Fi
       assert.equal(first.existed, false);
       assert.equal(second.existed, true);
       assert.deepEqual(await store.get(first.key), data);
+    });
+
+    it('touch renews the modified time (kept in list and stat); a missing key is NOT_FOUND', async () => {
+      await store.put('touch/x.json', '{}', 'application/json');
+      const before = (await store.stat('touch/x.json'))!.modified;
+      // S3 keeps whole seconds.
+      await new Promise((r) => setTimeout(r, 1100));
+      await store.touch('touch/x.json');
+      const after = await store.stat('touch/x.json');
+      assert.ok(after!.modified > before, `${after!.modified} > ${before}`);
+      assert.equal((await store.get('touch/x.json')).toString(), '{}', 'the bytes stay');
+      const listed = (await store.list('touch/')).items[0]!;
+      assert.equal(listed.modified, after!.modified);
+      await assert.rejects(store.touch('touch/none'), (e: unknown) => e instanceof AppError && e.code === 'NOT_FOUND');
     });
 
     it('ping answers true', async () => {

@@ -18,6 +18,8 @@ export async function availableEngines(): Promise<Record<Engine, boolean>> {
 
 export interface Harness {
   engine: Engine;
+  /** XRAY_HOME (the fs object store lives in its objects/ folder). */
+  home: string;
   platform: Platform;
   app: FastifyInstance;
   service: ModelRegistryService;
@@ -33,6 +35,7 @@ export async function openHarness(engine: Engine, overrides: Record<string, stri
   const app = await buildModelRegistryApp(platform);
   return {
     engine,
+    home: home.dir,
     platform,
     app,
     // The same class the training and deployment services use in-process (stateless over the platform).

@@ -1,6 +1,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { utimes } from 'node:fs/promises';
+import path from 'node:path';
 import { TOPICS } from '../../src/core/events/index.js';
 import { putContentAddressed } from '../../src/core/objects/index.js';
 import { availableEngines, captureEvents, ENGINES, multipart, openHarness, TINY_MODEL, trainerMetadata, type Harness } from './harness.js';
@@ -308,14 +310,34 @@ for (const engine of ENGINES) {
       assert.ok(audit.items.some((r) => r.resource === 'model:pneumonia/1' && r.details?.hard === true));
 
       const orphan = await putContentAddressed(h.platform.objects, 'artifacts', Buffer.from('orphan bytes'));
-      const dry = await h.app.inject({ method: 'POST', url: '/artifacts/gc', payload: { dry_run: true } });
+      // Just written: a registration may be about to reference it, so the default grace period keeps it.
+      const young = await h.app.inject({ method: 'POST', url: '/artifacts/gc', payload: {} });
+      assert.equal(young.statusCode, 200, young.body);
+      assert.deepEqual(young.json().removed, []);
+      assert.equal(young.json().kept_recent, 1);
+      assert.equal(young.json().min_age_s, 3600);
+      assert.ok(await h.platform.objects.exists(orphan.key));
+      const dry = await h.app.inject({ method: 'POST', url: '/artifacts/gc', payload: { dry_run: true, min_age_s: 0 } });
       assert.deepEqual(dry.json().removed, [orphan.key]);
       assert.ok(await h.platform.objects.exists(orphan.key));
-      const gc = await h.app.inject({ method: 'POST', url: '/artifacts/gc', payload: {} });
+      const gc = await h.app.inject({ method: 'POST', url: '/artifacts/gc', payload: { min_age_s: 0 } });
       assert.deepEqual(gc.json().removed, [orphan.key]);
       assert.equal(await h.platform.objects.exists(orphan.key), false);
+      const badAge = await h.app.inject({ method: 'POST', url: '/artifacts/gc', payload: { min_age_s: -1 } });
+      assert.equal(badAge.statusCode, 400);
+
+      // Old unreferenced bytes that a new registration reuses are touched, so they count as young again.
+      const reused = await putContentAddressed(h.platform.objects, 'artifacts', Buffer.from('reused bytes'));
+      const old = new Date(Date.now() - 2 * 3600_000);
+      if (h.platform.objects.kind === 'fs') {
+        await utimes(path.join(h.home, 'objects', reused.key), old, old);
+        assert.deepEqual((await h.app.inject({ method: 'POST', url: '/artifacts/gc', payload: { dry_run: true } })).json().removed, [reused.key], 'old and unreferenced');
+        assert.equal((await putContentAddressed(h.platform.objects, 'artifacts', Buffer.from('reused bytes'))).existed, true);
+        assert.deepEqual((await h.app.inject({ method: 'POST', url: '/artifacts/gc', payload: { dry_run: true } })).json().removed, [], 'reuse renewed it');
+      }
+      await h.platform.objects.delete(reused.key);
       assert.ok(await h.platform.objects.exists((await h.service.resolve('pneumonia', 3)).onnx!.key), 'referenced artifacts stay');
-      const runArtifacts = await h.app.inject({ method: 'POST', url: '/artifacts/gc', payload: { dry_run: true } });
+      const runArtifacts = await h.app.inject({ method: 'POST', url: '/artifacts/gc', payload: { dry_run: true, min_age_s: 0 } });
       assert.deepEqual(runArtifacts.json().removed, [], 'run artifacts count as references');
     });
   });

@@ -1,4 +1,4 @@
-import { Option, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import { ServiceClient } from '../client.js';
 
 /** `xray models …`: the model registry over HTTP (through the gateway at XRAY_URL). */
@@ -100,9 +100,13 @@ export async function modelsCompare(client: ServiceClient, name: string, version
   return lines.join('\n');
 }
 
-export async function modelsGc(client: ServiceClient, dryRun = false): Promise<string> {
-  const res = await client.post<{ scanned: number; referenced: number; removed: string[]; dry_run: boolean }>('/artifacts/gc', { dry_run: dryRun });
-  return `${res.dry_run ? 'would remove' : 'removed'} ${res.removed.length} unreferenced artifact(s) of ${res.scanned} scanned${res.removed.length ? `:\n  ${res.removed.join('\n  ')}` : ''}`;
+export async function modelsGc(client: ServiceClient, dryRun = false, minAgeS?: number): Promise<string> {
+  const res = await client.post<{ scanned: number; referenced: number; kept_recent: number; removed: string[]; dry_run: boolean; min_age_s: number }>('/artifacts/gc', {
+    dry_run: dryRun,
+    ...(minAgeS !== undefined ? { min_age_s: minAgeS } : {}),
+  });
+  const kept = res.kept_recent ? `; kept ${res.kept_recent} unreferenced one(s) younger than ${res.min_age_s} s` : '';
+  return `${res.dry_run ? 'would remove' : 'removed'} ${res.removed.length} unreferenced artifact(s) of ${res.scanned} scanned${kept}${res.removed.length ? `:\n  ${res.removed.join('\n  ')}` : ''}`;
 }
 
 export function registerModels(program: Command): void {
@@ -141,5 +145,10 @@ export function registerModels(program: Command): void {
     .command('gc')
     .description('remove stored artifacts no run or model version references (admin)')
     .option('--dry-run', 'only list what would go')
-    .action(async (o: { dryRun?: boolean }) => console.log(await modelsGc(client(), o.dryRun)));
+    .option('--min-age <seconds>', 'keep unreferenced objects written or reused this recently (default 3600)', (v) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('--min-age takes whole seconds ≥ 0');
+      return n;
+    })
+    .action(async (o: { dryRun?: boolean; minAge?: number }) => console.log(await modelsGc(client(), o.dryRun, o.minAge)));
 }

@@ -1,5 +1,5 @@
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readFile, rename, rm, stat, writeFile, readdir } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, stat, utimes, writeFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
@@ -80,9 +80,19 @@ export class FsObjectStore implements ObjectStore {
   async stat(key: string): Promise<ObjectInfo | null> {
     try {
       const s = await stat(this.#path(key));
-      return s.isFile() ? { key, size: s.size } : null;
+      return s.isFile() ? { key, size: s.size, modified: s.mtimeMs } : null;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw err;
+    }
+  }
+
+  async touch(key: string): Promise<void> {
+    const now = new Date();
+    try {
+      await utimes(this.#path(key), now, now);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new AppError('NOT_FOUND', `object '${key}' does not exist`);
       throw err;
     }
   }
@@ -111,7 +121,7 @@ export class FsObjectStore implements ObjectStore {
           if (mayHoldMatches) await walk(path.join(dir, e.name), childRel);
         } else if (e.isFile() && childRel.startsWith(prefix)) {
           const s = await stat(path.join(dir, e.name));
-          all.push({ key: childRel, size: s.size });
+          all.push({ key: childRel, size: s.size, modified: s.mtimeMs });
         }
       }
     };

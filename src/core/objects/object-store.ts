@@ -5,6 +5,8 @@ import { AppError } from '../errors.js';
 export interface ObjectInfo {
   key: string;
   size: number;
+  /** Last written or touched, epoch ms (second precision on S3). */
+  modified: number;
 }
 
 export interface ListPage {
@@ -29,6 +31,8 @@ export interface ObjectStore {
   exists(key: string): Promise<boolean>;
   /** Size of an object, or null when missing. */
   stat(key: string): Promise<ObjectInfo | null>;
+  /** Marks an existing object as just written (garbage collection spares recent objects); NOT_FOUND when missing. */
+  touch(key: string): Promise<void>;
   /** Deletes; missing keys are fine. */
   delete(key: string): Promise<void>;
   /** Lists keys under a prefix in key order, paged. */
@@ -69,7 +73,10 @@ export function contentKey(namespace: string, sha256: string, ext = ''): string 
   return validateKey(`${namespace}/${sha256.slice(0, 2)}/${sha256.slice(2, 4)}/${sha256}${ext}`);
 }
 
-/** Stores bytes under their sha256 (idempotent); returns the digest and key. */
+/**
+ * Stores bytes under their sha256 (idempotent); returns the digest and key. Bytes already there are
+ * touched, so a garbage collection running meanwhile treats them as new until they are referenced.
+ */
 export async function putContentAddressed(
   store: ObjectStore,
   namespace: string,
@@ -79,7 +86,14 @@ export async function putContentAddressed(
 ): Promise<{ sha256: string; key: string; existed: boolean }> {
   const sha256 = sha256Hex(data);
   const key = contentKey(namespace, sha256, ext);
-  const existed = await store.exists(key);
+  let existed = await store.exists(key);
+  if (existed) {
+    // Collected between the check and the touch: write it again.
+    existed = await store.touch(key).then(
+      () => true,
+      (err: unknown) => (err instanceof AppError && err.code === 'NOT_FOUND' ? false : Promise.reject(err)),
+    );
+  }
   if (!existed) await store.put(key, data, contentType);
   return { sha256, key, existed };
 }

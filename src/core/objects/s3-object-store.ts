@@ -101,10 +101,41 @@ export class S3ObjectStore implements ObjectStore {
     const { client, s3 } = await this.#init();
     try {
       const out = await client.send(new s3.HeadObjectCommand({ Bucket: this.#opts.bucket, Key: this.#full(key) }));
-      return { key, size: out.ContentLength ?? 0 };
+      return { key, size: out.ContentLength ?? 0, modified: out.LastModified?.getTime() ?? 0 };
     } catch (err) {
       if (isNotFound(err)) return null;
       throw err;
+    }
+  }
+
+  /**
+   * S3 has no touch: copying the object onto itself with replaced metadata renews LastModified on
+   * AWS S3 and MinIO. Servers that keep the old time (s3rver) get the bytes written again.
+   */
+  async touch(key: string): Promise<void> {
+    const { client, s3 } = await this.#init();
+    const full = this.#full(key);
+    const head = async () => {
+      try {
+        return await client.send(new s3.HeadObjectCommand({ Bucket: this.#opts.bucket, Key: full }));
+      } catch (err) {
+        if (isNotFound(err)) throw new AppError('NOT_FOUND', `object '${key}' does not exist`);
+        throw err;
+      }
+    };
+    const before = await head();
+    await client.send(
+      new s3.CopyObjectCommand({
+        Bucket: this.#opts.bucket,
+        Key: full,
+        CopySource: `${this.#opts.bucket}/${full.split('/').map(encodeURIComponent).join('/')}`,
+        MetadataDirective: 'REPLACE',
+        ContentType: before.ContentType,
+      }),
+    );
+    const after = await head();
+    if ((after.LastModified?.getTime() ?? 0) <= (before.LastModified?.getTime() ?? 0)) {
+      await this.put(key, await this.get(key), before.ContentType);
     }
   }
 
@@ -127,7 +158,7 @@ export class S3ObjectStore implements ObjectStore {
         Marker: options.pageToken ? this.#full(options.pageToken) : undefined,
       }),
     );
-    const items = (out.Contents ?? []).map((o) => ({ key: this.#strip(o.Key!), size: o.Size ?? 0 }));
+    const items = (out.Contents ?? []).map((o) => ({ key: this.#strip(o.Key!), size: o.Size ?? 0, modified: o.LastModified?.getTime() ?? 0 }));
     return out.IsTruncated && items.length ? { items, nextPageToken: items[items.length - 1]!.key } : { items };
   }
 

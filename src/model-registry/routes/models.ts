@@ -7,6 +7,7 @@ import type { RegisterInput } from '../service/registry-service.js';
 import {
   comparison,
   deleteResult,
+  gcBody,
   gcResult,
   lineage,
   modelCard,
@@ -321,10 +322,10 @@ export const modelRoutes: FastifyPluginAsync = async (fastify) => {
       schema: {
         tags: TAGS,
         summary: 'Remove stored artifacts no run or model version references',
-        body: z.object({ dry_run: z.boolean().default(false) }).optional(),
+        body: gcBody,
         response: { 200: gcResult, ...errorResponses },
       },
     },
-    async (req) => service().collectGarbage({ actor: actorOf(req), dryRun: req.body?.dry_run ?? false, requestId: req.id }),
+    async (req) => service().collectGarbage({ actor: actorOf(req), dryRun: req.body?.dry_run ?? false, minAgeS: req.body?.min_age_s, requestId: req.id }),
   );
 };

@@ -202,4 +202,17 @@ export const modelCard = z.object({
 });
 
 export const deleteResult = z.object({ name: z.string(), version: z.number(), hard: z.boolean(), removed_objects: z.array(z.string()) });
-export const gcResult = z.object({ scanned: z.number(), referenced: z.number(), removed: z.array(z.string()), dry_run: z.boolean() });
+export const gcResult = z.object({
+  scanned: z.number(),
+  referenced: z.number(),
+  kept_recent: z.number().describe('Unreferenced but younger than min_age_s: kept'),
+  removed: z.array(z.string()),
+  dry_run: z.boolean(),
+  min_age_s: z.number(),
+});
+export const gcBody = z
+  .object({
+    dry_run: z.boolean().default(false),
+    min_age_s: z.number().int().min(0).max(365 * 86400).optional().describe('Keep objects written or reused within this many seconds (default 3600): a registration may be about to reference them'),
+  })
+  .optional();

@@ -5,7 +5,7 @@ import type { Platform } from '../../core/platform.js';
 import type { Role } from '../../core/auth/index.js';
 import { AppError } from '../../core/errors.js';
 import { TOPICS } from '../../core/events/index.js';
-import { putContentAddressed } from '../../core/objects/index.js';
+import { putContentAddressed, type ObjectInfo } from '../../core/objects/index.js';
 import type { Page, PageRequest } from '../store/paging.js';
 import {
   STAGE_ALIAS,
@@ -79,9 +79,15 @@ export interface DeleteResult {
 export interface GcResult {
   scanned: number;
   referenced: number;
+  /** Unreferenced but written (or reused) within the grace period: an upload whose registration may not have landed yet. */
+  kept_recent: number;
   removed: string[];
   dry_run: boolean;
+  min_age_s: number;
 }
+
+/** Default grace period of artifact garbage collection (git gc keeps a similar window for the same race). */
+export const GC_MIN_AGE_S = 3600;
 
 export interface LineageNode {
   kind: 'model_version' | 'run' | 'dataset_version' | 'preprocessing' | 'code_version' | 'parent_model';
@@ -629,26 +635,37 @@ export class ModelRegistryService {
 
   /**
    * Removes stored artifacts (`artifacts/…` objects) that no run or model version (live or
-   * soft-deleted) references. Admin only.
+   * soft-deleted) references and that were not written or reused in the last `minAgeS` seconds
+   * (a registration stores its bytes before its row: a younger object may be about to be referenced). Admin only.
    */
-  async collectGarbage(input: { actor: Actor; dryRun?: boolean; requestId?: string }): Promise<GcResult> {
+  async collectGarbage(input: { actor: Actor; dryRun?: boolean; minAgeS?: number; requestId?: string }): Promise<GcResult> {
     if (input.actor.role !== 'admin') {
       this.#audit(input.actor.name, 'artifacts.gc', ARTIFACT_NAMESPACE, 'denied', input.requestId, {});
       throw new AppError('FORBIDDEN', 'only an admin may garbage-collect artifacts');
     }
-    const keys: string[] = [];
+    const minAgeS = input.minAgeS ?? GC_MIN_AGE_S;
+    const cutoff = Date.now() - minAgeS * 1000;
+    const objects: ObjectInfo[] = [];
     let pageToken: string | undefined;
     do {
       const page = await this.#platform.objects.list(`${ARTIFACT_NAMESPACE}/`, { pageSize: 1000, pageToken });
-      keys.push(...page.items.map((i) => i.key));
+      objects.push(...page.items);
       pageToken = page.nextPageToken;
     } while (pageToken);
     // Read references after listing, so an object written meanwhile is either listed-and-referenced or not listed.
     const referenced = await this.#referencedKeys();
-    const removed = keys.filter((k) => !referenced.has(k));
+    const unreferenced = objects.filter((o) => !referenced.has(o.key));
+    const removed = unreferenced.filter((o) => o.modified <= cutoff).map((o) => o.key);
+    const keptRecent = unreferenced.length - removed.length;
     if (!input.dryRun) for (const key of removed) await this.#platform.objects.delete(key);
-    this.#audit(input.actor.name, 'artifacts.gc', ARTIFACT_NAMESPACE, 'success', input.requestId, { scanned: keys.length, removed: removed.length, dry_run: Boolean(input.dryRun) });
-    return { scanned: keys.length, referenced: keys.length - removed.length, removed, dry_run: Boolean(input.dryRun) };
+    this.#audit(input.actor.name, 'artifacts.gc', ARTIFACT_NAMESPACE, 'success', input.requestId, {
+      scanned: objects.length,
+      removed: removed.length,
+      kept_recent: keptRecent,
+      min_age_s: minAgeS,
+      dry_run: Boolean(input.dryRun),
+    });
+    return { scanned: objects.length, referenced: objects.length - unreferenced.length, kept_recent: keptRecent, removed, dry_run: Boolean(input.dryRun), min_age_s: minAgeS };
   }
 
   // ── lineage, cards, comparison ────────────────────────────────────────────────────────────
