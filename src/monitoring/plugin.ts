@@ -6,10 +6,11 @@ import { feedbackRoutes } from './routes/feedback.js';
 import { alertRoutes } from './routes/alerts.js';
 import { auditRoutes } from './routes/audit.js';
 import { explainRoutes } from './routes/explain.js';
+import { timelineRoutes } from './routes/timeline.js';
 
 /**
- * Monitoring service: model-level metrics on /metrics, drift detection (on demand and on a
- * schedule), ground-truth feedback, alerts with notification channels, the audit trail and
+ * Monitoring service: model-level metrics on /metrics, prediction traffic over time, drift
+ * detection (on demand and on a schedule), ground-truth feedback, alerts with notification channels, the audit trail and
  * explanations.
  */
 const plugin: FastifyPluginAsync<ServicePluginOptions> = async (app, { platform }) => {
@@ -20,6 +21,7 @@ const plugin: FastifyPluginAsync<ServicePluginOptions> = async (app, { platform 
   alertRoutes(app, ctx);
   auditRoutes(app, platform.audit);
   explainRoutes(app, ctx.explain);
+  timelineRoutes(app, ctx.predictions);
 };
 
 export default plugin;

@@ -200,6 +200,35 @@ export function toPerformanceView(model: string, version: string, p: RollingPerf
   return { model, version, ...p };
 }
 
+export const timelineQuery = z.object({
+  model: modelName.optional(),
+  version: z.string().min(1).max(64).optional(),
+  since: timestamp.optional().describe('Default: 24 hours before until'),
+  until: timestamp.optional().describe('Default: now'),
+  bucket_s: z.coerce.number().int().min(1).max(31 * 86400).optional().describe('Bucket width in seconds (default: a round width giving at most 120 buckets)'),
+});
+
+export const timelineSchema = z.object({
+  model: z.string().nullable(),
+  version: z.string().nullable(),
+  since: z.number().describe('Start of the first bucket (since, aligned down to the bucket width)'),
+  until: z.number(),
+  bucket_s: z.number(),
+  total: z.number(),
+  positives: z.number(),
+  buckets: z.array(
+    z.object({
+      t: z.number().describe('Bucket start, epoch ms'),
+      count: z.number(),
+      positives: z.number().describe('Predictions at or above their threshold'),
+      positive_rate: z.number().nullable(),
+      cached: z.number(),
+      latency_mean_ms: z.number().nullable(),
+      latency_max_ms: z.number().nullable(),
+    }),
+  ),
+});
+
 const severity = z.enum(['info', 'warning', 'critical']);
 
 export const alertSchema = z.object({

@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import type { Database } from '../../core/db/index.js';
 import { Rng } from '../../core/ml/random.js';
 import {
@@ -72,6 +72,26 @@ export interface TrafficGroup {
   lastTime: number;
 }
 
+/** Predictions per time bucket (shadow calls excluded). */
+export interface TimelineQuery {
+  model?: string;
+  version?: string;
+  since: number;
+  until: number;
+  bucketMs: number;
+}
+
+export interface TimelineBucket {
+  /** Bucket start, epoch ms. */
+  t: number;
+  count: number;
+  /** Predictions at or above their threshold. */
+  positives: number;
+  cached: number;
+  latencyMeanMs: number | null;
+  latencyMaxMs: number | null;
+}
+
 /**
  * Read-only access to the deployment service's prediction records (table `predictions`, written by
  * the deployment service). Monitoring never writes that table.
@@ -87,6 +107,8 @@ export interface PredictionSource {
   activeVersions(since: number): Promise<{ model: string; version: string }[]>;
   /** Aggregates of predictions at or after `since` (at most `limit` rows read). */
   traffic(since: number, until: number, limit?: number): Promise<TrafficGroup[]>;
+  /** Volume, positives and latency per bucket of [since, until), every bucket present (aggregated in SQL). */
+  timeline(query: TimelineQuery): Promise<TimelineBucket[]>;
 }
 
 /** Flattens a stats object into numeric features; nested objects become dotted keys. */
@@ -231,6 +253,39 @@ export class DeploymentPredictionSource implements PredictionSource {
       g.lastTime = Math.max(g.lastTime, t);
     }
     return [...groups.values()];
+  }
+
+  async timeline(q: TimelineQuery): Promise<TimelineBucket[]> {
+    // Bucket index in SQL (integer on both engines); grouped by ordinal so PostgreSQL sees one expression.
+    const bucket = sql<number>`cast((${sql.ref('time')} - ${q.since}) / ${q.bucketMs} as integer)`;
+    let query = this.#db
+      .selectFrom('predictions')
+      .select((eb) => [
+        bucket.as('b'),
+        eb.fn.countAll<number>().as('n'),
+        sql<number>`sum(case when ${sql.ref('probability')} >= ${sql.ref('threshold')} then 1 else 0 end)`.as('positives'),
+        sql<number>`sum(${sql.ref('cached')})`.as('cached'),
+        eb.fn.avg<number>('latency_ms').as('latency_mean'),
+        eb.fn.max('latency_ms').as('latency_max'),
+      ])
+      .where('time', '>=', q.since)
+      .where('time', '<', q.until)
+      .where('shadow', '=', 0);
+    if (q.model !== undefined) query = query.where('model_name', '=', q.model);
+    if (q.version !== undefined) query = query.where('model_version', '=', q.version);
+    const rows = await query.groupBy(sql`1`).execute();
+    const n = Math.ceil((q.until - q.since) / q.bucketMs);
+    const buckets: TimelineBucket[] = Array.from({ length: n }, (_, i) => ({ t: q.since + i * q.bucketMs, count: 0, positives: 0, cached: 0, latencyMeanMs: null, latencyMaxMs: null }));
+    for (const r of rows) {
+      const b = buckets[Number(r.b)];
+      if (!b) continue;
+      b.count = Number(r.n);
+      b.positives = Number(r.positives);
+      b.cached = Number(r.cached);
+      b.latencyMeanMs = r.latency_mean === null ? null : Number(r.latency_mean);
+      b.latencyMaxMs = r.latency_max === null ? null : Number(r.latency_max);
+    }
+    return buckets;
   }
 }
 

@@ -2,7 +2,7 @@ import { request } from './http.js';
 import type { Label } from './deployment.js';
 import type { z } from 'zod';
 import type { DriftReport, Verdict } from '../../../src/monitoring/store/types.js';
-import type { alertSchema, auditRecordSchema, explanationSchema, feedbackResponse, performanceSchema } from '../../../src/monitoring/routes/schemas.js';
+import type { alertSchema, auditRecordSchema, explanationSchema, feedbackResponse, performanceSchema, timelineSchema } from '../../../src/monitoring/routes/schemas.js';
 
 /** Client of the monitoring service; response types are inferred from its route schemas (src/monitoring/routes/schemas.ts). */
 
@@ -63,6 +63,13 @@ export type Performance = z.infer<typeof performanceSchema>;
 
 export function performance(model: string, version: string): Promise<Performance> {
   return request<Performance>('monitoring', '/performance', { query: { model, version } });
+}
+
+export type Timeline = z.infer<typeof timelineSchema>;
+
+/** Prediction volume, positive rate and latency per time bucket (viewer role; shadow calls excluded). */
+export function traffic(query: { model?: string; since?: number; until?: number; bucket_s?: number } = {}): Promise<Timeline> {
+  return request<Timeline>('monitoring', '/traffic', { query });
 }
 
 export function monitoringMetricsText(): Promise<string> {

@@ -1,7 +1,7 @@
 import { useCallback, useEffect, useId, useRef, useState, type FormEvent } from 'react';
 import { loadedModels } from '../api/deployment.js';
 import { ApiError } from '../api/http.js';
-import { acknowledgeAlert, alerts, audit, detectDrift, driftReports, monitoringMetricsText, resolveAlert, type Alert, type AuditQuery, type AuditRecord, type DriftReport } from '../api/monitoring.js';
+import { acknowledgeAlert, alerts, audit, detectDrift, driftReports, monitoringMetricsText, resolveAlert, traffic, type Alert, type AuditQuery, type AuditRecord, type DriftReport } from '../api/monitoring.js';
 import { parsePrometheus } from '../api/prometheus.js';
 import { Badge } from '../components/Badge.js';
 import { BarChart, LineChart } from '../components/Chart.js';
@@ -12,55 +12,31 @@ import { dateTime, ms, num, pct, shortId } from '../format.js';
 import { useAsync } from '../hooks/useAsync.js';
 import { useInterval } from '../hooks/useInterval.js';
 
-// ————— traffic over time, from the audit trail (every prediction is audited) —————
+// ————— traffic over time (GET /traffic: aggregated from the prediction records) —————
 
 const RANGES = {
-  '1h': { span: 3600_000, bucket: 5 * 60_000, label: 'last hour' },
-  '24h': { span: 24 * 3600_000, bucket: 3600_000, label: 'last 24 hours' },
-  '7d': { span: 7 * 24 * 3600_000, bucket: 6 * 3600_000, label: 'last 7 days' },
+  '1h': { span: 3600_000, bucket: 60, label: 'last hour' },
+  '24h': { span: 24 * 3600_000, bucket: 900, label: 'last 24 hours' },
+  '7d': { span: 7 * 24 * 3600_000, bucket: 3 * 3600, label: 'last 7 days' },
 } as const;
 type RangeKey = keyof typeof RANGES;
-const MAX_AUDIT_PAGES = 5;
 
-interface Bucket {
-  t: number;
-  count: number;
-  positives: number;
-}
-
-async function predictionTraffic(range: RangeKey): Promise<{ buckets: Bucket[]; total: number; truncated: boolean }> {
-  const { span, bucket } = RANGES[range];
-  const now = Date.now();
-  const start = Math.floor((now - span) / bucket) * bucket;
-  const buckets: Bucket[] = [];
-  for (let t = start; t <= now; t += bucket) buckets.push({ t, count: 0, positives: 0 });
-  let token: string | undefined;
-  let total = 0;
-  let pages = 0;
-  do {
-    const page = await audit({ action: 'prediction.create', since: start, page_size: 1000, page_token: token });
-    for (const r of page.items) {
-      const b = buckets[Math.floor((r.time - start) / bucket)];
-      if (!b) continue;
-      b.count++;
-      total++;
-      if (r.details?.label === 'PNEUMONIA') b.positives++;
-    }
-    token = page.next_page_token;
-    pages++;
-  } while (token && pages < MAX_AUDIT_PAGES);
-  return { buckets, total, truncated: Boolean(token) };
-}
+const interval = (s: number): string => (s % 3600 === 0 ? `${s / 3600}-hour` : `${Math.round(s / 60)}-minute`);
 
 function TrafficCard() {
   const id = useId();
   const [range, setRange] = useState<RangeKey>('24h');
-  const traffic = useAsync(() => predictionTraffic(range), [range]);
-  const buckets = traffic.data?.buckets ?? [];
-  const forbidden = traffic.error instanceof ApiError && traffic.error.status === 403;
+  const timeline = useAsync(() => {
+    const { span, bucket } = RANGES[range];
+    const until = Date.now();
+    return traffic({ since: until - span, until, bucket_s: bucket });
+  }, [range]);
+  const buckets = timeline.data?.buckets ?? [];
+  const withData = buckets.filter((b) => b.count > 0);
+  const xDomain: [number, number] | undefined = buckets.length ? [buckets[0]!.t, buckets[buckets.length - 1]!.t] : undefined;
   return (
     <Card
-      title="Prediction volume and positive rate"
+      title="Prediction volume, positive rate and latency"
       actions={
         <>
           <label htmlFor={`${id}-range`} className="visually-hidden">
@@ -76,19 +52,17 @@ function TrafficCard() {
         </>
       }
     >
-      {forbidden ? (
-        <p className="muted">Traffic history is read from the audit trail, which needs the admin role.</p>
-      ) : traffic.error ? (
-        <ErrorCard error={traffic.error} onRetry={traffic.reload} />
-      ) : !traffic.data ? (
+      {timeline.error ? (
+        <ErrorCard error={timeline.error} onRetry={timeline.reload} />
+      ) : !timeline.data ? (
         <Loading />
       ) : (
         <>
           <p className="stat-line">
-            {traffic.data.total} predictions in the {RANGES[range].label}
-            {traffic.data.truncated ? ' (first 5000 shown)' : ''}.
+            {timeline.data.total} predictions in the {RANGES[range].label}
+            {timeline.data.total > 0 ? `, ${pct(timeline.data.positives / timeline.data.total)} flagged PNEUMONIA` : ''} · {interval(timeline.data.bucket_s)} intervals.
           </p>
-          <div className="plots two">
+          <div className="plots">
             <LineChart
               title="Predictions per interval"
               series={[{ name: 'predictions', points: buckets.map((b) => ({ x: b.t, y: b.count })) }]}
@@ -99,11 +73,23 @@ function TrafficCard() {
             />
             <LineChart
               title="Positive rate (PNEUMONIA share)"
-              series={[{ name: 'positive rate', color: '#c2540a', points: buckets.filter((b) => b.count > 0).map((b) => ({ x: b.t, y: b.positives / b.count })) }]}
+              series={[{ name: 'positive rate', color: '#c2540a', points: withData.map((b) => ({ x: b.t, y: b.positive_rate ?? 0 })) }]}
               xTime
-              xDomain={buckets.length ? [buckets[0]!.t, buckets[buckets.length - 1]!.t] : undefined}
+              xDomain={xDomain}
               yDomain={[0, 1]}
               yFormat={(v) => `${Math.round(v * 100)}%`}
+              height={200}
+              empty="No predictions in this range."
+            />
+            <LineChart
+              title="Latency per interval (mean and max)"
+              series={[
+                { name: 'mean', points: withData.map((b) => ({ x: b.t, y: b.latency_mean_ms ?? 0 })) },
+                { name: 'max', color: '#8a8f98', points: withData.map((b) => ({ x: b.t, y: b.latency_max_ms ?? 0 })) },
+              ]}
+              xTime
+              xDomain={xDomain}
+              yFormat={(v) => ms(v)}
               height={200}
               empty="No predictions in this range."
             />
