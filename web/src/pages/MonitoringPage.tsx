@@ -89,6 +89,7 @@ function TrafficCard() {
               ]}
               xTime
               xDomain={xDomain}
+              yDomain={[0, Math.max(1, ...withData.map((b) => b.latency_max_ms ?? 0)) * 1.1]}
               yFormat={(v) => ms(v)}
               height={200}
               empty="No predictions in this range."
