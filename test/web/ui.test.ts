@@ -4,6 +4,7 @@ import type { Browser, Page } from 'playwright-core';
 import path from 'node:path';
 import { generateChestXray, generateDataset, makeDicom, renderChestXray } from '../../src/core/imaging/index.js';
 import {
+  accessibilityViolations,
   api,
   browserSkipReason,
   createDatasetVersion,
@@ -122,6 +123,7 @@ describe('web UI in a real browser', { skip: skip ?? false }, () => {
     await page.getByTestId('confirm').click();
     await page.getByTestId('feedback-result').waitFor();
     await screenshot(page, 'predict');
+    assert.deepEqual(await accessibilityViolations(page), [], 'the result view (heatmap, slider, meter, actions)');
     assert.deepEqual(errors, []);
     await page.close();
   });
@@ -150,6 +152,7 @@ describe('web UI in a real browser', { skip: skip ?? false }, () => {
     assert.ok(text.includes(badMessage), `error card shows "${badMessage}"; it says: ${text}`);
     assert.ok(text.includes('notes.png'));
     await screenshot(page, 'predict-error');
+    assert.deepEqual(await accessibilityViolations(page), [], 'predict-error');
     await page.close();
   });
 
@@ -178,6 +181,7 @@ describe('web UI in a real browser', { skip: skip ?? false }, () => {
     await rows.nth(1).click();
     await page.getByTestId('heatmap').waitFor();
     await screenshot(page, 'predict-batch');
+    assert.deepEqual(await accessibilityViolations(page), [], 'predict-batch');
     assert.deepEqual(errors, []);
     await page.close();
   });
@@ -191,6 +195,7 @@ describe('web UI in a real browser', { skip: skip ?? false }, () => {
     await page.waitForFunction(() => Array.from(document.querySelectorAll<HTMLImageElement>('img.sample')).filter((i) => i.complete && i.naturalWidth > 0).length >= 4);
     assert.match((await page.getByTestId('image-counts').textContent()) ?? '', /NORMAL 4/);
     await screenshot(page, 'datasets');
+    assert.deepEqual(await accessibilityViolations(page), [], 'datasets');
     assert.deepEqual(errors, []);
     await page.close();
   });
@@ -213,6 +218,7 @@ describe('web UI in a real browser', { skip: skip ?? false }, () => {
     await page.getByRole('button', { name: 'Diff' }).click();
     assert.match((await page.getByTestId('diff').textContent()) ?? '', /\+6 added/);
     await screenshot(page, 'datasets-import');
+    assert.deepEqual(await accessibilityViolations(page), [], 'datasets-import');
     assert.deepEqual(errors, []);
     await page.close();
   });
@@ -230,6 +236,7 @@ describe('web UI in a real browser', { skip: skip ?? false }, () => {
     await page.getByRole('tab', { name: 'Model card' }).click();
     await page.getByTestId('model-card').waitFor();
     await screenshot(page, 'models');
+    assert.deepEqual(await accessibilityViolations(page), [], 'models');
     assert.deepEqual(errors, []);
     await page.close();
   });
@@ -237,7 +244,7 @@ describe('web UI in a real browser', { skip: skip ?? false }, () => {
   test('promoting a weaker version shows the gate refusing it with its reason', async () => {
     const { page } = await openPage(browser, `${p.gateway}/models`);
     await page.getByTestId('model-versions').waitFor();
-    await page.getByRole('button', { name: 'Move to Production: version 2' }).click();
+    await page.getByRole('button', { name: 'Promote version 2 to Production' }).click();
     const gate = page.getByTestId('gate');
     await gate.waitFor();
     assert.match((await gate.textContent()) ?? '', /refused/);
@@ -269,8 +276,26 @@ describe('web UI in a real browser', { skip: skip ?? false }, () => {
     assert.equal(await detail.locator('table.confusion').count(), 1);
     await detail.locator('figure', { hasText: 'ROC curve' }).locator('svg path').first().waitFor();
     await screenshot(page, 'training');
+    assert.deepEqual(await accessibilityViolations(page), [], 'training');
     assert.deepEqual(errors, []);
     await page.close();
+  });
+
+  test('every page passes axe-core\'s WCAG 2 A/AA rules (labels, names, contrast, landmarks) and is keyboard-reachable', async () => {
+    const found: string[] = [];
+    for (const route of ['/', '/datasets', '/training', '/models', '/monitoring']) {
+      const { page, errors } = await openPage(browser, `${p.gateway}${route}`);
+      await page.locator('main h1').first().waitFor();
+      await page.waitForLoadState('networkidle');
+      for (const v of await accessibilityViolations(page)) found.push(`${route}: ${v}`);
+      // Keyboard: Tab from the top reaches the navigation and then the page's own controls.
+      await page.keyboard.press('Tab');
+      const first = await page.evaluate(() => document.activeElement?.tagName ?? '');
+      assert.ok(['A', 'BUTTON', 'INPUT', 'SELECT'].includes(first), `${route}: the first Tab focuses a control, got ${first}`);
+      assert.deepEqual(errors, []);
+      await page.close();
+    }
+    assert.deepEqual(found, []);
   });
 
   test('the Monitoring page shows traffic, alerts and the audit trail', async () => {
@@ -283,6 +308,7 @@ describe('web UI in a real browser', { skip: skip ?? false }, () => {
     assert.match(latency ?? '', /mean \([1-9]\d* points, last \d/);
     await page.getByTestId('alerts-table').waitFor();
     await screenshot(page, 'monitoring');
+    assert.deepEqual(await accessibilityViolations(page), [], 'monitoring');
     assert.deepEqual(errors, []);
     await page.close();
   });
@@ -310,6 +336,7 @@ describe('web UI with auth on', { skip: skip ?? false }, () => {
     const login = page.getByTestId('login');
     await login.waitFor();
     await screenshot(page, 'login');
+    assert.deepEqual(await accessibilityViolations(page), []);
     await page.getByLabel('API key').fill('wrong-key');
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.getByText('That key is unknown or revoked.').waitFor();

@@ -205,7 +205,7 @@ function StageButtons({ v, onDone }: { v: ModelVersion; onDone: (msg: { verdict?
       setBusy(false);
     }
   };
-  const targets: Stage[] = (['Staging', 'Production', 'Archived'] as Stage[]).filter((s) => s !== v.stage);
+  const targets = (['Staging', 'Production', 'Archived'] as const).filter((s) => s !== v.stage);
   return (
     <div className="row nowrap">
       {targets.map((s) => (
@@ -218,14 +218,17 @@ function StageButtons({ v, onDone }: { v: ModelVersion; onDone: (msg: { verdict?
             e.stopPropagation();
             void go(s);
           }}
-          aria-label={`${s === 'Archived' ? 'Archive' : `Move to ${s}`}: version ${v.version}`}
+          aria-label={`${VERB[s]} version ${v.version}${s === 'Archived' ? '' : ` to ${s}`}`}
         >
-          {s === 'Archived' ? 'Archive' : s === 'Production' ? 'Promote' : 'Stage'}
+          {VERB[s]}
         </button>
       ))}
     </div>
   );
 }
+
+/** Button text of each stage move; the accessible name starts with it (WCAG 2.5.3). */
+const VERB = { Staging: 'Stage', Production: 'Promote', Archived: 'Archive' } as const;
 
 function ForceForm({ name, version, onDone }: { name: string; version: number; onDone: (r: { verdict?: GateVerdict | null; error?: unknown }) => void }) {
   const id = useId();
