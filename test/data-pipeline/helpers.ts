@@ -1,33 +1,15 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { testConfig } from '../../src/core/config/index.js';
-import { openPlatform, type Platform, type PlatformOverrides } from '../../src/core/platform.js';
+import type { PlatformOverrides } from '../../src/core/platform.js';
 import { buildDataPipelineApp } from '../../src/data-pipeline/app.js';
+import { startService, type ServiceHarness } from '../helpers/service-harness.js';
 
-export interface Pipeline {
-  home: string;
-  platform: Platform;
-  app: FastifyInstance;
-  close(): Promise<void>;
-}
+export type Pipeline = ServiceHarness;
 
 /** A data pipeline app on a fresh platform in a temp XRAY_HOME, which is also the import root. */
-export async function openPipeline(overrides: Record<string, string> = {}, platformOverrides: PlatformOverrides = {}): Promise<Pipeline> {
-  const home = mkdtempSync(path.join(tmpdir(), 'xray-dp-test-'));
-  const platform = await openPlatform(testConfig(home, { XRAY_IMPORT_ROOT: home, ...overrides }), platformOverrides);
-  const app = await buildDataPipelineApp(platform);
-  return {
-    home,
-    platform,
-    app,
-    async close() {
-      await app.close();
-      await platform.close();
-      rmSync(home, { recursive: true, force: true });
-    },
-  };
+export function openPipeline(overrides: Record<string, string> = {}, platformOverrides: PlatformOverrides = {}): Promise<Pipeline> {
+  return startService(buildDataPipelineApp, 'dp-test', (home) => ({ XRAY_IMPORT_ROOT: home, ...overrides }), platformOverrides);
 }
 
 /** Multipart body: fields first (in order), then files. */

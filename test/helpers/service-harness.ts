@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { testConfig } from '../../src/core/config/index.js';
-import { openPlatform, type Platform } from '../../src/core/platform.js';
+import { openPlatform, type Platform, type PlatformOverrides } from '../../src/core/platform.js';
 
 export interface ServiceHarness {
   home: string;
@@ -12,14 +12,18 @@ export interface ServiceHarness {
   close(): Promise<void>;
 }
 
-/** One service's app on a fresh temporary embedded platform (SQLite, fs objects, memory cache). */
+/**
+ * One service's app on a fresh temporary embedded platform (SQLite, fs objects, memory cache).
+ * `overrides` may depend on the temporary home (e.g. to make it the import root).
+ */
 export async function startService(
   build: (platform: Platform) => Promise<FastifyInstance>,
   prefix: string,
-  overrides: Record<string, string> = {},
+  overrides: Record<string, string> | ((home: string) => Record<string, string>) = {},
+  platformOverrides: PlatformOverrides = {},
 ): Promise<ServiceHarness> {
   const home = mkdtempSync(path.join(tmpdir(), `xray-${prefix}-`));
-  const platform = await openPlatform(testConfig(home, overrides));
+  const platform = await openPlatform(testConfig(home, typeof overrides === 'function' ? overrides(home) : overrides), platformOverrides);
   const app = await build(platform);
   return {
     home,

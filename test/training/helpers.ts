@@ -11,7 +11,7 @@ import { createVersion, dataContext, ingestFile } from '../../src/data-pipeline/
 import { buildTrainingApp } from '../../src/training/app.js';
 import { findPython } from '../../src/training/runner/index.js';
 import { newJobId } from '../../src/training/service/paths.js';
-import type { JobRecord } from '../../src/training/store/types.js';
+import { newJobRecord, type JobRecord } from '../../src/training/store/types.js';
 
 /**
  * Whether the real worker can run here (a Python with torch). When it cannot, the caller skips
@@ -142,40 +142,20 @@ export async function writeExport(dir: string, perSplit: { train: number; val: n
 /** A complete job record with test defaults (queued, compact_cnn at 32 px); override any field. */
 export function jobRecord(over: Partial<JobRecord>): JobRecord {
   const now = Date.now();
-  return {
-    id: newJobId(),
-    state: 'queued',
-    datasetVersion: null,
-    datasetDir: '/nowhere',
-    model: 'compact_cnn',
-    inputSize: 32,
-    experiment: 'pneumonia',
-    request: { model: 'compact_cnn', hyperparameters: { epochs: 2 } },
-    attempt: 0,
-    queueJobId: null,
-    workerHost: null,
-    workerPid: null,
-    heartbeatAt: null,
-    progress: null,
-    current: null,
-    info: null,
-    lastCheckpoint: null,
-    artifacts: {},
-    metrics: null,
-    testMetrics: null,
-    parity: null,
-    threshold: null,
-    bestEpoch: null,
-    bestValAuc: null,
-    imagesPerSec: null,
-    runId: null,
-    registered: null,
-    error: null,
-    createdBy: 'tester',
-    createdAt: now,
-    updatedAt: now,
-    attemptStartedAt: now,
-    finishedAt: null,
-    ...over,
-  };
+  const fresh = newJobRecord(
+    {
+      id: newJobId(),
+      datasetVersion: null,
+      datasetDir: '/nowhere',
+      model: 'compact_cnn',
+      inputSize: 32,
+      experiment: 'pneumonia',
+      request: { model: 'compact_cnn', hyperparameters: { epochs: 2 } },
+      queueJobId: null,
+      progress: null,
+      createdBy: 'tester',
+    },
+    now,
+  );
+  return { ...fresh, attemptStartedAt: now, ...over };
 }

@@ -9,6 +9,7 @@ import { LocalProcessRunner, type RuntimeInfo, type TrainerRunner } from '../run
 import { KyselyTrainingStore, type TrainingStore } from '../store/training-store.js';
 import {
   FINAL_STATES,
+  newJobRecord,
   RESUMABLE_STATES,
   type EpochRecord,
   type JobRecord,
@@ -203,40 +204,20 @@ export class TrainingService {
     const dataset = await this.#resolveDataset(request);
     await this.runtime();
     const now = Date.now();
-    const job: JobRecord = {
-      id: newJobId(),
-      state: 'queued',
-      ...dataset,
-      model: request.model,
-      inputSize: request.input_size ?? null,
-      experiment: request.experiment ?? DEFAULT_EXPERIMENT,
-      request,
-      attempt: 0,
-      queueJobId: randomUUID(),
-      workerHost: null,
-      workerPid: null,
-      heartbeatAt: null,
-      progress: { phase: 'queued', epoch: 0, epochs: Number(request.hyperparameters?.epochs ?? 10), step: 0, steps: 0, fraction: 0 },
-      current: null,
-      info: null,
-      lastCheckpoint: null,
-      artifacts: {},
-      metrics: null,
-      testMetrics: null,
-      parity: null,
-      threshold: null,
-      bestEpoch: null,
-      bestValAuc: null,
-      imagesPerSec: null,
-      runId: null,
-      registered: null,
-      error: null,
-      createdBy: caller.actor,
-      createdAt: now,
-      updatedAt: now,
-      attemptStartedAt: null,
-      finishedAt: null,
-    };
+    const job = newJobRecord(
+      {
+        id: newJobId(),
+        ...dataset,
+        model: request.model,
+        inputSize: request.input_size ?? null,
+        experiment: request.experiment ?? DEFAULT_EXPERIMENT,
+        request,
+        queueJobId: randomUUID(),
+        progress: { phase: 'queued', epoch: 0, epochs: Number(request.hyperparameters?.epochs ?? 10), step: 0, steps: 0, fraction: 0 },
+        createdBy: caller.actor,
+      },
+      now,
+    );
     await this.store.createJob(job);
     await this.#ctx.record(job.id, 0, 'state', { state: 'queued', attempt: 0 });
     await this.platform.queue.add(QUEUE_NAME, 'train', { kind: 'job', id: job.id } satisfies QueuePayload, { jobId: job.queueJobId! });

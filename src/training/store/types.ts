@@ -97,6 +97,39 @@ export interface JobRecord {
   finishedAt: number | null;
 }
 
+/** The fields a new job is created with; {@link newJobRecord} leaves everything a run reports empty. */
+export type NewJob = Pick<JobRecord, 'id' | 'datasetVersion' | 'datasetDir' | 'model' | 'inputSize' | 'experiment' | 'request' | 'queueJobId' | 'progress' | 'createdBy'>;
+
+/** A queued job before its first attempt: no worker, metrics, artifacts or outcome yet. */
+export function newJobRecord(init: NewJob, now: number): JobRecord {
+  return {
+    ...init,
+    state: 'queued',
+    attempt: 0,
+    workerHost: null,
+    workerPid: null,
+    heartbeatAt: null,
+    current: null,
+    info: null,
+    lastCheckpoint: null,
+    artifacts: {},
+    metrics: null,
+    testMetrics: null,
+    parity: null,
+    threshold: null,
+    bestEpoch: null,
+    bestValAuc: null,
+    imagesPerSec: null,
+    runId: null,
+    registered: null,
+    error: null,
+    createdAt: now,
+    updatedAt: now,
+    attemptStartedAt: null,
+    finishedAt: null,
+  };
+}
+
 export interface StudyRequest extends Omit<JobRequest, 'register_as'> {
   search_space: Record<string, unknown>;
   n_trials: number;
