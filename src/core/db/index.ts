@@ -4,7 +4,6 @@ import { migrateToLatest } from './migrate.js';
 import type { Database } from './database.js';
 
 export type { Database, Capabilities, Engine } from './database.js';
-export { isUniqueViolation } from './database.js';
 export { migrateToLatest } from './migrate.js';
 
 export interface OpenDatabaseOptions {

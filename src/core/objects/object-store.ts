@@ -86,14 +86,11 @@ export async function putContentAddressed(
 ): Promise<{ sha256: string; key: string; existed: boolean }> {
   const sha256 = sha256Hex(data);
   const key = contentKey(namespace, sha256, ext);
-  let existed = await store.exists(key);
-  if (existed) {
-    // Collected between the check and the touch: write it again.
-    existed = await store.touch(key).then(
-      () => true,
-      (err: unknown) => (err instanceof AppError && err.code === 'NOT_FOUND' ? false : Promise.reject(err)),
-    );
-  }
+  // The touch is also the existence check: NOT_FOUND (never stored, or collected meanwhile) means write it.
+  const existed = await store.touch(key).then(
+    () => true,
+    (err: unknown) => (err instanceof AppError && err.code === 'NOT_FOUND' ? false : Promise.reject(err)),
+  );
   if (!existed) await store.put(key, data, contentType);
   return { sha256, key, existed };
 }

@@ -154,10 +154,12 @@ export class SqlAlertStore implements AlertStore {
         .limit(1)
         .executeTakeFirst();
       if (existing) {
-        // Increments in SQL: a concurrent raise on another replica waits for our row lock and adds its own.
-        const bumped = await trx
+        // Increments and escalates in SQL: a concurrent raise on another replica waits for our row lock and adds its own.
+        const rank = sql`case ${sql.ref('severity')} when 'info' then 0 when 'warning' then 1 else 2 end`;
+        const row = await trx
           .updateTable('alerts')
           .set({
+            severity: sql<string>`case when ${rank} < ${RANK[input.severity]} then ${input.severity} else ${sql.ref('severity')} end`,
             summary: input.summary,
             details: input.details === null ? null : JSON.stringify(input.details),
             occurrences: sql<number>`occurrences + 1`,
@@ -165,11 +167,9 @@ export class SqlAlertStore implements AlertStore {
           })
           .where('id', '=', existing.id)
           .where('status', 'in', ['open', 'acknowledged'])
+          .returningAll()
           .executeTakeFirst();
-        if (Number(bumped.numUpdatedRows) === 0) throw new RaiseConflict();
-        const lower = (Object.keys(RANK) as Severity[]).filter((s) => RANK[s] < RANK[input.severity]);
-        if (lower.length > 0) await trx.updateTable('alerts').set({ severity: input.severity }).where('id', '=', existing.id).where('severity', 'in', lower).execute();
-        const row = await trx.selectFrom('alerts').selectAll().where('id', '=', existing.id).executeTakeFirstOrThrow();
+        if (!row) throw new RaiseConflict();
         return { alert: toAlert(row), created: false };
       }
       const row: AlertsTable = {
