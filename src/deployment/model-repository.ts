@@ -332,16 +332,19 @@ export class ModelRepository {
   async #checkPath(p: string): Promise<string> {
     if (typeof p !== 'string' || p.length === 0 || p.includes('\0')) throw new AppError('INVALID_INPUT', 'path must be a non-empty file path');
     const abs = path.resolve(p);
+    const lexical = this.#options.allowedRoots.map((r) => path.resolve(r));
+    const roots = await Promise.all(lexical.map((r) => realpath(r).catch(() => r)));
+    const under = (candidate: string, list: string[]) => list.some((r) => candidate === r || candidate.startsWith(r.endsWith(path.sep) ? r : r + path.sep));
+    // One answer for every path outside the roots, existing or not, so the API does not reveal what exists there.
+    const outside = () => new AppError('FORBIDDEN', 'model files may only be loaded from under XRAY_HOME or XRAY_IMPORT_ROOT');
+    if (!under(abs, [...lexical, ...roots])) throw outside();
     let real: string;
     try {
       real = await realpath(abs);
     } catch {
       throw new AppError('NOT_FOUND', `model file '${abs}' does not exist`);
     }
-    const roots = await Promise.all(this.#options.allowedRoots.map((r) => realpath(path.resolve(r)).catch(() => path.resolve(r))));
-    if (!roots.some((r) => real === r || real.startsWith(r.endsWith(path.sep) ? r : r + path.sep))) {
-      throw new AppError('FORBIDDEN', `model files may only be loaded from under ${roots.join(' or ')}`);
-    }
+    if (!under(real, roots)) throw outside();
     const st = await stat(real);
     if (!st.isFile()) throw new AppError('INVALID_INPUT', `'${abs}' is not a file`);
     return real;

@@ -6,6 +6,7 @@ import fastifyStatic from '@fastify/static';
 import { SERVICE_NAMES, type Config, type ServiceName } from '../core/config/index.js';
 import { installErrorHandlers, routeNotFound } from '../core/http/error-handler.js';
 import type { Logger } from 'pino';
+import { installSecurity, UI_CSP } from '../core/http/security.js';
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'host', 'content-length', 'proxy-connection', 'te', 'trailer']);
 
@@ -17,6 +18,7 @@ export async function buildGatewayApp(config: Config, logger: Logger): Promise<F
   const app = Fastify({ loggerInstance: logger.child({ service: 'gateway' }) as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }), forceCloseConnections: true });
   const serveWeb = existsSync(path.join(config.webDir, 'index.html'));
   installErrorHandlers(app, { notFound: !serveWeb });
+  await installSecurity(app, { allowedOrigins: config.corsOrigins, allowedHosts: config.allowedHosts, hsts: config.hsts, pageCsp: UI_CSP, cspExempt: ['/api/data-pipeline/docs', '/api/training/docs', '/api/model-registry/docs', '/api/deployment/docs', '/api/monitoring/docs'] });
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_req, payload, done) => done(null, payload));
 

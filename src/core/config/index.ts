@@ -26,7 +26,12 @@ export interface Config {
   readonly adminKey: string;
   readonly logLevel: RawConfig['XRAY_LOG_LEVEL'];
   readonly maxUploadBytes: number;
+  /** Image decoding worker pool: threads (0 = cores), per-task wall time and per-thread heap. */
+  readonly decode: { readonly threads: number; readonly timeoutMs: number; readonly memoryMb: number };
   readonly importRoot: string;
+  readonly corsOrigins: readonly string[];
+  readonly allowedHosts: readonly string[];
+  readonly hsts: boolean;
   readonly python: string;
   readonly trainerConcurrency: number;
   readonly seedModel: boolean;
@@ -136,7 +141,11 @@ function fromRaw(raw: RawConfig, monitoring: MonitoringSettings): Config {
     adminKey: raw.XRAY_ADMIN_KEY,
     logLevel: raw.XRAY_LOG_LEVEL,
     maxUploadBytes: Math.round(raw.XRAY_MAX_UPLOAD_MB * 1024 * 1024),
-    importRoot: path.resolve(raw.XRAY_IMPORT_ROOT || path.resolve(PROJECT_ROOT, '..')),
+    decode: { threads: raw.XRAY_DECODE_THREADS, timeoutMs: raw.XRAY_DECODE_TIMEOUT_MS, memoryMb: raw.XRAY_DECODE_MEMORY_MB },
+    importRoot: path.resolve(raw.XRAY_IMPORT_ROOT || path.join(home, 'import')),
+    corsOrigins: Object.freeze(raw.XRAY_CORS_ORIGINS.split(',').map((o) => o.trim().replace(/\/$/, '')).filter(Boolean)),
+    allowedHosts: Object.freeze(raw.XRAY_ALLOWED_HOSTS.split(',').map((h) => h.trim().toLowerCase()).filter(Boolean)),
+    hsts: raw.XRAY_HSTS,
     python: raw.XRAY_PYTHON,
     trainerConcurrency: raw.XRAY_TRAINER_CONCURRENCY,
     seedModel: raw.XRAY_SEED_MODEL,

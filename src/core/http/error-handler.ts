@@ -17,7 +17,12 @@ const FASTIFY_CODES: Record<string, ErrorCode> = {
   FST_INVALID_MULTIPART_CONTENT_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'INVALID_INPUT',
   FST_ERR_VALIDATION: 'INVALID_INPUT',
+  FST_MULTIPART_INVALID_CONTENT_TYPE: 'INVALID_INPUT',
+  FST_NO_FORM_DATA: 'INVALID_INPUT',
 };
+
+/** Body parse failures from busboy (@fastify/multipart) carry no code: unterminated body, missing boundary. */
+const MULTIPART_PARSE = /^(Unexpected end of (form|file|multipart data)|Multipart: Boundary not found|Malformed part header|Part terminated early)/;
 
 /** Maps any error to the envelope `{ error: { code, message } }`; hides 5xx details. */
 export function toErrorBody(err: unknown): { status: number; body: ErrorBody } {
@@ -38,6 +43,9 @@ export function toErrorBody(err: unknown): { status: number; body: ErrorBody } {
     const message = fe.code === 'FST_ERR_CTP_INVALID_JSON_BODY' ? `malformed JSON body: ${fe.message}` : fe.message;
     return { status: ERROR_STATUS[code], body: { error: { code, message } } };
   }
+  if (typeof fe?.message === 'string' && MULTIPART_PARSE.test(fe.message) && !(typeof fe.statusCode === 'number' && fe.statusCode >= 500 && fe.code)) {
+    return { status: 400, body: { error: { code: 'INVALID_INPUT', message: `malformed multipart body: ${fe.message}` } } };
+  }
   if (fe?.validation) {
     return { status: 400, body: { error: { code: 'INVALID_INPUT', message: fe.message } } };
   }
@@ -51,7 +59,12 @@ export function toErrorBody(err: unknown): { status: number; body: ErrorBody } {
 
 export function installErrorHandlers(app: FastifyInstance, options: { notFound?: boolean } = {}): void {
   app.setErrorHandler((err, req, reply) => {
-    const { status, body } = toErrorBody(err);
+    // A multipart body that ends before its closing boundary surfaces as a premature stream close: the client's fault.
+    const truncatedUpload =
+      (err as { code?: string } | null)?.code === 'ERR_STREAM_PREMATURE_CLOSE' && /^multipart\//i.test(String(req.headers['content-type'] ?? ''));
+    const { status, body } = truncatedUpload
+      ? { status: 400, body: { error: { code: 'INVALID_INPUT', message: 'malformed multipart body: it ended before the closing boundary' } } as ErrorBody }
+      : toErrorBody(err);
     if (status >= 500) req.log.error({ err }, 'request failed');
     else req.log.info({ code: body.error.code, msg: body.error.message }, 'request rejected');
     if (isResponseSerializationError(err)) req.log.error({ err }, 'response did not match its schema');

@@ -9,6 +9,7 @@ import type { Platform } from '../platform.js';
 import { authPlugin } from '../auth/index.js';
 import { installErrorHandlers } from './error-handler.js';
 import { metricsPlugin } from './metrics.js';
+import { installSecurity } from './security.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -62,6 +63,12 @@ export async function createServiceApp(opts: ServiceAppOptions): Promise<Fastify
   installErrorHandlers(app as unknown as FastifyInstance);
   app.addHook('onSend', async (req, reply) => {
     void reply.header('x-request-id', req.id);
+  });
+  await installSecurity(app as unknown as FastifyInstance, {
+    allowedOrigins: platform.config.corsOrigins,
+    allowedHosts: platform.config.allowedHosts,
+    hsts: platform.config.hsts,
+    cspExempt: ['/docs'],
   });
   app.decorate('platform', platform);
   app.decorate('readiness', new Map<string, () => Promise<boolean>>());

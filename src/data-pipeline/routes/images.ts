@@ -1,3 +1,4 @@
+import { storedBytesHeaders } from '../../core/http/safe-content.js';
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
@@ -81,7 +82,7 @@ export function imageRoutes(app: FastifyInstance, ctx: DataContext): void {
     async (req, reply) => {
       const image = await ctx.images.require(req.params.hash);
       const bytes = await getImageBytes(ctx, image.hash);
-      void reply.type(image.format === 'dicom' ? 'application/dicom' : `image/${image.format}`);
+      void storedBytesHeaders(reply, image.format === 'dicom' ? 'application/dicom' : `image/${image.format}`, `${image.hash}.${image.format === 'dicom' ? 'dcm' : image.format}`);
       return reply.send(bytes);
     },
   );

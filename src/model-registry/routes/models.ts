@@ -1,3 +1,4 @@
+import { storedBytesHeaders } from '../../core/http/safe-content.js';
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
@@ -230,12 +231,9 @@ export const modelRoutes: FastifyPluginAsync = async (fastify) => {
     },
     async (req, reply) => {
       const { artifact, stream } = await service().openArtifact(req.params.name, req.params.version, req.params['*']);
-      const filename = artifact.path.split('/').pop()!.replace(/[^A-Za-z0-9._-]/g, '_');
-      void reply
-        .type(artifact.content_type)
+      void storedBytesHeaders(reply, artifact.content_type, artifact.path)
         .header('content-length', String(artifact.size))
-        .header('x-content-sha256', artifact.sha256)
-        .header('content-disposition', `attachment; filename="${filename}"`);
+        .header('x-content-sha256', artifact.sha256);
       return reply.send(stream);
     },
   );

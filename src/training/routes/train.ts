@@ -1,3 +1,4 @@
+import { storedBytesHeaders } from '../../core/http/safe-content.js';
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
@@ -213,7 +214,7 @@ export const trainRoutes: FastifyPluginAsync<{ service: TrainingService }> = asy
       const job = await service.getJob(req.params.id);
       const ref = job.artifacts[req.params.kind];
       if (!ref) throw new AppError('NOT_FOUND', `training job '${job.id}' has no '${req.params.kind}' artifact (has: ${Object.keys(job.artifacts).join(', ') || 'none'})`);
-      void reply.type(ref.contentType).header('content-disposition', `attachment; filename="${ref.file}"`).header('x-content-sha256', ref.sha256);
+      void storedBytesHeaders(reply, ref.contentType, ref.file).header('x-content-sha256', ref.sha256);
       return reply.send(await service.platform.objects.getStream(ref.key));
     },
   );

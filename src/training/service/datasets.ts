@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { realpathSync, existsSync } from 'node:fs';
 import { readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { AppError } from '../../core/errors.js';
@@ -90,12 +90,23 @@ export async function readExportManifestInfo(dir: string): Promise<{ versionId: 
  * XRAY_HOME or the import root, so the API cannot be used to read arbitrary server paths.
  */
 export function checkDatasetDir(dir: string, allowedRoots: readonly string[]): string {
-  const resolved = path.resolve(dir);
-  const inside = allowedRoots.some((root) => {
-    const r = path.resolve(root);
-    return resolved === r || resolved.startsWith(r + path.sep);
-  });
-  if (!inside) throw new AppError('INVALID_INPUT', `dataset_dir must be inside XRAY_HOME or XRAY_IMPORT_ROOT (${allowedRoots.join(', ')})`);
+  const outside = () => new AppError('INVALID_INPUT', 'dataset_dir must be inside XRAY_HOME or XRAY_IMPORT_ROOT');
+  const realOr = (p: string) => {
+    try {
+      return realpathSync(p);
+    } catch {
+      return null;
+    }
+  };
+  const under = (candidate: string, roots: string[]) => roots.some((r) => candidate === r || candidate.startsWith(r + path.sep));
+  const lexical = allowedRoots.map((r) => path.resolve(r));
+  const realRoots = lexical.map((r) => realOr(r) ?? r);
+  const abs = path.resolve(dir);
+  if (!under(abs, [...lexical, ...realRoots])) throw outside();
+  // Symlinks may not lead out of the roots: the real path must be inside one too.
+  const resolved = realOr(abs);
+  if (resolved === null) throw new AppError('INVALID_INPUT', `dataset_dir '${abs}' is not a dataset export (no manifest.json)`);
+  if (!under(resolved, realRoots)) throw outside();
   if (!existsSync(path.join(resolved, 'manifest.json'))) {
     throw new AppError('INVALID_INPUT', `dataset_dir '${resolved}' is not a dataset export (no manifest.json)`);
   }

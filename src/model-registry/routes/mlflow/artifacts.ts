@@ -2,6 +2,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { AppError } from '../../../core/errors.js';
+import { storedBytesHeaders } from '../../../core/http/safe-content.js';
 import { contextOf, mlflowErrors } from './common.js';
 
 const TAGS = ['mlflow artifacts'];
@@ -44,7 +45,7 @@ export const mlflowArtifactRoutes: FastifyPluginAsync = async (fastify) => {
       const { runId, path } = parseArtifactPath((req.params as { '*': string })['*']);
       const artifact = await store().getArtifact(runId, path);
       const stream = await app.platform.objects.getStream(artifact.object_key);
-      void reply.header('content-length', String(artifact.size)).type('application/octet-stream');
+      void storedBytesHeaders(reply, 'application/octet-stream', path).header('content-length', String(artifact.size));
       return reply.send(stream);
     },
   );
