@@ -2,7 +2,8 @@
 // One idempotent setup step, run before `npm start`, `npm test` and by .ci/run:
 //  1. npm dependencies (npm ci when node_modules is missing or older than package-lock.json);
 //  2. the training worker's Debian packages (python3-torch …) when root on Debian, else a how-to;
-//  3. with --test: Chromium (browser tests) and promtool (alert rules check), same policy;
+//  3. with --test: Chromium (browser tests), promtool (alert rules check) and the DICOM encoders
+//     dcmtk + GDCM (codec fixtures), same policy;
 //  4. the web UI build (web/dist) when its sources changed.
 // Fast when nothing is missing: each step checks a stamp or probes before doing anything.
 import { spawnSync } from 'node:child_process';
@@ -18,7 +19,9 @@ const isDebian = existsSync('/etc/debian_version');
 const log = (msg) => console.error(`[setup] ${msg}`);
 
 const TRAINER_PACKAGES = ['python3-torch', 'python3-torchvision', 'python3-optuna', 'python3-onnx', 'python3-pytest', 'python3-pil'];
-const TEST_PACKAGES = { chromium: '/usr/bin/chromium', prometheus: '/usr/bin/promtool' };
+// Debian package → a binary it installs. dcmtk and libgdcm-tools are the real DICOM encoders the
+// codec tests make their compressed fixtures with (JPEG, JPEG Lossless, JPEG-LS, RLE; JPEG 2000).
+const TEST_PACKAGES = { chromium: '/usr/bin/chromium', prometheus: '/usr/bin/promtool', dcmtk: '/usr/bin/dcmcjpls', 'libgdcm-tools': '/usr/bin/gdcmconv' };
 
 function sha(file) {
   return createHash('sha256').update(readFileSync(file)).digest('hex');
@@ -78,7 +81,7 @@ function ensureTestTools() {
     log(`installing test tools: ${missing.join(' ')}`);
     aptInstall(missing);
   } else {
-    log(`browser and alert-rule tests need: sudo apt-get install -y ${missing.join(' ')} (they skip until then)`);
+    log(`browser, alert-rule and DICOM codec tests need: sudo apt-get install -y ${missing.join(' ')} (they skip until then)`);
   }
 }
 
