@@ -11,7 +11,7 @@ import { planImport } from '../data-pipeline/service/import-files.js';
 import type { ClassLabel, Split } from '../data-pipeline/store/types.js';
 import { ModelRepository } from '../deployment/model-repository.js';
 import type { OnnxModel } from '../deployment/service/onnx-model.js';
-import { PreprocessPool } from '../deployment/service/preprocess-pool.js';
+import { ImagePool } from '../core/imaging/image-pool.js';
 import { RegistryModelSource } from '../deployment/service/registry-source.js';
 import { StoredImages } from '../deployment/service/stored-images.js';
 import { EMBEDDING_DIM, EMBEDDING_SEED, type PredictionStats } from '../deployment/store/prediction-store.js';
@@ -20,7 +20,7 @@ import { ModelRegistryService } from '../model-registry/service/registry-service
 /**
  * Evaluation of a model on labelled images through the serving path itself: the deployment
  * service's ModelRepository (registry resolution, the ONNX Runtime session, its dynamic batcher)
- * and PreprocessPool (the same decode + preprocess the data plane runs). Nothing is logged as a
+ * and ImagePool (the same decode + preprocess the data plane runs). Nothing is logged as a
  * prediction, so an evaluation never shows up in monitoring.
  */
 
@@ -238,7 +238,7 @@ export async function evaluateModel(platform: Platform, options: EvaluationOptio
     allowedRoots: [],
     defaultName: 'model',
   });
-  const pool = new PreprocessPool({ threads: cores });
+  const pool = new ImagePool({ threads: cores });
   try {
     const { model, recorded, thresholdSource } = await loadModel(platform, repository, options.model);
     const release = model.acquire();

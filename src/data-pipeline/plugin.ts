@@ -29,7 +29,7 @@ const plugin: FastifyPluginAsync<ServicePluginOptions> = async (app, { platform 
   ensureImportWorker(ctx);
   ingestRoutes(app, ctx);
   validateRoutes(app, ctx);
-  preprocessRoutes(app);
+  preprocessRoutes(app, ctx);
   versionRoutes(app, ctx);
   imageRoutes(app, ctx);
 };

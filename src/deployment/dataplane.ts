@@ -12,7 +12,7 @@ import type { DeploymentMetrics } from './service/metrics.js';
 import type { BatchResult } from './service/batcher.js';
 import type { HeatmapMethod, InferenceOutput, OnnxModel } from './service/onnx-model.js';
 import type { PredictionRecorder } from './service/prediction-recorder.js';
-import type { PreprocessOutput, PreprocessPool } from './service/preprocess-pool.js';
+import type { ImagePool, PreprocessedImage as PreprocessOutput } from '../core/imaging/image-pool.js';
 import { ResultCache, type CachedPrediction } from './service/result-cache.js';
 import {
   EMBEDDING_DIM,
@@ -107,7 +107,7 @@ export interface ImageBytesSource {
 export interface DataPlaneDeps {
   repository: ModelRepository;
   router: AbRouter;
-  pool: PreprocessPool;
+  pool: ImagePool;
   heatmaps: HeatmapStore;
   results: ResultCache;
   recorder: PredictionRecorder;

@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os';
 import type { FastifyPluginAsync } from 'fastify';
 import type { ServicePluginOptions } from '../core/http/index.js';
+import { sharedImagePool } from '../core/imaging/image-pool.js';
 import { DataPlane } from './dataplane.js';
 import { ModelRepository } from './model-repository.js';
 import { predictRoutes } from './routes/predict.js';
@@ -11,7 +12,6 @@ import { HeatmapStore } from './service/heatmaps.js';
 import { DeploymentMetrics } from './service/metrics.js';
 import { ModelManager } from './service/model-manager.js';
 import { PredictionRecorder } from './service/prediction-recorder.js';
-import { PreprocessPool } from './service/preprocess-pool.js';
 import { openRegistrySource } from './service/registry-source.js';
 import { ResultCache } from './service/result-cache.js';
 import { StoredImages } from './service/stored-images.js';
@@ -32,7 +32,7 @@ const plugin: FastifyPluginAsync<ServicePluginOptions> = async (app, { platform 
   const router = new AbRouter();
   const predictions = new KyselyPredictionStore(platform.database);
   const recorder = new PredictionRecorder(predictions, { events: platform.events, logger: log });
-  const pool = new PreprocessPool({ threads: cores });
+  const pool = sharedImagePool(platform);
   const repository = new ModelRepository({
     logger: log,
     metrics,
@@ -76,7 +76,6 @@ const plugin: FastifyPluginAsync<ServicePluginOptions> = async (app, { platform 
     await manager.stop();
     await dataplane.settle();
     await repository.close();
-    await pool.close();
     await recorder.flush().catch((err: unknown) => log.error({ err }, 'flushing prediction records failed'));
   };
   app.addHook('onClose', shutdown);

@@ -8,9 +8,12 @@ export const NO_FEATURES_MODEL = path.resolve(import.meta.dirname, 'fixtures/tin
 
 export type Harness = ServiceHarness;
 
+/** The tests' fixture models live under test/: it is the import root models may be loaded from. */
+export const FIXTURE_ROOT = path.resolve(import.meta.dirname, '..');
+
 /** A deployment app on a fresh temporary platform (SQLite, fs objects, memory cache). */
 export function startDeployment(overrides: Record<string, string> = {}): Promise<Harness> {
-  return startService(buildDeploymentApp, 'deployment', overrides);
+  return startService(buildDeploymentApp, 'deployment', { XRAY_IMPORT_ROOT: FIXTURE_ROOT, ...overrides });
 }
 
 export interface LoadOptions {

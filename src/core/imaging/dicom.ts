@@ -180,11 +180,48 @@ function parseDataSet(buf: Uint8Array): DataSet {
   } else if (layout === 'raw-implicit') {
     options.TransferSyntaxUID = IMPLICIT_LE;
   }
+  let dataSet: DataSet;
   try {
-    return dicomParser.parseDicom(bytes, options);
+    dataSet = dicomParser.parseDicom(bytes, options);
   } catch (err) {
-    const message = typeof err === 'string' ? err : err instanceof Error ? err.message : String(err);
-    throw new AppError('UNPROCESSABLE', `DICOM could not be parsed: ${message.replace(/^dicomParser\.\w+: /, '')}`);
+    throw new AppError('UNPROCESSABLE', `DICOM could not be parsed: ${parserErrorText(err)}`);
+  }
+  checkDataSetLimits(dataSet);
+  return dataSet;
+}
+
+/** dicom-parser throws strings, Errors, or `{ exception, dataSet }` objects for data set errors. */
+function parserErrorText(err: unknown): string {
+  const raw = typeof err === 'string' ? err
+    : err instanceof Error ? err.message
+    : err && typeof err === 'object' && 'exception' in err ? String((err as { exception: unknown }).exception)
+    : String(err);
+  if (/call stack/i.test(raw)) return `sequences are nested too deeply (more than the parser's stack allows; the limit is ${MAX_SEQUENCE_DEPTH} levels)`;
+  const text = raw.replace(/^dicomParser\.\w+: /, '');
+  if (/buffer overread|attempt to read past end|overrun|past the end/i.test(text)) return `the file is truncated or an element's length runs past its end (${text})`;
+  return text;
+}
+
+/** Deepest sequence nesting accepted; radiography objects use 3 or 4. */
+export const MAX_SEQUENCE_DEPTH = 32;
+/** Most elements (all nesting levels together) accepted in one data set. */
+export const MAX_DATASET_ELEMENTS = 100_000;
+
+/** Walks the parsed tree iteratively: refuses absurd nesting or element counts. */
+function checkDataSetLimits(root: DataSet): void {
+  const stack: { ds: DataSet; depth: number }[] = [{ ds: root, depth: 0 }];
+  let elements = 0;
+  while (stack.length > 0) {
+    const { ds, depth } = stack.pop()!;
+    if (depth > MAX_SEQUENCE_DEPTH) {
+      throw new AppError('UNPROCESSABLE', `DICOM sequences are nested more than ${MAX_SEQUENCE_DEPTH} levels deep`);
+    }
+    for (const el of Object.values(ds.elements)) {
+      if (++elements > MAX_DATASET_ELEMENTS) {
+        throw new AppError('UNPROCESSABLE', `DICOM data set has more than ${MAX_DATASET_ELEMENTS} elements`);
+      }
+      for (const item of el.items ?? []) if (item.dataSet) stack.push({ ds: item.dataSet, depth: depth + 1 });
+    }
   }
 }
 
@@ -216,6 +253,7 @@ function us(ds: DataSet, tag: string): number | null {
 export function readDicomHeader(buf: Uint8Array): DicomHeader {
   if (buf.length === 0) throw new AppError('INVALID_INPUT', 'Empty DICOM buffer');
   const dataSet = parseDataSet(buf);
+  checkImageSopClass(dataSet);
   const transferSyntax = str(dataSet, 'x00020010') ?? IMPLICIT_LE;
   const rows = us(dataSet, 'x00280010');
   const columns = us(dataSet, 'x00280011');
@@ -229,6 +267,12 @@ export function readDicomHeader(buf: Uint8Array): DicomHeader {
   const bitsAllocated = us(dataSet, 'x00280100') ?? 8;
   const bitsStored = us(dataSet, 'x00280101') ?? bitsAllocated;
   const samplesPerPixel = us(dataSet, 'x00280002') ?? 1;
+  if (bitsStored < 1 || bitsStored > bitsAllocated) {
+    throw new AppError('UNPROCESSABLE', `DICOM Bits Stored ${bitsStored} is outside 1..Bits Allocated (${bitsAllocated})`);
+  }
+  if (samplesPerPixel < 1 || samplesPerPixel > 4) throw new AppError('UNPROCESSABLE', `DICOM Samples per Pixel ${samplesPerPixel} is invalid`);
+  const numberOfFrames = Math.max(1, Math.trunc(num(dataSet, 'x00280008') ?? 1));
+  checkNativePixelLength(dataSet.elements.x7fe00010, rows * columns * samplesPerPixel * Math.ceil(bitsAllocated / 8), numberOfFrames);
   return {
     dataSet,
     transferSyntax,
@@ -240,10 +284,61 @@ export function readDicomHeader(buf: Uint8Array): DicomHeader {
     pixelRepresentation: us(dataSet, 'x00280103') === 1 ? 1 : 0,
     samplesPerPixel,
     photometric: (str(dataSet, 'x00280004') ?? (samplesPerPixel === 1 ? 'MONOCHROME2' : 'RGB')).toUpperCase(),
-    numberOfFrames: Math.max(1, Math.trunc(num(dataSet, 'x00280008') ?? 1)),
+    numberOfFrames,
     planarConfiguration: us(dataSet, 'x00280006') ?? 0,
     modality: str(dataSet, 'x00080060'),
   };
+}
+
+/**
+ * SOP class families that carry no displayable image (PS3.4 Annex B): reports, presentation
+ * states, key-object selections, encapsulated documents, waveforms, RT plans/structures, raw data.
+ */
+const NON_IMAGE_SOP_CLASSES: readonly [prefix: string, name: string][] = [
+  ['1.2.840.10008.5.1.4.1.1.88.', 'Structured Report'],
+  ['1.2.840.10008.5.1.4.1.1.11.', 'Presentation State'],
+  ['1.2.840.10008.5.1.4.1.1.104.', 'Encapsulated Document'],
+  ['1.2.840.10008.5.1.4.1.1.9.', 'Waveform'],
+  ['1.2.840.10008.5.1.4.1.1.481.', 'Radiotherapy object'],
+  ['1.2.840.10008.5.1.4.1.1.66', 'Raw Data / Spatial Registration / Segmentation'],
+  ['1.2.840.10008.5.1.4.1.1.67', 'Real World Value Mapping'],
+];
+
+function checkImageSopClass(ds: DataSet): void {
+  // The data set's SOP Class UID and the meta header's Media Storage SOP Class UID: either will do.
+  for (const uid of [str(ds, 'x00080016'), str(ds, 'x00020002')]) {
+    if (!uid) continue;
+    const family = NON_IMAGE_SOP_CLASSES.find(([prefix]) => uid.startsWith(prefix) || uid === prefix.replace(/\.$/, ''));
+    if (family) throw new AppError('UNPROCESSABLE', `DICOM SOP class ${uid} (${family[1]}) is not an image`);
+  }
+}
+
+/** Native (not encapsulated) Pixel Data must hold every frame the header announces. */
+function checkNativePixelLength(el: Element | undefined, frameBytes: number, frames: number): void {
+  if (!el || el.encapsulatedPixelData) return;
+  const need = frameBytes * frames;
+  if (el.length < need) {
+    throw new AppError('UNPROCESSABLE', `DICOM pixel data is truncated: ${el.length} bytes, ${need} needed for ${frames} frame(s) of ${frameBytes} bytes`);
+  }
+}
+
+/**
+ * The modality LUT's Rescale Slope and Intercept (defaults 1 and 0 when absent).
+ * @throws AppError UNPROCESSABLE for a present but non-numeric, non-finite or zero value.
+ */
+export function modalityRescale(ds: DataSet): { slope: number; intercept: number } {
+  const read = (tag: string, name: string, fallback: number): number => {
+    const el = ds.elements[tag];
+    if (!el || el.length === 0) return fallback;
+    const text = (ds.string(tag) ?? '').split('\\')[0]!.trim();
+    if (text === '') return fallback;
+    const v = Number(text);
+    if (!Number.isFinite(v)) throw new AppError('UNPROCESSABLE', `DICOM ${name} "${text.slice(0, 32)}" is not a finite number`);
+    return v;
+  };
+  const slope = read('x00281053', 'Rescale Slope', 1);
+  if (slope === 0) throw new AppError('UNPROCESSABLE', 'DICOM Rescale Slope is 0: every pixel would map to the same value');
+  return { slope, intercept: read('x00281052', 'Rescale Intercept', 0) };
 }
 
 function syntaxLabel(uid: string): string {
@@ -615,11 +710,9 @@ export async function decodeDicom(buf: Uint8Array, options: DecodeDicomOptions =
     throw new AppError('PAYLOAD_TOO_LARGE', `DICOM image is ${h.columns}x${h.rows}, above the ${maxPixels}-pixel limit`);
   }
   const codec = checkSupported(h);
+  const { slope: rescaleSlope, intercept } = modalityRescale(h.dataSet);
   const frame = await readStoredFrame(h, codec, options.failOn ?? 'warning');
   const stored = range(frame.values);
-  const slope = num(h.dataSet, 'x00281053') ?? 1;
-  const intercept = num(h.dataSet, 'x00281052') ?? 0;
-  const rescaleSlope = slope === 0 ? 1 : slope;
   const invert = h.photometric === 'MONOCHROME1';
   const t = buildTransform(h, frame, stored, rescaleSlope, intercept, options.voi ?? 'auto', invert);
 

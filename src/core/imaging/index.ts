@@ -34,6 +34,9 @@ export {
 } from './preprocess.js';
 export type { PreprocessSpecInput, PreprocessOptions, PreprocessResult } from './preprocess.js';
 
+export { analyseImage, ANALYSIS_SPEC } from './analyse.js';
+export type { ImageAnalysis } from './analyse.js';
+
 export { imageStats } from './stats.js';
 export type { ImageStats } from './stats.js';
 

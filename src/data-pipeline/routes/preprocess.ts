@@ -3,10 +3,11 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { AppError } from '../../core/errors.js';
 import { errorResponses } from '../../core/http/index.js';
+import type { DataContext } from '../service/context.js';
 import { preprocessUpload } from '../service/preprocessed.js';
 import { preprocessQuerySchema } from './schemas.js';
 
-export function preprocessRoutes(app: FastifyInstance): void {
+export function preprocessRoutes(app: FastifyInstance, ctx: DataContext): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
   r.post(
     '/preprocess',
@@ -40,7 +41,7 @@ export function preprocessRoutes(app: FastifyInstance): void {
         bytes = req.body;
       }
       if (!bytes) throw new AppError('INVALID_INPUT', 'no image: send a multipart file or a raw image body');
-      const out = await preprocessUpload(bytes, spec);
+      const out = await preprocessUpload(ctx, bytes, spec);
       void reply
         .type('image/png')
         .header('x-preprocessing-hash', out.specHash)

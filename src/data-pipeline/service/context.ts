@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { sharedImagePool, type ImagePool } from '../../core/imaging/image-pool.js';
 import type { Platform } from '../../core/platform.js';
 import { KyselyImageStore, type ImageStore } from '../store/image-store.js';
 import { KyselyVersionStore, type VersionStore } from '../store/version-store.js';
@@ -20,6 +21,8 @@ export interface DataContext {
   readonly images: ImageStore;
   readonly versions: VersionStore;
   readonly settings: SettingsStore;
+  /** Where uploaded bytes are parsed, anonymised and decoded: never on the event loop. */
+  readonly pool: ImagePool;
   /** The per-installation secret salting DICOM patient pseudonyms (created on first use, kept in the DB). */
   patientSalt(): Promise<string>;
   /** Recently read manifests (immutable, so never stale), with their item hashes; a few entries. */
@@ -41,6 +44,7 @@ export function dataContext(platform: Platform): DataContext {
       images: new KyselyImageStore(platform.database),
       versions: new KyselyVersionStore(platform.database),
       settings,
+      pool: sharedImagePool(platform),
       ingestListeners: new Set(),
       manifests: new Map(),
       patientSalt() {

@@ -1,27 +1,10 @@
 import path from 'node:path';
 import { AppError, isAppError } from '../../core/errors.js';
 import { contentKey, sha256Hex } from '../../core/objects/index.js';
-import {
-  anonymiseDicom,
-  checkQuality,
-  imageStats,
-  perceptualHashOfPixels,
-  preprocess,
-  probeImage,
-  readDicomHeader,
-  requireFormat,
-  type ImageFormat,
-  type ImageStats,
-} from '../../core/imaging/index.js';
+import { requireFormat, type ImageFormat } from '../../core/imaging/index.js';
 import type { ImageRecord, Label, PatientSource, Split } from '../store/types.js';
 import { NAMESPACES, SERVICE_NAME, type DataContext } from './context.js';
 import { patientIdFromFileName } from './patient-id.js';
-
-/**
- * The picture quality is judged on: every image is first brought to this size the way the default
- * model sees it (the thresholds of `checkQuality` were calibrated on it), and hashed from it.
- */
-export const ANALYSIS_SPEC = Object.freeze({ size: 224, mode: 'letterbox' as const });
 
 export interface IngestInput {
   bytes: Buffer;
@@ -74,47 +57,6 @@ async function withHashLock<T>(hash: string, fn: () => Promise<T>): Promise<T> {
   }
 }
 
-interface Analysis {
-  format: ImageFormat;
-  width: number;
-  height: number;
-  bitDepth: number;
-  photometric: string | null;
-  modality: string | null;
-  stats: ImageStats;
-  phash: string;
-  qualityFlags: string[];
-}
-
-/**
- * Decodes the whole image (catching truncation and corruption), measures it and applies the
- * quality gates. Quality errors (too small, colour content, blank) reject the file; warnings
- * (low contrast, clipping, small) are kept as flags.
- */
-async function analyse(bytes: Buffer, format: ImageFormat): Promise<Analysis> {
-  const info = await probeImage(bytes);
-  const pre = await preprocess(bytes, ANALYSIS_SPEC);
-  const stats = imageStats(pre.pixels, pre.width, pre.height);
-  const issues = checkQuality(info, stats);
-  const errors = issues.filter((i) => i.severity === 'error');
-  if (errors.length > 0) {
-    throw new AppError('UNPROCESSABLE', `quality check failed: ${errors.map((e) => `${e.code}: ${e.message}`).join('; ')}`, { quality: issues });
-  }
-  const phash = await perceptualHashOfPixels(pre.pixels, pre.width, pre.height);
-  const modality = format === 'dicom' ? readDicomHeader(bytes).modality : null;
-  return {
-    format,
-    width: info.width,
-    height: info.height,
-    bitDepth: info.bitDepth,
-    photometric: info.photometric ?? null,
-    modality,
-    stats,
-    phash,
-    qualityFlags: issues.map((i) => i.code),
-  };
-}
-
 function cleanPatientId(id: string | null | undefined): string | null {
   if (id === null || id === undefined) return null;
   const trimmed = id.trim();
@@ -124,8 +66,8 @@ function cleanPatientId(id: string | null | undefined): string | null {
 }
 
 /**
- * Ingests one file: sniff → (DICOM: anonymise; only the anonymised bytes go further) → full decode
- * and quality gates → content-addressed object write → one DB row. Identical stored bytes are a
+ * Ingests one file: sniff → (DICOM: header rules, then anonymise; only the anonymised bytes go
+ * further) → full decode and quality gates (both in the image worker pool, off the event loop) → content-addressed object write → one DB row. Identical stored bytes are a
  * duplicate (the sighting is recorded, nothing is stored twice). Never throws for a bad file: the
  * result says `rejected` with a code and message, and nothing is left behind for it.
  */
@@ -164,8 +106,8 @@ async function ingestOne(ctx: DataContext, input: IngestInput): Promise<IngestRe
     let patientSource: PatientSource = patientId ? 'given' : 'none';
     const warnings: string[] = [];
     if (format === 'dicom') {
-      const anon = anonymiseDicom(input.bytes, { salt: await ctx.patientSalt() });
-      stored = anon.buffer;
+      const anon = await ctx.pool.anonymise(input.bytes, await ctx.patientSalt());
+      stored = Buffer.from(anon.bytes.buffer, anon.bytes.byteOffset, anon.bytes.byteLength);
       warnings.push(...anon.warnings);
       if (!patientId && anon.patientHash) {
         patientId = anon.patientHash;
@@ -187,7 +129,7 @@ async function ingestOne(ctx: DataContext, input: IngestInput): Promise<IngestRe
       await ctx.images.addSource(sighting);
       return duplicateResult({ file, status: 'duplicate', label: input.label, ...(warnings.length ? { warnings } : {}) }, known);
     }
-    const analysis = await analyse(stored, format);
+    const analysis = await ctx.pool.analyse(stored);
     const base: IngestResult = {
       file,
       status: 'ingested',

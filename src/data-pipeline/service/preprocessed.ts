@@ -1,6 +1,6 @@
 import { isAppError } from '../../core/errors.js';
 import { validateKey } from '../../core/objects/index.js';
-import { parsePreprocessSpec, preprocess, preprocessingHash, type PreprocessSpec, type PreprocessSpecInput } from '../../core/imaging/index.js';
+import { parsePreprocessSpec, preprocessingHash, type PreprocessSpec, type PreprocessSpecInput } from '../../core/imaging/index.js';
 import { NAMESPACES, type DataContext } from './context.js';
 
 /** Where the preprocessed PNG of an image is cached: `preprocessed/<spechash>/<imagehash>.png`. */
@@ -27,14 +27,20 @@ export async function preprocessedPng(ctx: DataContext, imageHash: string, specI
     if (!isAppError(err) || err.code !== 'NOT_FOUND') throw err;
   }
   const raw = await getImageBytes(ctx, imageHash);
-  const { png } = await preprocess(raw, spec, { png: true });
-  await ctx.platform.objects.put(key, png!, 'image/png');
-  return { png: png!, cached: false };
+  const png = pngOf(await ctx.pool.run(raw, spec, { png: true }));
+  await ctx.platform.objects.put(key, png, 'image/png');
+  return { png, cached: false };
 }
 
 /** Preprocesses an uploaded image (not stored) to a PNG. */
-export async function preprocessUpload(bytes: Buffer, specInput: PreprocessSpecInput): Promise<{ png: Buffer; specHash: string; source: { format: string; width: number; height: number } }> {
+export async function preprocessUpload(ctx: DataContext, bytes: Buffer, specInput: PreprocessSpecInput): Promise<{ png: Buffer; specHash: string; source: { format: string; width: number; height: number } }> {
   const spec = parsePreprocessSpec(specInput);
-  const result = await preprocess(bytes, spec, { png: true });
-  return { png: result.png!, specHash: preprocessingHash(spec), source: result.source };
+  const result = await ctx.pool.run(bytes, spec, { png: true });
+  return { png: pngOf(result), specHash: preprocessingHash(spec), source: result.source };
+}
+
+/** The PNG a worker made, as a Buffer over the same bytes. */
+function pngOf(result: { png?: Uint8Array }): Buffer {
+  const png = result.png!;
+  return Buffer.from(png.buffer, png.byteOffset, png.byteLength);
 }

@@ -10,7 +10,7 @@ import { AbRouter } from '../../deployment/service/ab-router.js';
 import { decodeHeatmapSource, heatmapKey, HeatmapStore, renderHeatmap, type HeatmapSource } from '../../deployment/service/heatmaps.js';
 import { DeploymentMetrics } from '../../deployment/service/metrics.js';
 import { PredictionRecorder } from '../../deployment/service/prediction-recorder.js';
-import { PreprocessPool } from '../../deployment/service/preprocess-pool.js';
+import { sharedImagePool, type ImagePool } from '../../core/imaging/image-pool.js';
 import { openRegistrySource } from '../../deployment/service/registry-source.js';
 import { ResultCache } from '../../deployment/service/result-cache.js';
 import { KyselyPredictionStore, type PredictionPage, type PredictionRecord, type PredictionStore } from '../../deployment/store/prediction-store.js';
@@ -55,7 +55,7 @@ export class ExplainService {
   readonly #platform: Platform;
   readonly #logger: Logger;
   readonly #records: PredictionStore;
-  #plane: { dataplane: DataPlane; repository: ModelRepository; pool: PreprocessPool } | null = null;
+  #plane: { dataplane: DataPlane; repository: ModelRepository; pool: ImagePool } | null = null;
   #closed = false;
 
   constructor(platform: Platform, logger: Logger) {
@@ -77,7 +77,7 @@ export class ExplainService {
       allowedRoots: [],
       defaultName: platform.config.defaultModel,
     });
-    const pool = new PreprocessPool({ threads: 1 });
+    const pool = sharedImagePool(platform);
     const dataplane = new DataPlane({
       repository,
       router: new AbRouter(),
@@ -185,7 +185,6 @@ export class ExplainService {
     if (!plane) return;
     await plane.dataplane.settle().catch(() => {});
     await plane.repository.close();
-    await plane.pool.close();
   }
 }
 
