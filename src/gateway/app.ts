@@ -43,6 +43,8 @@ export async function buildGatewayApp(config: Config, logger: Logger): Promise<F
     const headers: Record<string, string> = {};
     for (const [k, v] of Object.entries(req.headers)) if (v !== undefined && !HOP_BY_HOP.has(k)) headers[k] = Array.isArray(v) ? v.join(', ') : v;
     headers['x-forwarded-prefix'] = `/api/${service}`;
+    // The service's origin check compares the browser's Origin with the host the browser used.
+    if (req.headers.host) headers['x-forwarded-host'] = req.headers.host;
     const hasBody = req.method !== 'GET' && req.method !== 'HEAD' && req.body !== undefined;
     let upstream: Response;
     try {

@@ -73,7 +73,9 @@ export async function installSecurity(app: FastifyInstance, opts: SecurityOption
     const type = String(reply.getHeader('content-type') ?? '');
     if (!reply.hasHeader('x-content-type-options')) void reply.header('x-content-type-options', 'nosniff');
     if (isExempt) return payload;
-    if (isActiveContentType(type) && !(opts.pageCsp && /text\/html/i.test(type) && !url.startsWith('/api/'))) {
+    // The gateway's own pages, scripts and styles (everything outside /api/) are the UI itself.
+    const ownUi = opts.pageCsp !== undefined && !url.startsWith('/api/');
+    if (isActiveContentType(type) && !ownUi) {
       void reply.type('application/octet-stream').header('content-disposition', 'attachment; filename="download"');
       void reply.header('content-security-policy', "default-src 'none'; sandbox");
       return payload;
