@@ -103,6 +103,7 @@ export class ImagePool {
         throw new AppError('QUEUE_FULL', 'the image decoding queue is full; retry shortly', { retryAfter: 1 });
       }
       await new Promise<void>((resolve) => this.#waiting.push(resolve));
+      if (this.#closed) throw new AppError('SERVICE_UNAVAILABLE', 'the service is shutting down');
     }
     this.#running++;
     let result: ImageTaskResult<T>;
