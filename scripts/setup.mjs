@@ -3,7 +3,7 @@
 //  1. npm dependencies (npm ci when node_modules is missing or older than package-lock.json);
 //  2. the training worker's Debian packages (python3-torch …) when root on Debian, else a how-to;
 //  3. with --test: Chromium (browser tests), promtool (alert rules check) and the DICOM encoders
-//     dcmtk + GDCM (codec fixtures), same policy;
+//     dcmtk + GDCM + OpenJPH (codec fixtures), same policy;
 //  4. the web UI build (web/dist) when its sources changed.
 // Fast when nothing is missing: each step checks a stamp or probes before doing anything.
 import { spawnSync } from 'node:child_process';
@@ -19,9 +19,13 @@ const isDebian = existsSync('/etc/debian_version');
 const log = (msg) => console.error(`[setup] ${msg}`);
 
 const TRAINER_PACKAGES = ['python3-torch', 'python3-torchvision', 'python3-optuna', 'python3-onnx', 'python3-pytest', 'python3-pil'];
-// Debian package → a binary it installs. dcmtk and libgdcm-tools are the real DICOM encoders the
-// codec tests make their compressed fixtures with (JPEG, JPEG Lossless, JPEG-LS, RLE; JPEG 2000).
-const TEST_PACKAGES = { chromium: '/usr/bin/chromium', prometheus: '/usr/bin/promtool', dcmtk: '/usr/bin/dcmcjpls', 'libgdcm-tools': '/usr/bin/gdcmconv' };
+// Debian package → a binary it installs. dcmtk, libgdcm-tools and openjph-tools are the real DICOM
+// encoders the codec tests make their compressed fixtures with (JPEG, JPEG Lossless, JPEG-LS, RLE;
+// JPEG 2000; HTJ2K).
+const TEST_PACKAGES = {
+  chromium: '/usr/bin/chromium', prometheus: '/usr/bin/promtool', dcmtk: '/usr/bin/dcmcjpls', 'libgdcm-tools': '/usr/bin/gdcmconv',
+  'openjph-tools': '/usr/bin/ojph_compress',
+};
 
 function sha(file) {
   return createHash('sha256').update(readFileSync(file)).digest('hex');

@@ -8,15 +8,19 @@
  * costs one pass over its pixels.
  *
  * Supported pixel encodings: native (Implicit/Explicit VR Little Endian, Deflated, Explicit Big
- * Endian; 8/16 bits allocated, signed or unsigned), RLE Lossless, and 8-bit JPEG Baseline /
- * Extended (decoded with sharp). Anything else is refused with UNSUPPORTED_MEDIA_TYPE naming the
- * transfer syntax. Multi-frame objects decode their first frame.
+ * Endian; 8/16 bits allocated, signed or unsigned), RLE Lossless, 8-bit JPEG Baseline /
+ * Extended (decoded with sharp), and through `./codecs/` JPEG Lossless (.57, .70), JPEG-LS (.80,
+ * .81), JPEG 2000 (.90, .91) and HTJ2K (.201, .202, .203). Anything else (12-bit JPEG Extended,
+ * JPIP, MPEG/H.264/HEVC video, …) is refused with UNSUPPORTED_MEDIA_TYPE naming the transfer
+ * syntax. Multi-frame objects decode their first frame.
  */
 import dicomParser from 'dicom-parser';
 import type { DataSet, Element } from 'dicom-parser';
 import sharp from 'sharp';
 import type { OutputInfo } from 'sharp';
 import { AppError } from '../errors.js';
+import { CODEC_NAMES, decodeCodestream } from './codecs/index.js';
+import type { CompressedCodec, DecodedCodestream } from './codecs/index.js';
 
 /** DICOM transfer syntax UIDs this module knows by name. */
 export const TRANSFER_SYNTAXES: Readonly<Record<string, string>> = Object.freeze({
@@ -32,13 +36,16 @@ export const TRANSFER_SYNTAXES: Readonly<Record<string, string>> = Object.freeze
   '1.2.840.10008.1.2.4.81': 'JPEG-LS Near-Lossless',
   '1.2.840.10008.1.2.4.90': 'JPEG 2000 Lossless',
   '1.2.840.10008.1.2.4.91': 'JPEG 2000',
+  '1.2.840.10008.1.2.4.94': 'JPIP Referenced',
+  '1.2.840.10008.1.2.4.100': 'MPEG2 Main Profile / Main Level',
+  '1.2.840.10008.1.2.4.102': 'MPEG-4 AVC/H.264 High Profile',
   '1.2.840.10008.1.2.4.201': 'HTJ2K Lossless',
   '1.2.840.10008.1.2.4.202': 'HTJ2K Lossless RPCL',
   '1.2.840.10008.1.2.4.203': 'HTJ2K',
   '1.2.840.10008.1.2.5': 'RLE Lossless',
 });
 
-type PixelCodec = 'native-le' | 'native-be' | 'jpeg' | 'rle';
+type PixelCodec = 'native-le' | 'native-be' | 'jpeg' | 'rle' | CompressedCodec;
 
 const CODECS: Readonly<Record<string, PixelCodec>> = {
   '1.2.840.10008.1.2': 'native-le',
@@ -47,8 +54,26 @@ const CODECS: Readonly<Record<string, PixelCodec>> = {
   '1.2.840.10008.1.2.2': 'native-be',
   '1.2.840.10008.1.2.4.50': 'jpeg',
   '1.2.840.10008.1.2.4.51': 'jpeg',
+  '1.2.840.10008.1.2.4.57': 'jpeg-lossless',
+  '1.2.840.10008.1.2.4.70': 'jpeg-lossless',
+  '1.2.840.10008.1.2.4.80': 'jpeg-ls',
+  '1.2.840.10008.1.2.4.81': 'jpeg-ls',
+  '1.2.840.10008.1.2.4.90': 'j2k',
+  '1.2.840.10008.1.2.4.91': 'j2k',
+  '1.2.840.10008.1.2.4.201': 'htj2k',
+  '1.2.840.10008.1.2.4.202': 'htj2k',
+  '1.2.840.10008.1.2.4.203': 'htj2k',
   '1.2.840.10008.1.2.5': 'rle',
 };
+
+/** Syntaxes whose decoded values may differ from the encoder's input (lossy or near-lossless). */
+const LOSSY_SYNTAXES = new Set([
+  '1.2.840.10008.1.2.4.50', '1.2.840.10008.1.2.4.51', '1.2.840.10008.1.2.4.81', '1.2.840.10008.1.2.4.91', '1.2.840.10008.1.2.4.203',
+]);
+
+function isCompressedCodec(codec: PixelCodec): codec is CompressedCodec {
+  return codec in CODEC_NAMES;
+}
 
 const IMPLICIT_LE = '1.2.840.10008.1.2';
 const EXPLICIT_LE = '1.2.840.10008.1.2.1';
@@ -362,15 +387,19 @@ function checkSupported(h: DicomHeader): PixelCodec {
     throw new AppError('UNPROCESSABLE', `${h.photometric} with Samples per Pixel ${h.samplesPerPixel}`);
   }
   if (!mono) {
+    // JPEG 2000's reversible/irreversible colour transforms are undone by the decoder (→ RGB).
     const colourOk = h.samplesPerPixel === 3 && h.bitsAllocated === 8 &&
       (h.photometric === 'RGB' || h.photometric === 'YBR_FULL' ||
-        (codec === 'jpeg' && h.photometric.startsWith('YBR')));
+        (codec === 'jpeg' && h.photometric.startsWith('YBR')) ||
+        ((codec === 'j2k' || codec === 'htj2k') && (h.photometric === 'YBR_RCT' || h.photometric === 'YBR_ICT')));
     if (!colourOk) {
       throw new AppError('UNSUPPORTED_MEDIA_TYPE', `DICOM photometric interpretation ${h.photometric} (${h.samplesPerPixel} samples, ${h.bitsAllocated} bits) is not supported`);
     }
   }
   if (codec === 'jpeg' && h.bitsStored > 8) {
-    throw new AppError('UNSUPPORTED_MEDIA_TYPE', `DICOM ${syntaxLabel(h.transferSyntax)} with ${h.bitsStored}-bit samples is not supported (8-bit only)`);
+    // 12-bit JPEG Extended (process 4) needs a 12-bit DCT decoder; neither sharp nor the
+    // libjpeg-turbo 8-bit build has one.
+    throw new AppError('UNSUPPORTED_MEDIA_TYPE', `DICOM ${syntaxLabel(h.transferSyntax)} with ${h.bitsStored}-bit samples is not supported (8-bit only: there is no 12-bit JPEG decoder here)`);
   }
   return codec;
 }
@@ -560,8 +589,62 @@ function dropExtraChannels(bytes: Uint8Array, n: number, channels: number): Uint
   return out;
 }
 
+/**
+ * A decoded codestream → the stored-value frame the native path produces for the same pixels.
+ * The decoder's frame must match the header (size, samples per pixel, a precision that fits Bits
+ * Allocated), else UNPROCESSABLE. Values are right-aligned in the codestream, so High Bit plays
+ * no part; Bits Stored and Pixel Representation are applied as `typedStored` does for native data
+ * (keep the low Bits Stored bits, sign-extend when signed). For lossy syntaxes a value the codec
+ * overshot past the Bits Stored range is clamped to it instead (masking would wrap it around).
+ */
+function decodedToStored(h: DicomHeader, d: DecodedCodestream, codec: CompressedCodec): StoredFrame {
+  const name = `${CODEC_NAMES[codec]} frame`;
+  if (d.width !== h.columns || d.height !== h.rows) {
+    throw new AppError('UNPROCESSABLE', `DICOM ${name} is ${d.width}x${d.height} but the header says ${h.columns}x${h.rows}`);
+  }
+  if (d.components !== h.samplesPerPixel) {
+    throw new AppError('UNPROCESSABLE', `DICOM ${name} has ${d.components} component(s) but Samples per Pixel is ${h.samplesPerPixel}`);
+  }
+  if (d.bitsPerSample > h.bitsAllocated) {
+    throw new AppError('UNPROCESSABLE', `DICOM ${name} has ${d.bitsPerSample}-bit samples, more than Bits Allocated (${h.bitsAllocated})`);
+  }
+  const n = h.rows * h.columns;
+  if (h.samplesPerPixel === 3) {
+    const bytes = d.samples instanceof Uint8Array ? d.samples : Uint8Array.from(d.samples, (v) => Math.max(0, Math.min(255, v)));
+    const { grey, isGreyscaleContent } = colourToGrey(bytes, n, d.planar, h.photometric === 'YBR_FULL');
+    return { values: grey, colour: true, isGreyscaleContent };
+  }
+  const signedOut = h.pixelRepresentation === 1;
+  const out = h.bitsAllocated === 8
+    ? (signedOut ? new Int8Array(n) : new Uint8Array(n))
+    : (signedOut ? new Int16Array(n) : new Uint16Array(n));
+  const src = d.samples;
+  const bits = h.bitsStored;
+  const mask = bits >= 32 ? -1 : (2 ** bits) - 1;
+  const signBit = 2 ** (bits - 1);
+  const wrap = 2 ** bits;
+  // A value is a number (clampable) when the codestream's signedness is the header's; an
+  // unsigned codestream carrying signed data holds two's-complement bit patterns.
+  const clamp = LOSSY_SYNTAXES.has(h.transferSyntax) && d.signed === signedOut;
+  if (clamp) {
+    const lo = signedOut ? -signBit : 0;
+    const hi = signedOut ? signBit - 1 : mask;
+    for (let i = 0; i < n; i++) {
+      const v = src[i]!;
+      out[i] = v < lo ? lo : v > hi ? hi : v;
+    }
+  } else {
+    for (let i = 0; i < n; i++) {
+      const v = src[i]! & mask;
+      out[i] = signedOut && v & signBit ? v - wrap : v;
+    }
+  }
+  return { values: out, colour: false, isGreyscaleContent: true };
+}
+
 async function readStoredFrame(h: DicomHeader, codec: PixelCodec, failOn: 'warning' | 'error'): Promise<StoredFrame> {
   if (codec === 'jpeg') return decodeJpegFrame(h, encapsulatedFrame(h), failOn);
+  if (isCompressedCodec(codec)) return decodedToStored(h, await decodeCodestream(codec, encapsulatedFrame(h)), codec);
   const bytes = codec === 'rle'
     ? decodeRleFrame(encapsulatedFrame(h), h.rows, h.columns, h.samplesPerPixel, h.bitsAllocated)
     : nativeFrame(h, codec === 'native-be');
@@ -689,6 +772,29 @@ function pixelSpacing(ds: DataSet): [number, number] | null {
     if (r !== null && c !== null) return [r, c];
   }
   return null;
+}
+
+/** The first frame's stored values, before the modality LUT (see `readDicomStoredFrame`). */
+export interface DicomStoredFrame {
+  header: DicomHeader;
+  /** Grey: stored values, signed where Pixel Representation is 1. Colour: luminance 0..255. */
+  values: Uint8Array | Int8Array | Uint16Array | Int16Array;
+  colour: boolean;
+}
+
+/**
+ * Reads the first frame's stored values through the same checks and decoders as `decodeDicom`
+ * (for codec tests and benchmarks: a lossless syntax must give back the encoder's input exactly).
+ * @throws AppError as `decodeDicom`.
+ */
+export async function readDicomStoredFrame(buf: Uint8Array, options: Pick<DecodeDicomOptions, 'maxPixels' | 'failOn'> = {}): Promise<DicomStoredFrame> {
+  const header = readDicomHeader(buf);
+  const maxPixels = options.maxPixels ?? DEFAULT_DICOM_MAX_PIXELS;
+  if (header.rows * header.columns > maxPixels) {
+    throw new AppError('PAYLOAD_TOO_LARGE', `DICOM image is ${header.columns}x${header.rows}, above the ${maxPixels}-pixel limit`);
+  }
+  const frame = await readStoredFrame(header, checkSupported(header), options.failOn ?? 'warning');
+  return { header, values: frame.values, colour: frame.colour };
 }
 
 /**

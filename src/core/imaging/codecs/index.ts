@@ -1,0 +1,201 @@
+/**
+ * Decoders for the compressed DICOM pixel encodings that sharp cannot read, all maintained npm
+ * codecs (no hand-written decoding):
+ *
+ * | codec | transfer syntaxes | decoder |
+ * |---|---|---|
+ * | `jpeg-lossless` | JPEG Lossless process 14 (.4.57) and its SV1 form (.4.70) | jpeg-lossless-decoder-js |
+ * | `jpeg-ls` | JPEG-LS lossless (.4.80) / near-lossless (.4.81) | CharLS (@cornerstonejs/codec-charls, WASM) |
+ * | `j2k` | JPEG 2000 lossless (.4.90) / lossy (.4.91) | OpenJPEG (@cornerstonejs/codec-openjpeg, WASM) |
+ * | `htj2k` | HTJ2K lossless (.4.201), lossless RPCL (.4.202), lossy (.4.203) | OpenJPH (@cornerstonejs/codec-openjph, WASM) |
+ *
+ * Each WASM module is instantiated once per thread, on first use (decoding runs in the image
+ * worker pool, so that is once per worker), and dropped after any decoder failure so a module left
+ * in a bad state is never reused (a fresh instance costs tens of milliseconds). Every failure is an AppError UNPROCESSABLE naming the codec.
+ */
+import { AppError } from '../../errors.js';
+import type { JpegLsFrameDecoder, WasmFrameDecoder, WasmFrameInfo } from './wasm-types.js';
+
+export type CompressedCodec = 'jpeg-lossless' | 'jpeg-ls' | 'j2k' | 'htj2k';
+
+export const CODEC_NAMES: Readonly<Record<CompressedCodec, string>> = {
+  'jpeg-lossless': 'JPEG Lossless',
+  'jpeg-ls': 'JPEG-LS',
+  j2k: 'JPEG 2000',
+  htj2k: 'HTJ2K',
+};
+
+/** One decoded frame, exactly as the codestream describes it. */
+export interface DecodedCodestream {
+  width: number;
+  height: number;
+  components: number;
+  /** Sample precision the codestream declares. */
+  bitsPerSample: number;
+  /** Whether the codestream declares signed samples (JPEG 2000 family only). */
+  signed: boolean;
+  /** Samples: 8-bit for precision <= 8, else 16-bit; signed arrays when `signed`. */
+  samples: Uint8Array | Int8Array | Uint16Array | Int16Array;
+  /** Colour samples stored plane after plane instead of pixel-interleaved. */
+  planar: boolean;
+}
+
+type Factory = (options?: { print?: (text: string) => void; printErr?: (text: string) => void }) => Promise<unknown>;
+// The modules' own logging (OpenJPEG's "[INFO] …", OpenJPH's error lines) is dropped: failures
+// surface as exceptions or as an empty frame, which are turned into messages here. A fresh object
+// per module: Emscripten builds the module on the object it is given, so sharing one would make
+// the second module's bindings collide with the first's.
+const quiet = (): { print: () => void; printErr: () => void } => ({ print: () => {}, printErr: () => {} });
+
+interface CharlsModule { JpegLSDecoder: new () => JpegLsFrameDecoder }
+interface OpenJpegModule { J2KDecoder: new () => WasmFrameDecoder }
+interface OpenJphModule { HTJ2KDecoder: new () => WasmFrameDecoder }
+
+const loaded: { charls?: Promise<CharlsModule>; openjpeg?: Promise<OpenJpegModule>; openjph?: Promise<OpenJphModule> } = {};
+
+function lazy<K extends keyof typeof loaded>(key: K, load: () => Promise<{ default: Factory }>): NonNullable<(typeof loaded)[K]> {
+  let p = loaded[key];
+  if (!p) {
+    p = load().then((m) => m.default(quiet())) as NonNullable<(typeof loaded)[K]>;
+    // A failed instantiation is retried on the next image rather than cached.
+    p.catch(() => { if (loaded[key] === p) delete loaded[key]; });
+    loaded[key] = p;
+  }
+  return p as NonNullable<(typeof loaded)[K]>;
+}
+
+const charls = (): Promise<CharlsModule> => lazy('charls', () => import('@cornerstonejs/codec-charls/decodewasmjs'));
+const openjpeg = (): Promise<OpenJpegModule> => lazy('openjpeg', () => import('@cornerstonejs/codec-openjpeg/decodewasmjs'));
+const openjph = (): Promise<OpenJphModule> => lazy('openjph', () => import('@cornerstonejs/codec-openjph/wasmjs'));
+
+/** The modules' keys in `loaded`, per codec, for dropping one after a failure. */
+const MODULE_OF: Record<Exclude<CompressedCodec, 'jpeg-lossless'>, keyof typeof loaded> = { 'jpeg-ls': 'charls', j2k: 'openjpeg', htj2k: 'openjph' };
+
+function errorText(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  // Emscripten C++ exceptions arrive as numbers (pointers) or opaque objects.
+  if (typeof err === 'number') return `decoder exception ${err}`;
+  return String(err);
+}
+
+function fail(codec: CompressedCodec, reason: string): never {
+  throw new AppError('UNPROCESSABLE', `DICOM ${CODEC_NAMES[codec]} pixel data could not be decoded: ${reason}`);
+}
+
+/**
+ * JPEG's EOI and JPEG 2000's EOC are both FF D9. A codestream cut short lacks it, and the JPEG
+ * 2000 decoders then return a partial picture without any error, so it is required here (within
+ * the last 16 bytes: fragments are padded to even length, some writers pad more).
+ */
+function requireEndMarker(codec: CompressedCodec, data: Uint8Array): void {
+  for (let i = data.length - 2; i >= Math.max(0, data.length - 16); i--) {
+    if (data[i] === 0xff && data[i + 1] === 0xd9) return;
+  }
+  fail(codec, `the codestream is truncated (${data.length} bytes, no end-of-image marker FF D9)`);
+}
+
+function requireStartMarker(codec: CompressedCodec, data: Uint8Array): void {
+  // JPEG SOI FF D8; JPEG 2000 codestream SOC FF 4F (a JP2 file box starts 00 00 00 0C 6A 50).
+  const jp2 = data.length >= 8 && data[4] === 0x6a && data[5] === 0x50 && data[6] === 0x20 && data[7] === 0x20;
+  const ok = codec === 'jpeg-lossless' || codec === 'jpeg-ls'
+    ? data[0] === 0xff && data[1] === 0xd8
+    : (data[0] === 0xff && data[1] === 0x4f) || jp2;
+  if (!ok) fail(codec, `the frame does not start with a ${codec === 'jpeg-lossless' || codec === 'jpeg-ls' ? 'JPEG SOI (FF D8)' : 'JPEG 2000 SOC (FF 4F)'} marker`);
+}
+
+function wasmDecode(codec: Exclude<CompressedCodec, 'jpeg-lossless'>, decoder: WasmFrameDecoder, data: Uint8Array): DecodedCodestream {
+  let info: WasmFrameInfo;
+  let samples: DecodedCodestream['samples'];
+  let planar = false;
+  try {
+    decoder.getEncodedBuffer(data.length).set(data);
+    decoder.decode();
+    info = decoder.getFrameInfo();
+    if (!info.width || !info.height || !info.componentCount || !info.bitsPerSample) {
+      fail(codec, 'the decoder could not read the codestream');
+    }
+    const heap = decoder.getDecodedBuffer();
+    const wide = info.bitsPerSample > 8;
+    const expected = info.width * info.height * info.componentCount * (wide ? 2 : 1);
+    if (heap.length < expected) fail(codec, `the decoder produced ${heap.length} bytes, ${expected} expected for ${info.width}x${info.height}x${info.componentCount} at ${info.bitsPerSample} bits`);
+    // Copy out of the module's heap (into a fresh, aligned buffer) before the decoder is freed.
+    const bytes = new Uint8Array(expected);
+    bytes.set(heap.subarray(0, expected));
+    const signed = info.isSigned === true;
+    if (codec === 'htj2k' && signed) {
+      // openjphjs (@cornerstonejs/codec-openjph 2.4.x) saturates every negative sample of a signed
+      // codestream to +32767 (checked against ojph_expand): refuse rather than return a wrong image.
+      throw new AppError('UNSUPPORTED_MEDIA_TYPE', `DICOM ${CODEC_NAMES[codec]} with signed samples is not supported (the HTJ2K decoder in use corrupts negative values)`);
+    }
+    samples = wide
+      ? (signed ? new Int16Array(bytes.buffer) : new Uint16Array(bytes.buffer))
+      : (signed ? new Int8Array(bytes.buffer) : bytes);
+    if (codec === 'jpeg-ls' && info.componentCount > 1) planar = (decoder as JpegLsFrameDecoder).getInterleaveMode() === 0;
+  } catch (err) {
+    // A failed decode may leave the module in an undefined state (after an Emscripten abort it
+    // refuses every later call): drop it, the next image instantiates a fresh one.
+    delete loaded[MODULE_OF[codec]];
+    if (err instanceof AppError) throw err;
+    fail(codec, errorText(err));
+  } finally {
+    try { decoder.delete(); } catch { delete loaded[MODULE_OF[codec]]; }
+  }
+  return { width: info.width, height: info.height, components: info.componentCount, bitsPerSample: info.bitsPerSample, signed: info.isSigned === true, samples, planar };
+}
+
+async function instantiate<M>(codec: CompressedCodec, load: () => Promise<M>): Promise<M> {
+  try {
+    return await load();
+  } catch (err) {
+    throw new AppError('INTERNAL', `The ${CODEC_NAMES[codec]} decoder could not be loaded: ${errorText(err)}`);
+  }
+}
+
+function decodeJpegLossless(data: Uint8Array): Promise<DecodedCodestream> {
+  // Imported statically would load it into every thread; it is small, but keep all codecs lazy.
+  return import('jpeg-lossless-decoder-js').then(({ Decoder }) => {
+    const decoder = new Decoder();
+    let out: Uint8Array | Uint16Array;
+    try {
+      // The decoder reads through a DataView over (buffer, offset, length): no copy needed.
+      out = decoder.decode(data.buffer as ArrayBuffer, data.byteOffset, data.byteLength);
+    } catch (err) {
+      fail('jpeg-lossless', errorText(err));
+    }
+    const width = decoder.xDim;
+    const height = decoder.yDim;
+    const components = decoder.numComp;
+    const bitsPerSample = decoder.precision ?? 0;
+    if (!width || !height || !components || !bitsPerSample || !out) fail('jpeg-lossless', 'the decoder could not read the codestream');
+    if (out.length < width * height * components) fail('jpeg-lossless', `the decoder produced ${out.length} samples, ${width * height * components} expected`);
+    const samples = bitsPerSample > 8 && out instanceof Uint8Array ? Uint16Array.from(out) : out;
+    return { width, height, components, bitsPerSample, signed: false, samples, planar: false };
+  });
+}
+
+/**
+ * Decodes one compressed frame (the whole codestream of one frame, fragments joined).
+ * @throws AppError UNPROCESSABLE for a truncated, corrupt or unreadable codestream (the message
+ *   names the codec); INTERNAL if a decoder module cannot be loaded at all.
+ */
+export async function decodeCodestream(codec: CompressedCodec, data: Uint8Array): Promise<DecodedCodestream> {
+  if (data.length < 4) fail(codec, `the frame is only ${data.length} bytes`);
+  requireStartMarker(codec, data);
+  requireEndMarker(codec, data);
+  switch (codec) {
+    case 'jpeg-lossless':
+      return decodeJpegLossless(data);
+    case 'jpeg-ls': {
+      const m = await instantiate(codec, charls);
+      return wasmDecode(codec, new m.JpegLSDecoder(), data);
+    }
+    case 'j2k': {
+      const m = await instantiate(codec, openjpeg);
+      return wasmDecode(codec, new m.J2KDecoder(), data);
+    }
+    case 'htj2k': {
+      const m = await instantiate(codec, openjph);
+      return wasmDecode(codec, new m.HTJ2KDecoder(), data);
+    }
+  }
+}
