@@ -8,6 +8,7 @@ import { openQueue, type JobQueue } from './queue/index.js';
 import { openEventBus, type EventBus } from './events/index.js';
 import { AuditLog } from './audit/index.js';
 import { ApiKeyStore } from './auth/index.js';
+import { LocalServices } from './local-services.js';
 
 /**
  * The shared building blocks every service gets: stores picked by configuration, opened once per
@@ -23,6 +24,8 @@ export interface Platform {
   readonly audit: AuditLog;
   readonly keys: ApiKeyStore;
   readonly logger: Logger;
+  /** Implementations the services in this process offer each other (see LocalServices). */
+  readonly local: LocalServices;
   /** Registers a cleanup to run (in reverse order) before the stores close. */
   onClose(fn: () => Promise<void> | void): void;
   /** Runs cleanups, flushes pending audit writes, closes every store; idempotent. */
@@ -83,6 +86,7 @@ export async function openPlatform(config: Config, overrides: PlatformOverrides 
       audit,
       keys,
       logger,
+      local: new LocalServices(),
       onClose(fn) {
         cleanups.push(fn);
       },

@@ -91,6 +91,16 @@ export class ModelRepository {
     return this.#source !== null;
   }
 
+  get source(): ModelSource | null {
+    return this.#source;
+  }
+
+  /** The version `ref` (a version or an alias) resolves to in the registry, or null when it does not. */
+  async resolveVersion(name: string, ref: string): Promise<string | null> {
+    if (!this.#source) return null;
+    return this.#source.resolve(name, ref).then((r) => r.version, () => null);
+  }
+
   setSource(source: ModelSource | null): void {
     this.#source = source;
   }

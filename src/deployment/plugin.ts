@@ -2,6 +2,7 @@ import { availableParallelism } from 'node:os';
 import type { FastifyPluginAsync } from 'fastify';
 import type { ServicePluginOptions } from '../core/http/index.js';
 import { sharedImagePool } from '../core/imaging/image-pool.js';
+import { DEPLOYMENT_LOCAL_KEY, type DeploymentClient } from './client/types.js';
 import { DataPlane } from './dataplane.js';
 import { ModelRepository } from './model-repository.js';
 import { predictRoutes } from './routes/predict.js';
@@ -84,6 +85,14 @@ const plugin: FastifyPluginAsync<ServicePluginOptions> = async (app, { platform 
   await app.register(predictRoutes, { dataplane });
   await app.register(modelRoutes, { manager });
   await app.register(v2Routes, { dataplane });
+
+  // Embedded mode: the other services in this process reach this deployment without HTTP.
+  const local: DeploymentClient = {
+    target: 'in-process',
+    canary: (name, version, ctx = {}) => manager.canary(name, String(version), { actor: ctx.actor ?? 'system', requestId: ctx.requestId ?? null }),
+  };
+  const withdraw = platform.local.provide(DEPLOYMENT_LOCAL_KEY, local);
+  app.addHook('onClose', async () => withdraw());
 
   await manager.start();
 };

@@ -77,7 +77,7 @@ describe('xray evaluate: a labelled folder through the serving path', () => {
     dataset = await generateDataset(dataDir, { perClass: 10, seed: 5, size: 64 });
     writeFileSync(path.join(dataDir, 'NORMAL', 'IM-9999-0001.jpeg'), 'not an image at all');
     writeFileSync(path.join(dataDir, 'PNEUMONIA', 'notes.txt'), 'a stray file');
-    platform = await openPlatform(testConfig(home));
+    platform = await openPlatform(testConfig(home, { XRAY_PROMOTION_CANARY: 'off' }));
     const registry = new ModelRegistryService(platform);
     const actor = { name: 'tester', role: 'admin' as const };
     await registry.register({

@@ -30,7 +30,9 @@ export interface Harness {
 export async function openHarness(engine: Engine, overrides: Record<string, string> = {}): Promise<Harness> {
   const home = tempHome('xray-registry-');
   const schema = uniqueName('reg');
-  const config = testConfig(home.dir, engine === 'postgres' ? { XRAY_DATABASE_URL: POSTGRES_URL, ...overrides } : overrides);
+  // The registry runs alone here: no deployment to canary-load a promotion (test/model-registry/servability.test.ts runs both).
+  const base = { XRAY_PROMOTION_CANARY: 'off', ...overrides };
+  const config = testConfig(home.dir, engine === 'postgres' ? { XRAY_DATABASE_URL: POSTGRES_URL, ...base } : base);
   const platform = await openPlatform(config, engine === 'postgres' ? { schema } : {});
   const app = await buildModelRegistryApp(platform);
   return {

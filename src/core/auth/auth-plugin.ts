@@ -34,6 +34,12 @@ function presentedKey(req: FastifyRequest): string | null {
   return typeof header === 'string' && header ? header : null;
 }
 
+/** The caller's credential as an Authorization header, for a call made on their behalf to another service. */
+export function forwardedCredential(req: FastifyRequest): string | undefined {
+  const key = presentedKey(req);
+  return key ? `Bearer ${key}` : undefined;
+}
+
 /**
  * Resolves the caller from `Authorization: Bearer <key>` or `X-API-Key` and enforces the role each
  * route declares in `config.role`. A route registered without a role fails the boot, so no route

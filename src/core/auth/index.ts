@@ -1,3 +1,3 @@
 export * from './roles.js';
 export * from './key-store.js';
-export { authPlugin, type AuthOptions } from './auth-plugin.js';
+export { authPlugin, forwardedCredential, type AuthOptions } from './auth-plugin.js';

@@ -37,6 +37,8 @@ export interface Config {
   readonly seedModel: boolean;
   readonly defaultModel: string;
   readonly promotionMargin: number;
+  /** 'required': promotion to Production needs a passing canary load in the deployment. */
+  readonly promotionCanary: 'required' | 'off';
   readonly webDir: string;
   readonly projectRoot: string;
   /** The monitoring service's thresholds, schedule and alert channels (XRAY_DRIFT_*, XRAY_ALERT_*, …). */
@@ -151,6 +153,7 @@ function fromRaw(raw: RawConfig, monitoring: MonitoringSettings): Config {
     seedModel: raw.XRAY_SEED_MODEL,
     defaultModel: raw.XRAY_DEFAULT_MODEL,
     promotionMargin: raw.XRAY_PROMOTION_MARGIN,
+    promotionCanary: raw.XRAY_PROMOTION_CANARY,
     webDir: path.resolve(raw.XRAY_WEB_DIR || path.join(PROJECT_ROOT, 'web', 'dist')),
     projectRoot: PROJECT_ROOT,
     monitoring: Object.freeze(monitoring),

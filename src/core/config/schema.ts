@@ -45,6 +45,10 @@ export const configSchema = z.object({
   XRAY_TRAINER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(1).describe('Training jobs run at once.'),
   XRAY_DEFAULT_MODEL: z.string().regex(/^[A-Za-z0-9._-]{1,128}$/).default('pneumonia').describe('Registered model the deployment service serves by default (its production alias).'),
   XRAY_PROMOTION_MARGIN: z.coerce.number().min(0).max(1).default(0.01).describe('Largest validation-AUC drop a promotion to Production may carry without an admin override.'),
+  XRAY_PROMOTION_CANARY: z
+    .enum(['required', 'off'])
+    .default('required')
+    .describe("Before a version becomes Production, the deployment service canary-loads it (ONNX loads, input size = recorded preprocessing, reference images give their recorded outputs); 'off' skips this and says so in every verdict (a registry run without a deployment)."),
   XRAY_SEED_MODEL: onOff.default(true).describe('Register the shipped default model as pneumonia v1 (production) on first start.'),
   XRAY_WEB_DIR: z.string().default('').describe('Folder of the built web UI the gateway serves (default web/dist).'),
 });

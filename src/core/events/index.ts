@@ -12,6 +12,10 @@ export const TOPICS = {
   modelDeleted: 'model.deleted',
   predictionRecorded: 'prediction.recorded',
   trainingFinished: 'training.finished',
+  /** A deployment could not load the version an alias points to; the previous one (if any) keeps serving. */
+  modelLoadFailed: 'deployment.model_load_failed',
+  /** A deployment serves the version its alias points to again (after a failed load). */
+  modelServing: 'deployment.model_serving',
 } as const;
 
 /** Opens the event bus named by URL: `memory:` or `redis://…`. */

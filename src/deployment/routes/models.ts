@@ -6,7 +6,7 @@ import type { LoadedModelInfo } from '../model-repository.js';
 import type { ModelManager } from '../service/model-manager.js';
 import type { RoutingConfig } from '../store/routing-store.js';
 import { callerOf } from './http.js';
-import { loadBody, modelInfoSchema, modelsResponse, routingBody, routingSchema, unloadBody } from './schemas.js';
+import { canaryBody, canaryReportSchema, loadBody, modelInfoSchema, modelsResponse, routingBody, routingSchema, unloadBody } from './schemas.js';
 
 export function toModelBody(m: LoadedModelInfo): z.infer<typeof modelInfoSchema> {
   return {
@@ -50,7 +50,23 @@ export const modelRoutes: FastifyPluginAsync<{ manager: ModelManager }> = async 
       default_model: manager.defaultModel,
       models: manager.models().map(toModelBody),
       routing: manager.routing().map(toRoutingBody),
+      problems: manager.problems(),
     }),
+  );
+
+  app.post(
+    '/models/canary',
+    {
+      config: { role: 'ml-engineer' },
+      schema: {
+        tags: ['models'],
+        summary:
+          'Canary-load a registered version without serving it: the ONNX file loads, follows the serving contract (input size = recorded preprocessing), warms up, and its reference images give the outputs recorded at training. The promotion gate calls this before the production alias moves.',
+        body: canaryBody,
+        response: { 200: canaryReportSchema, ...errorResponses },
+      },
+    },
+    async (req) => manager.canary(req.body.name, req.body.version, callerOf(req)),
   );
 
   app.post(

@@ -149,10 +149,45 @@ export const routingSchema = z.object({
   updated_at: z.number(),
 });
 
+export const servingProblemSchema = z
+  .object({
+    model: z.string(),
+    alias: z.string(),
+    wanted_version: z.string().nullable().describe('The version the alias points to (null: the alias no longer resolves)'),
+    serving_version: z.string().nullable().describe('The version still answering requests (null: nothing serves)'),
+    error: z.object({ code: z.string(), message: z.string() }),
+    since: z.number(),
+  })
+  .describe('A followed alias this deployment could not load');
+
 export const modelsResponse = z.object({
   default_model: z.string(),
   models: z.array(modelInfoSchema),
   routing: z.array(routingSchema),
+  problems: z.array(servingProblemSchema),
+});
+
+export const canaryBody = z.object({
+  name: z.string().min(1).max(128),
+  version: z.string().regex(/^\d{1,9}$/, 'a registered version number').describe('Registered version number'),
+});
+
+export const canaryCheckSchema = z.object({
+  name: z.enum(['resolve', 'load', 'contract', 'warm_up', 'reference']),
+  passed: z.boolean(),
+  message: z.string(),
+});
+
+export const canaryReportSchema = z.object({
+  name: z.string(),
+  version: z.string(),
+  servable: z.boolean(),
+  message: z.string(),
+  input_size: z.number().nullable(),
+  preprocessing: z.object({ size: z.number(), hash: z.string() }).nullable(),
+  reference: z.object({ n: z.number(), max_abs_diff: z.number(), tolerance: z.number() }).nullable(),
+  checks: z.array(canaryCheckSchema),
+  duration_ms: z.number(),
 });
 
 // ——— Open Inference Protocol v2 ———

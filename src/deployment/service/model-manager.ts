@@ -4,7 +4,9 @@ import { AppError } from '../../core/errors.js';
 import { TOPICS, type EventBus } from '../../core/events/index.js';
 import type { Caller } from '../dataplane.js';
 import type { LoadedModelInfo, LocalLoad, ModelRepository, RegistryLoad } from '../model-repository.js';
+import type { CanaryReport } from '../client/types.js';
 import { normaliseRouting, type AbRouter } from './ab-router.js';
+import { runCanary } from './canary.js';
 import type { RoutingConfig, RoutingStore } from '../store/routing-store.js';
 
 /** Topic on which replicas tell each other that a routing config changed. */
@@ -20,6 +22,18 @@ export interface ModelManagerDeps {
   /** Model loaded at start (its 'production' alias) and served when a request names none. */
   defaultModel: string;
   service?: string;
+}
+
+/** A model whose alias this deployment follows but could not load: what it serves instead. */
+export interface ServingProblem {
+  model: string;
+  alias: string;
+  /** The version the alias points to, when the registry could say. */
+  wanted_version: string | null;
+  /** The version still answering requests, or null when nothing serves. */
+  serving_version: string | null;
+  error: { code: string; message: string };
+  since: number;
 }
 
 export interface RoutingInput {
@@ -41,6 +55,7 @@ export class ModelManager {
   readonly #background = new Set<Promise<unknown>>();
   /** Serialises registry-driven reloads per model name. */
   readonly #chains = new Map<string, Promise<unknown>>();
+  readonly #problems = new Map<string, ServingProblem>();
 
   constructor(deps: ModelManagerDeps) {
     this.#d = deps;
@@ -56,6 +71,19 @@ export class ModelManager {
 
   routing(): RoutingConfig[] {
     return this.#d.router.list();
+  }
+
+  /** Followed aliases this deployment could not load (shown on GET /models and as a banner in the UI). */
+  problems(): ServingProblem[] {
+    return [...this.#problems.values()];
+  }
+
+  /** Canary-loads a registered version without serving it (the promotion gate's servability check). */
+  async canary(name: string, version: string, caller: Caller): Promise<CanaryReport> {
+    return this.#audited('model.canary', `model:${name}/${version}`, caller, {}, async () => {
+      const report = await runCanary(this.#d.repository.source, name, version, this.#d.logger);
+      return report;
+    });
   }
 
   async load(req: RegistryLoad, caller: Caller): Promise<LoadedModelInfo> {
@@ -184,13 +212,16 @@ export class ModelManager {
             service: this.#d.service ?? 'deployment',
             details: { version: info.version, alias, reason: 'registry alias' },
           });
+          if (this.#problems.delete(`${name}@${alias}`)) {
+            await this.#d.events.publish(TOPICS.modelServing, { name, alias, version: info.version, at: Date.now() }).catch(() => {});
+          }
         } catch (err) {
           const code = err instanceof AppError ? err.code : 'INTERNAL';
           if (quietIfMissing && (code === 'NOT_FOUND' || code === 'MODEL_NOT_FOUND')) {
             this.#d.logger.info({ model: name, alias }, 'no registered version to load at start');
-          } else {
-            this.#d.logger.error({ err, model: name, alias }, 'loading the aliased model version failed; the previous version keeps serving');
+            return;
           }
+          await this.#loadFailed(name, alias, err);
         }
       });
     this.#chains.set(name, next);
@@ -198,6 +229,37 @@ export class ModelManager {
       if (this.#chains.get(name) === next) this.#chains.delete(name);
     });
     return next;
+  }
+
+  /**
+   * A followed alias could not be loaded: the previous version keeps serving (or nothing does).
+   * Logged, audited (outcome failure) and published, so monitoring raises "model not serving"
+   * and GET /models (the UI's banner) says what serves instead.
+   */
+  async #loadFailed(name: string, alias: string, err: unknown): Promise<void> {
+    const code = err instanceof AppError ? err.code : 'INTERNAL';
+    const message = err instanceof Error ? err.message : String(err);
+    const wanted = await this.#d.repository.resolveVersion(name, alias);
+    const serving = this.#d.repository.defaultVersion(name);
+    const problem: ServingProblem = {
+      model: name,
+      alias,
+      wanted_version: wanted,
+      serving_version: serving,
+      error: { code, message },
+      since: this.#problems.get(`${name}@${alias}`)?.since ?? Date.now(),
+    };
+    this.#problems.set(`${name}@${alias}`, problem);
+    this.#d.logger.error({ err, model: name, alias, wanted, serving }, 'loading the aliased model version failed; the previous version keeps serving');
+    this.#d.audit.record({
+      actor: 'system',
+      action: 'model.load',
+      resource: `model:${name}`,
+      outcome: 'failure',
+      service: this.#d.service ?? 'deployment',
+      details: { alias, version: wanted, serving_version: serving, reason: 'registry alias', error: message },
+    });
+    await this.#d.events.publish(TOPICS.modelLoadFailed, { ...problem, name, version: wanted, at: Date.now() }).catch(() => {});
   }
 
   async #ensure(name: string, version: string): Promise<void> {

@@ -14,6 +14,8 @@ export interface ResolvedModelVersion {
   uri: string;
   /** Reads the ONNX file's bytes. */
   fetch(): Promise<Uint8Array>;
+  /** Reads another file registered with the version (`canary.json`); null when it has none. */
+  fetchArtifact?(path: string): Promise<Uint8Array | null>;
 }
 
 /**

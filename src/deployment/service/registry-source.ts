@@ -1,5 +1,5 @@
 import type { Platform } from '../../core/platform.js';
-import { AppError } from '../../core/errors.js';
+import { AppError, isAppError } from '../../core/errors.js';
 import type { PreprocessSpecInput } from '../../core/imaging/index.js';
 import { ModelRegistryService } from '../../model-registry/service/registry-service.js';
 import type { ModelSource, ResolvedModelVersion } from './model-source.js';
@@ -40,6 +40,14 @@ export class RegistryModelSource implements ModelSource {
       threshold: v.threshold,
       uri: `models:/${v.name}/${v.version}`,
       fetch: () => this.#platform.objects.get(onnx.key),
+      fetchArtifact: async (artifactPath: string) => {
+        try {
+          return (await this.#registry.getArtifact(v.name, v.version, artifactPath)).data;
+        } catch (err) {
+          if (isAppError(err) && err.code === 'NOT_FOUND') return null;
+          throw err;
+        }
+      },
     };
   }
 }

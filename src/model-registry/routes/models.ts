@@ -3,6 +3,7 @@ import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { AppError } from '../../core/errors.js';
+import { forwardedCredential } from '../../core/auth/index.js';
 import { errorResponses, pageQuery } from '../../core/http/index.js';
 import type { RegisterInput } from '../service/registry-service.js';
 import {
@@ -289,6 +290,7 @@ export const modelRoutes: FastifyPluginAsync = async (fastify) => {
         reason: req.body.reason,
         actor: actorOf(req),
         requestId: req.id,
+        authorization: forwardedCredential(req),
       });
       return { model_version: toVersionView(result.version), gate: result.verdict, changed: result.changed, demoted: result.demoted };
     },
@@ -302,14 +304,14 @@ export const modelRoutes: FastifyPluginAsync = async (fastify) => {
         tags: TAGS,
         summary: 'Delete a version: soft by default; ?hard=true (admin) also removes files no other version or run references',
         params: versionParams,
-        querystring: z.object({ hard: truthy }),
+        querystring: z.object({ hard: truthy, force: truthy, reason: z.string().max(2000).optional() }),
         response: { 200: z.object({ deleted: deleteResult }), ...errorResponses },
       },
     },
     async (req) => {
       const version = Number(req.params.version);
       if (!Number.isInteger(version) || version < 1) throw new AppError('INVALID_INPUT', 'delete takes a version number, not an alias');
-      return { deleted: await service().deleteVersion({ name: req.params.name, version, hard: req.query.hard, actor: actorOf(req), requestId: req.id }) };
+      return { deleted: await service().deleteVersion({ name: req.params.name, version, hard: req.query.hard, force: req.query.force, reason: req.query.reason, actor: actorOf(req), requestId: req.id }) };
     },
   );
 

@@ -20,6 +20,17 @@ export const gateVerdict = z.object({
   decided_by: z.string(),
   decided_at: z.number(),
   reason: z.string().optional(),
+  servability: z
+    .object({
+      checked: z.boolean(),
+      servable: z.boolean().nullable(),
+      message: z.string(),
+      target: z.string().nullable(),
+      checks: z.array(z.object({ name: z.string(), passed: z.boolean(), message: z.string() })),
+      reference: z.object({ n: z.number(), max_abs_diff: z.number(), tolerance: z.number() }).nullable(),
+    })
+    .optional()
+    .describe('The canary load in the deployment service that ran before the production alias moved'),
 });
 
 export const stage = z.enum(STAGES as readonly Stage[] as [Stage, ...Stage[]]);

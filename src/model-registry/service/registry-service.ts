@@ -5,6 +5,7 @@ import type { Platform } from '../../core/platform.js';
 import type { Role } from '../../core/auth/index.js';
 import { AppError } from '../../core/errors.js';
 import { TOPICS } from '../../core/events/index.js';
+import { deploymentClient, type CallContext, type CanaryReport } from '../../deployment/client/index.js';
 import { putContentAddressed, type ObjectInfo } from '../../core/objects/index.js';
 import type { Page, PageRequest } from '../store/paging.js';
 import {
@@ -56,10 +57,14 @@ export interface SetStageInput {
   version: number;
   stage: Stage;
   actor: Actor;
-  /** Override a failed gate (admin only, with a reason). */
+  /** Override a failed AUC gate, or leave Production empty (admin only, with a reason). Never overrides a failed canary. */
   force?: boolean;
   reason?: string;
   requestId?: string;
+  /** The caller's credential, forwarded to the deployment's canary over HTTP. */
+  authorization?: string;
+  /** Internal (the shipped model at first start, before the deployment runs): why no canary runs. */
+  skipCanary?: string;
 }
 
 export interface StageResult {
@@ -153,6 +158,8 @@ export interface ModelDetail {
 export interface RegistryServiceOptions {
   /** Largest validation-AUC drop a promotion to Production may carry (default: config XRAY_PROMOTION_MARGIN). */
   promotionMargin?: number;
+  /** The canary load a promotion to Production needs (default: the deployment client's). */
+  canary?: (name: string, version: number, ctx: CallContext) => Promise<CanaryReport & { target?: string }>;
 }
 
 const SERVICE = 'model-registry';
@@ -200,9 +207,12 @@ export class ModelRegistryService {
   readonly tracking: TrackingService;
   readonly promotionMargin: number;
   readonly #platform: Platform;
+  readonly #canary: NonNullable<RegistryServiceOptions['canary']>;
 
   constructor(platform: Platform, options: RegistryServiceOptions = {}) {
     this.#platform = platform;
+    const deployment = deploymentClient(platform);
+    this.#canary = options.canary ?? (async (name, version, ctx) => ({ ...(await deployment.canary(name, version, ctx)), target: deployment.target }));
     this.registry = new SqlRegistryStore(platform.database);
     this.tracking = new TrackingService(new SqlTrackingStore(platform.database, platform.objects), platform.audit);
     this.promotionMargin = options.promotionMargin ?? platform.config.promotionMargin;
@@ -468,18 +478,38 @@ export class ModelRegistryService {
     const reason = input.reason?.trim() || null;
     if (input.force && !reason) throw new AppError('INVALID_INPUT', 'a forced promotion needs a reason (who asked for it and why)');
 
+    const refuse = async (code: 'GATE_FAILED' | 'NOT_SERVABLE', message: string, verdict: GateVerdict): Promise<never> => {
+      await this.registry.recordStageEvent({ name, version, from_stage: v.current_stage, to_stage: stage, outcome: 'refused', actor: actor.name, forced: false, reason, verdict });
+      this.#audit(actor.name, 'model.stage', resource, 'failure', input.requestId, { from: v.current_stage, to: stage, gate: verdict });
+      throw new AppError(code, message, { verdict });
+    };
+
     let verdict: GateVerdict | null = null;
     if (stage === 'Production' && v.current_stage !== 'Production') {
       const production = await this.#currentProduction(name, version);
       verdict = evaluateGate({ candidate: v, production, margin: this.promotionMargin, actor: actor.name });
       if (!verdict.passed) {
         if (!input.force) {
-          await this.registry.recordStageEvent({ name, version, from_stage: v.current_stage, to_stage: stage, outcome: 'refused', actor: actor.name, forced: false, reason, verdict });
-          this.#audit(actor.name, 'model.stage', resource, 'failure', input.requestId, { from: v.current_stage, to: stage, gate: verdict });
-          throw new AppError('GATE_FAILED', `promotion of ${name} version ${version} to Production refused: ${verdict.message}. An admin may force it with a reason.`, { verdict });
+          await refuse('GATE_FAILED', `promotion of ${name} version ${version} to Production refused: ${verdict.message}. An admin may force it with a reason.`, verdict);
         }
         verdict = { ...verdict, forced: true, reason: reason! };
       } else if (reason) verdict = { ...verdict, reason };
+      verdict = { ...verdict, servability: await this.#servability(input, v.version) };
+      if (verdict.servability!.servable === false) {
+        await refuse('NOT_SERVABLE', `promotion of ${name} version ${version} to Production refused: ${verdict.servability!.message}. A model that cannot serve is never promoted, forced or not.`, {
+          ...verdict,
+          passed: false,
+          forced: false,
+        });
+      }
+    } else if (v.current_stage === 'Production' && stage !== 'Production') {
+      // Leaving Production empty: the deployment keeps serving this version with nothing in Production behind it.
+      if (!input.force) {
+        throw new AppError(
+          'CONFLICT',
+          `version ${version} is the Production version of ${name}; moving it to ${stage} leaves Production empty while the deployment keeps serving it. Promote another version instead, or (admin) pass force with a reason.`,
+        );
+      }
     }
 
     const alias = STAGE_ALIAS[stage];
@@ -534,6 +564,29 @@ export class ModelRegistryService {
     return { version: updated, verdict, changed: true, demoted: demote };
   }
 
+  /**
+   * The canary load in the deployment service a promotion to Production needs. A failed canary is
+   * final; an unreachable deployment refuses the promotion (503) unless an admin forces it.
+   */
+  async #servability(input: SetStageInput, version: number): Promise<NonNullable<GateVerdict['servability']>> {
+    const unchecked = (message: string, target: string | null = null) => ({ checked: false, servable: null, message, target, checks: [], reference: null });
+    if (input.skipCanary) return unchecked(`not checked: ${input.skipCanary}`);
+    if (this.#platform.config.promotionCanary === 'off') return unchecked('not checked: XRAY_PROMOTION_CANARY=off (no canary load before the alias moved)');
+    let report: CanaryReport & { target?: string };
+    try {
+      report = await this.#canary(input.name, version, { authorization: input.authorization, requestId: input.requestId, actor: input.actor.name });
+    } catch (err) {
+      const unreachable = err instanceof AppError && (err.code === 'SERVICE_UNAVAILABLE' || err.code === 'UNAUTHENTICATED' || err.code === 'FORBIDDEN');
+      if (!unreachable) throw err;
+      if (input.force) return unchecked(`not checked: the deployment could not run a canary (${err.message}); forced by ${input.actor.name}`);
+      throw new AppError(
+        'SERVICE_UNAVAILABLE',
+        `promotion of ${input.name} version ${version} to Production refused: the deployment service could not canary-load it, so nobody knows it will serve (${err.message}). Retry when the deployment is up, or (admin) force with a reason.`,
+      );
+    }
+    return { checked: true, servable: report.servable, message: report.message, target: report.target ?? null, checks: report.checks, reference: report.reference };
+  }
+
   /** The version serving as production: the `production` alias, else the newest version in stage Production. */
   async #currentProduction(name: string, excluding: number): Promise<ModelVersionRecord | null> {
     const aliased = await this.registry.getAlias(name, 'production').catch(() => null);
@@ -543,10 +596,10 @@ export class ModelRegistryService {
   }
 
   /** Points an alias at a version; `production` / `staging` go through setStage (and so the gate). */
-  async setAlias(input: { name: string; alias: string; version: number; actor: Actor; requestId?: string; force?: boolean; reason?: string }): Promise<void> {
+  async setAlias(input: { name: string; alias: string; version: number; actor: Actor; requestId?: string; force?: boolean; reason?: string; authorization?: string }): Promise<void> {
     const stage = stageOfAlias(input.alias);
     if (stage) {
-      await this.setStage({ name: input.name, version: input.version, stage, actor: input.actor, force: input.force, reason: input.reason, requestId: input.requestId });
+      await this.setStage({ name: input.name, version: input.version, stage, actor: input.actor, force: input.force, reason: input.reason, requestId: input.requestId, authorization: input.authorization });
       return;
     }
     validateAlias(input.alias);
@@ -575,12 +628,23 @@ export class ModelRegistryService {
    * bytes stay. Hard delete (admin only): rows go, and so do the stored files no other version or
    * run references.
    */
-  async deleteVersion(input: { name: string; version: number; hard?: boolean; actor: Actor; requestId?: string }): Promise<DeleteResult> {
+  async deleteVersion(input: { name: string; version: number; hard?: boolean; force?: boolean; reason?: string; actor: Actor; requestId?: string }): Promise<DeleteResult> {
     const { name, version, actor } = input;
     const resource = `model:${name}/${version}`;
     if (input.hard && actor.role !== 'admin') {
       this.#audit(actor.name, 'model.delete', resource, 'denied', input.requestId, { hard: true, reason: 'hard delete requires the admin role' });
       throw new AppError('FORBIDDEN', `only an admin may hard-delete a model version; '${actor.name}' has role '${actor.role}'`);
+    }
+    const current = await this.registry.getModelVersion(name, version).catch(() => null);
+    if (current?.current_stage === 'Production') {
+      if (!input.force) {
+        throw new AppError('CONFLICT', `version ${version} is the Production version of ${name}; deleting it leaves Production empty. Promote another version first, or (admin) pass force with a reason.`);
+      }
+      if (actor.role !== 'admin') {
+        this.#audit(actor.name, 'model.delete', resource, 'denied', input.requestId, { force: true, reason: 'force requires the admin role' });
+        throw new AppError('FORBIDDEN', `only an admin may delete the Production version; '${actor.name}' has role '${actor.role}'`);
+      }
+      if (!input.reason?.trim()) throw new AppError('INVALID_INPUT', 'deleting the Production version needs a reason (who asked for it and why)');
     }
     let removed: string[] = [];
     let aliases: string[] = [];

@@ -111,6 +111,7 @@ export async function seedDefaultModel(platform: Platform, options: SeedOptions 
     actor: SEED_ACTOR,
     force: true,
     reason: 'shipped default model, seeded at first start',
+    skipCanary: 'the shipped model is registered at first start, before the deployment runs; the deployment loads it right after, and a failed load raises "model not serving"',
   });
   logger.info(
     { model: name, version: version.version, val_auc: version.val_auc, forced: Boolean(staged.verdict?.forced) },

@@ -35,6 +35,19 @@ export interface GateVerdict {
   decided_by: string;
   decided_at: number;
   reason?: string;
+  /** The servability check: a canary load in the deployment service before the alias moves. */
+  servability?: ServabilityVerdict;
+}
+
+export interface ServabilityVerdict {
+  /** false when no canary ran (XRAY_PROMOTION_CANARY=off, the shipped model at first start, or a forced promotion while the deployment was unreachable). */
+  checked: boolean;
+  servable: boolean | null;
+  message: string;
+  /** Where the canary ran: 'in-process' or the deployment's URL. */
+  target: string | null;
+  checks: { name: string; passed: boolean; message: string }[];
+  reference: { n: number; max_abs_diff: number; tolerance: number } | null;
 }
 
 export interface ModelVersionRecord {

@@ -30,6 +30,9 @@ export const DRIFT_RULES: Record<string, { detectors: Detector[]; severity: Seve
 
 const SYSTEM_ACTOR = 'monitoring';
 
+/** The alert rule a failed model load raises. */
+export const MODEL_NOT_SERVING = 'model_not_serving';
+
 /**
  * Alert lifecycle: raise (de-duplicated by fingerprint), acknowledge, resolve (by a person, or
  * automatically when the condition clears), with notifications on open and resolve and an audit
@@ -93,6 +96,30 @@ export class AlertService {
     this.#metrics.invalidate();
     await this.#dispatcher.notify(alert, 'resolved').catch((err) => this.#logger?.error({ err }, 'could not queue alert notifications'));
     return alert;
+  }
+
+  /**
+   * A deployment could not load the version an alias points to: "model not serving" (critical),
+   * one active alert per model and wanted version, with what serves instead.
+   */
+  async modelNotServing(e: { model: string; alias: string; wanted_version: string | null; serving_version: string | null; error: { code: string; message: string } }): Promise<Alert> {
+    const serving = e.serving_version ? `version ${e.serving_version} keeps serving` : 'nothing serves';
+    const wanted = e.wanted_version ? `version ${e.wanted_version} (${e.alias})` : `the '${e.alias}' alias`;
+    const { alert } = await this.raise({
+      rule: MODEL_NOT_SERVING,
+      model: e.model,
+      version: e.wanted_version ?? e.alias,
+      severity: 'critical',
+      summary: `Model not serving: the deployment could not load ${e.model} ${wanted}; ${serving}. ${e.error.message}`,
+      details: { alias: e.alias, wanted_version: e.wanted_version, serving_version: e.serving_version, error: e.error },
+    });
+    return alert;
+  }
+
+  /** The deployment serves a model's alias again: its "model not serving" alerts resolve. */
+  async modelServing(model: string, version: string): Promise<void> {
+    const active = await this.#store.list({ status: 'active', rule: MODEL_NOT_SERVING, model, pageSize: 100 });
+    for (const a of active.items) await this.#resolve(a.id, SYSTEM_ACTOR, undefined, `the deployment serves ${model} version ${version}`);
   }
 
   /** Raises or clears the drift rules from a drift report. */

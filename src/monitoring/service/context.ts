@@ -132,6 +132,18 @@ export async function createMonitoringContext(platform: Platform, registry: Regi
   };
   unsubscribe.push(await platform.events.subscribe(TOPICS.modelRegistered, onModelEvent));
   unsubscribe.push(await platform.events.subscribe(TOPICS.modelStageChanged, onModelEvent));
+  unsubscribe.push(
+    await platform.events.subscribe(TOPICS.modelLoadFailed, (payload: unknown) => {
+      const e = servingEvent(payload);
+      if (e) void alerts.modelNotServing(e).catch((err) => logger.error({ err, model: e.model }, 'could not raise "model not serving"'));
+    }),
+  );
+  unsubscribe.push(
+    await platform.events.subscribe(TOPICS.modelServing, (payload: unknown) => {
+      const m = modelFromEvent(payload);
+      if (m) void alerts.modelServing(m.model, m.version).catch((err) => logger.error({ err, ...m }, 'could not resolve "model not serving"'));
+    }),
+  );
   scheduler.start();
 
   let closing: Promise<void> | null = null;
@@ -157,5 +169,22 @@ export async function createMonitoringContext(platform: Platform, registry: Regi
       })();
       return closing;
     },
+  };
+}
+
+/** The payload of TOPICS.modelLoadFailed (the deployment's ServingProblem). */
+function servingEvent(payload: unknown): Parameters<AlertService['modelNotServing']>[0] | null {
+  const p = (payload ?? {}) as Record<string, unknown>;
+  const str = (v: unknown): string | null => (typeof v === 'string' && v ? v : typeof v === 'number' ? String(v) : null);
+  const model = str(p.model) ?? str(p.name);
+  const alias = str(p.alias);
+  if (!model || !alias) return null;
+  const err = (p.error ?? {}) as Record<string, unknown>;
+  return {
+    model,
+    alias,
+    wanted_version: str(p.wanted_version),
+    serving_version: str(p.serving_version),
+    error: { code: str(err.code) ?? 'INTERNAL', message: str(err.message) ?? 'the load failed' },
   };
 }

@@ -11,6 +11,8 @@ export interface DatasetInfo {
   /** sha256 of the preprocessing spec, as the data pipeline records it. */
   preprocessingHash: string;
   itemCount?: number;
+  /** The side images are stored at (the preprocessing size); a model must take this input size to serve. */
+  preprocessingSize?: number | null;
 }
 
 /**
@@ -37,8 +39,10 @@ export class PipelineDatasetSource implements DatasetSource {
 
   async describe(versionId: string): Promise<DatasetInfo> {
     const { dataPipelineService } = await loadDataPipeline();
-    const v = await dataPipelineService(this.#platform).getVersion(versionId);
-    return { versionId: v.id, preprocessingHash: v.preprocessingHash, itemCount: v.itemCount };
+    const pipeline = dataPipelineService(this.#platform);
+    const v = await pipeline.getVersion(versionId);
+    const manifest = await pipeline.getManifest(v.id);
+    return { versionId: v.id, preprocessingHash: v.preprocessingHash, itemCount: v.itemCount, preprocessingSize: manifest.preprocessing?.size ?? null };
   }
 
   exportDir(versionId: string): Promise<string> {

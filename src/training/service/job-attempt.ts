@@ -7,7 +7,7 @@ import type { ArtifactRef, CheckpointRef, JobRecord, JobState } from '../store/t
 import { fetchToFile, renderEvaluationPlots, storeBytes, storeFile } from './artifacts.js';
 import { HEARTBEAT_MS, SERVICE_NAME, type ActiveAttempt, type TrainingContext } from './context.js';
 import { readExportManifestInfo } from './datasets.js';
-import { onnxParity } from './parity.js';
+import { canaryReference, onnxParity } from './parity.js';
 import { jobPaths } from './paths.js';
 import { buildJobSpec, trackingParams } from './spec.js';
 import { registerJobModel } from './register-model.js';
@@ -306,6 +306,14 @@ class JobAttempt {
         parity = { ...(await onnxParity(files.onnx, files.parity_samples)), worker: e.parity };
       } catch (err) {
         parity = { method: 'onnxruntime-node', ok: null, max_abs_diff: null, n: 0, error: errorMessage(err), worker: e.parity };
+      }
+    }
+
+    if (files.onnx && files.parity_samples && existsSync(files.parity_samples)) {
+      try {
+        artifacts.canary = await storeBytes(objects, await canaryReference(files.parity_samples), 'canary.json');
+      } catch (err) {
+        this.#ctx.logger.warn({ err, job: job.id }, 'recording the canary reference failed; the promotion canary will only check the load');
       }
     }
 

@@ -16,7 +16,7 @@ export interface ParityResult {
 interface ParitySamples {
   input_size: number;
   tolerance?: number;
-  items: { input_png: string; probability: number }[];
+  items: { input_png: string; probability: number; label?: number; file?: string }[];
 }
 
 /**
@@ -53,4 +53,24 @@ export async function onnxParity(onnxFile: string, samplesFile: string): Promise
   } finally {
     await session.release().catch(() => {});
   }
+}
+
+/** Reference images a registered version carries for the deployment's canary load (at most this many). */
+export const CANARY_ITEMS = 8;
+
+/**
+ * `canary.json` for the model registry: the first few parity samples (8-bit PNGs at the input
+ * size, inlined as base64) with the probabilities PyTorch gave them. The deployment's canary load
+ * runs them before a promotion moves the production alias.
+ */
+export async function canaryReference(samplesFile: string, maxItems = CANARY_ITEMS): Promise<Buffer> {
+  const samples = JSON.parse(await readFile(samplesFile, 'utf8')) as ParitySamples;
+  const base = path.dirname(samplesFile);
+  const items = [];
+  for (const item of samples.items.slice(0, maxItems)) {
+    const png = await readFile(path.resolve(base, item.input_png));
+    items.push({ png: png.toString('base64'), probability: item.probability, label: item.label, file: item.file });
+  }
+  if (items.length === 0) throw new Error(`${samplesFile}: no samples to record`);
+  return Buffer.from(JSON.stringify({ format: 'xray-canary/1', input_size: samples.input_size, tolerance: samples.tolerance ?? PARITY_TOLERANCE, items }));
 }

@@ -53,6 +53,7 @@ export async function registerJobModel(
       ['evaluation', 'evaluation.json', 'application/json'],
       ['roc_png', 'plots/roc.png', 'image/png'],
       ['calibration_png', 'plots/calibration.png', 'image/png'],
+      ['canary', 'canary.json', 'application/json'],
     ] as const) {
       const ref = job.artifacts[kind];
       if (ref) extraArtifacts.push({ path, data: await objects.get(ref.key), contentType });

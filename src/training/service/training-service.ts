@@ -181,13 +181,14 @@ export class TrainingService {
     if (this.#closed) throw new AppError('SERVICE_UNAVAILABLE', 'the training service is shutting down');
   }
 
-  async #resolveDataset(request: { dataset_version?: string; dataset_dir?: string; test_dataset_versions?: string[] }) {
+  async #resolveDataset(request: { dataset_version?: string; dataset_dir?: string; test_dataset_versions?: string[]; input_size?: number; search_space?: Record<string, unknown> }) {
     if (!!request.dataset_version === !!request.dataset_dir) {
       throw new AppError('INVALID_INPUT', 'give exactly one of dataset_version or dataset_dir');
     }
     for (const v of request.test_dataset_versions ?? []) await this.#ctx.datasets.describe(v);
     if (request.dataset_version) {
       const info = await this.#ctx.datasets.describe(request.dataset_version);
+      checkInputSize(request, info.preprocessingSize ?? null, `dataset version ${info.versionId.slice(0, 12)}…`);
       return { datasetVersion: info.versionId, datasetDir: null };
     }
     const { config } = this.platform;
@@ -467,5 +468,23 @@ export class TrainingService {
       }
     })();
     return this.#closing;
+  }
+}
+
+/**
+ * A model serves images preprocessed at its dataset's size, so it must be trained at that size:
+ * refuse an input_size (or an input_size search) that differs, before the job trains a model
+ * the deployment would refuse to load.
+ */
+function checkInputSize(request: { input_size?: number; search_space?: Record<string, unknown> }, size: number | null, what: string): void {
+  if (size === null) return;
+  const hint = `its images are preprocessed at ${size}x${size}, and a model serves with its dataset's preprocessing; omit input_size (it defaults to ${size}) or make a dataset version at the size you want`;
+  if (request.input_size !== undefined && request.input_size !== size) {
+    throw new AppError('INVALID_INPUT', `input_size ${request.input_size} does not match ${what}: ${hint}`);
+  }
+  const searched = request.search_space?.input_size as { type?: string; choices?: unknown[]; low?: number; high?: number } | undefined;
+  if (searched) {
+    const values = searched.type === 'categorical' ? (searched.choices ?? []) : [searched.low, searched.high];
+    if (values.some((v) => v !== size)) throw new AppError('INVALID_INPUT', `search_space.input_size tries sizes other than ${size} on ${what}: ${hint}`);
   }
 }

@@ -7,6 +7,7 @@ import { Badge } from '../components/Badge.js';
 import { PALETTE } from '../components/Chart.js';
 import { ConfusionMatrix } from '../components/ConfusionMatrix.js';
 import { ErrorCard } from '../components/ErrorCard.js';
+import { ServingBanner } from '../components/ServingBanner.js';
 import { MetricsTable, RocChart, rocSeries } from '../components/Evaluation.js';
 import { Card, KeyValues, Loading, PageHeader } from '../components/Layout.js';
 import { Table, type Column } from '../components/Table.js';
@@ -19,16 +20,23 @@ function toEvaluation(s: EvaluationSummary | null | undefined): Evaluation | nul
 }
 
 function GateBox({ verdict, title }: { verdict: GateVerdict; title?: string }) {
+  const outcome = verdict.forced ? `forced by ${verdict.decided_by}${verdict.reason ? `: ${verdict.reason}` : ''}` : verdict.passed ? 'passed' : 'refused';
+  const s = verdict.servability;
   return (
     <div className={`gate ${verdict.passed ? 'gate-pass' : 'gate-fail'}`} role="status" data-testid="gate">
       <strong>
-        {title ?? 'Promotion gate'}: {verdict.passed ? (verdict.forced ? 'forced' : 'passed') : 'refused'}
+        {title ?? 'Promotion gate'}: {outcome}
       </strong>
       <p>{verdict.message}</p>
+      {s && (
+        <p data-testid="servability">
+          <strong>Servability:</strong> {s.checked ? (s.servable ? 'the deployment loaded it and it serves' : 'the deployment cannot serve it') : 'not checked'} — {s.message}
+        </p>
+      )}
       <p className="small muted">
         Candidate AUC {num(verdict.candidate_auc)} · production {verdict.production_version !== null ? `v${verdict.production_version} AUC ${num(verdict.production_auc)}` : 'none'} · delta{' '}
         {verdict.delta === null ? '—' : `${verdict.delta >= 0 ? '+' : ''}${num(verdict.delta, 4)}`} · allowed drop {verdict.margin}
-        {verdict.reason ? ` · reason: ${verdict.reason}` : ''}
+        {verdict.reason && !verdict.forced ? ` · reason: ${verdict.reason}` : ''}
       </p>
     </div>
   );
@@ -192,19 +200,7 @@ function CompareView({ name, versions }: { name: string; versions: number[] }) {
   );
 }
 
-function StageButtons({ v, onDone }: { v: ModelVersion; onDone: (msg: { verdict?: GateVerdict | null; error?: unknown; version: number; stage: Stage }) => void }) {
-  const [busy, setBusy] = useState(false);
-  const go = async (stage: Stage) => {
-    setBusy(true);
-    try {
-      const r = await setStage(v.name, { version: v.version, stage });
-      onDone({ verdict: r.gate, version: v.version, stage });
-    } catch (err) {
-      onDone({ error: err, version: v.version, stage });
-    } finally {
-      setBusy(false);
-    }
-  };
+function StageButtons({ v, busy, onMove }: { v: ModelVersion; busy: boolean; onMove: (stage: Stage) => void }) {
   const targets = (['Staging', 'Production', 'Archived'] as const).filter((s) => s !== v.stage);
   return (
     <div className="row nowrap">
@@ -216,7 +212,7 @@ function StageButtons({ v, onDone }: { v: ModelVersion; onDone: (msg: { verdict?
           disabled={busy}
           onClick={(e) => {
             e.stopPropagation();
-            void go(s);
+            onMove(s);
           }}
           aria-label={`${VERB[s]} version ${v.version}${s === 'Archived' ? '' : ` to ${s}`}`}
         >
@@ -224,6 +220,48 @@ function StageButtons({ v, onDone }: { v: ModelVersion; onDone: (msg: { verdict?
         </button>
       ))}
     </div>
+  );
+}
+
+/**
+ * Moving the Production version out of Production leaves Production empty while the deployment
+ * keeps serving it: say so, and let an admin go ahead with a reason (the API refuses otherwise).
+ */
+function ConfirmLeaveProduction({ v, stage, serving, onCancel, onConfirm }: { v: ModelVersion; stage: Stage; serving: boolean; onCancel: () => void; onConfirm: (reason: string) => void }) {
+  const id = useId();
+  const [reason, setReason] = useState('');
+  return (
+    <form
+      className="confirm-box"
+      role="alertdialog"
+      aria-labelledby={`${id}-title`}
+      data-testid="confirm-leave-production"
+      onSubmit={(e) => {
+        e.preventDefault();
+        onConfirm(reason.trim());
+      }}
+    >
+      <p id={`${id}-title`}>
+        <strong>
+          {VERB[stage as keyof typeof VERB] ?? 'Move'} v{v.version}, the Production version?
+        </strong>
+      </p>
+      <p>
+        Production will be empty: no version behind the <code>@production</code> alias.{' '}
+        {serving ? <>The deployment keeps serving v{v.version} for every prediction until another version is promoted.</> : <>Nothing new will be loaded for predictions.</>} Usually you want to promote
+        the replacement instead (the current version is archived automatically).
+      </p>
+      <div className="row">
+        <label htmlFor={`${id}-reason`}>Admin — reason</label>
+        <input id={`${id}-reason`} required value={reason} onChange={(e) => setReason(e.target.value)} size={30} />
+        <button type="submit" className="btn danger" disabled={!reason.trim()}>
+          {VERB[stage as keyof typeof VERB] ?? 'Move'} anyway
+        </button>
+        <button type="button" className="btn" onClick={onCancel}>
+          Cancel
+        </button>
+      </div>
+    </form>
   );
 }
 
@@ -261,6 +299,8 @@ function ModelDetailView({ name }: { name: string }) {
   const [outcome, setOutcome] = useState<{ verdict?: GateVerdict | null; error?: unknown; version: number; stage: Stage } | null>(null);
   const [tab, setTab] = useState<'lineage' | 'card'>('lineage');
   const [loadError, setLoadError] = useState<unknown>(null);
+  const [busy, setBusy] = useState(false);
+  const [confirm, setConfirm] = useState<{ v: ModelVersion; stage: Stage } | null>(null);
 
   const versions = (detail.data?.versions ?? []).filter((v) => !v.deleted).sort((a, b) => b.version - a.version);
   // Default: compare the two newest versions.
@@ -269,6 +309,26 @@ function ModelDetailView({ name }: { name: string }) {
   const cardData = useAsync(current !== null && tab === 'card' ? () => card(name, current) : null, [name, current, tab]);
 
   useEffect(() => setOutcome(null), [name]);
+
+  const move = async (v: ModelVersion, stage: Stage, force?: { reason: string }) => {
+    setBusy(true);
+    setConfirm(null);
+    try {
+      const r = await setStage(v.name, { version: v.version, stage, ...(force ? { force: true, reason: force.reason } : {}) });
+      setOutcome({ verdict: r.gate, version: v.version, stage });
+    } catch (err) {
+      setOutcome({ error: err, version: v.version, stage });
+    } finally {
+      setBusy(false);
+      // Show the server's state after every action: stages, aliases, serving badges, history.
+      detail.reload();
+      serving.reload();
+    }
+  };
+  const requestMove = (v: ModelVersion, stage: Stage) => {
+    if (v.stage === 'Production' && stage !== 'Production') setConfirm({ v, stage });
+    else void move(v, stage);
+  };
 
   if (detail.error) return <ErrorCard error={detail.error} onRetry={detail.reload} />;
   if (!detail.data) return <Loading />;
@@ -317,23 +377,18 @@ function ModelDetailView({ name }: { name: string }) {
       key: 'actions',
       header: 'Actions',
       render: (v) => (
-        <StageButtons
-          v={v}
-          onDone={(o) => {
-            setOutcome(o);
-            detail.reload();
-            serving.reload();
-          }}
-        />
+        <StageButtons v={v} busy={busy} onMove={(stage) => requestMove(v, stage)} />
       ),
     },
   ];
 
-  const gateError = outcome?.error instanceof ApiError && outcome.error.code === 'GATE_FAILED' ? ((outcome.error.details as { verdict?: GateVerdict } | undefined)?.verdict ?? null) : null;
+  const refusedCode = outcome?.error instanceof ApiError && (outcome.error.code === 'GATE_FAILED' || outcome.error.code === 'NOT_SERVABLE') ? outcome.error.code : null;
+  const gateError = refusedCode ? ((outcome!.error as ApiError).details as { verdict?: GateVerdict } | undefined)?.verdict ?? null : null;
   const sorted = [...compareSet].sort((a, b) => a - b);
 
   return (
     <>
+      <ServingBanner problems={serving.data?.problems} model={name} />
       <Card title={`${name} · versions`}>
         {detail.data.model.description && <p>{detail.data.model.description}</p>}
         <p className="stat-line">
@@ -341,12 +396,32 @@ function ModelDetailView({ name }: { name: string }) {
           {servingHere.length ? servingHere.map((m) => `v${m.version}${m.default ? ' (default)' : ''}`).join(', ') : 'not loaded'}
         </p>
         <Table columns={columns} rows={versions} rowKey={(v) => String(v.version)} onSelect={(v) => setSelected(v.version)} selectedKey={current !== null ? String(current) : null} testId="model-versions" />
+        {confirm && (
+          <ConfirmLeaveProduction
+            v={confirm.v}
+            stage={confirm.stage}
+            serving={servingHere.some((m) => m.version === String(confirm.v.version))}
+            onCancel={() => setConfirm(null)}
+            onConfirm={(reason) => void move(confirm.v, confirm.stage, { reason })}
+          />
+        )}
         {outcome && (
           <div className="outcome" aria-live="polite">
             {outcome.verdict && <GateBox verdict={outcome.verdict} title={`v${outcome.version} → ${outcome.stage}`} />}
             {gateError && <GateBox verdict={gateError} title={`v${outcome.version} → ${outcome.stage}`} />}
             {outcome.error !== undefined && !gateError && <ErrorCard error={outcome.error} title={`v${outcome.version} → ${outcome.stage} failed`} />}
-            {gateError && <ForceForm name={name} version={outcome.version} onDone={(r) => { setOutcome({ ...r, version: outcome.version, stage: 'Production' }); detail.reload(); }} />}
+            {gateError && refusedCode === 'GATE_FAILED' && (
+              <ForceForm
+                name={name}
+                version={outcome.version}
+                onDone={(r) => {
+                  setOutcome({ ...r, version: outcome.version, stage: 'Production' });
+                  detail.reload();
+                  serving.reload();
+                }}
+              />
+            )}
+            {refusedCode === 'NOT_SERVABLE' && <p className="small">A version the deployment cannot load is never promoted; no override exists. Fix the model (or its recorded preprocessing) and register it again.</p>}
             {!outcome.error && outcome.stage !== 'Production' && !outcome.verdict && (
               <p className="success" role="status">
                 v{outcome.version} moved to {outcome.stage}.

@@ -8,6 +8,7 @@ import { DropZone } from '../components/DropZone.js';
 import { ErrorCard } from '../components/ErrorCard.js';
 import { HeatmapViewer, type Overlay } from '../components/HeatmapViewer.js';
 import { Card, KeyValues, Loading, PageHeader } from '../components/Layout.js';
+import { ServingBanner } from '../components/ServingBanner.js';
 import { ProbabilityBar } from '../components/ProbabilityBar.js';
 import { Table, type Column } from '../components/Table.js';
 import { ms, pct } from '../format.js';
@@ -274,6 +275,7 @@ export function PredictPage() {
       <PageHeader title="Predict">
         Upload chest X-rays to get the model's pneumonia probability with a heatmap of the regions that drove it.
       </PageHeader>
+      <ServingBanner problems={models.data?.problems} />
       {models.data && served.length === 0 && (
         <div className="notice" role="status">
           No model is being served yet. Promote a version to Production on the <Link href="/models">Models</Link> page (the deployment service loads it), then try again.

@@ -1,4 +1,5 @@
 import type { FastifyPluginAsync } from 'fastify';
+import { forwardedCredential } from '../../../core/auth/index.js';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { AppError } from '../../../core/errors.js';
@@ -149,7 +150,7 @@ export const mlflowRegistryRoutes: FastifyPluginAsync = async (fastify) => {
       },
     },
     async (req) => {
-      await service().setAlias({ name: req.body.name, alias: req.body.alias, version: versionNumber(req.body.version), actor: actorOf(req), requestId: req.id });
+      await service().setAlias({ name: req.body.name, alias: req.body.alias, version: versionNumber(req.body.version), actor: actorOf(req), requestId: req.id, authorization: forwardedCredential(req) });
       return {};
     },
   );
@@ -253,7 +254,7 @@ export const mlflowRegistryRoutes: FastifyPluginAsync = async (fastify) => {
       },
     },
     async (req) => {
-      const result = await service().setStage({ name: req.body.name, version: versionNumber(req.body.version), stage: stageOf(req.body.stage), actor: actorOf(req), requestId: req.id });
+      const result = await service().setStage({ name: req.body.name, version: versionNumber(req.body.version), stage: stageOf(req.body.stage), actor: actorOf(req), requestId: req.id, authorization: forwardedCredential(req) });
       return { model_version: toMlflowModelVersion(result.version) };
     },
   );

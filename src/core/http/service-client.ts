@@ -1,0 +1,92 @@
+import { AppError, ERROR_STATUS, type ErrorCode } from '../errors.js';
+
+export interface ServiceHttpOptions {
+  /** Per attempt (default 30 s). */
+  timeoutMs?: number;
+  /** Extra attempts for idempotent calls on a network error or a 502/503/504 (default 2). */
+  retries?: number;
+  /** Service name for messages ('deployment'). */
+  service: string;
+}
+
+export interface CallOptions {
+  body?: unknown;
+  headers?: Record<string, string | undefined>;
+  /** Safe to repeat (GET, or a POST that changes nothing): retried with backoff. */
+  idempotent?: boolean;
+  timeoutMs?: number;
+}
+
+const RETRY_STATUS = new Set([502, 503, 504]);
+
+/**
+ * JSON over HTTP to another service: timeouts, bounded retries with backoff on idempotent calls,
+ * and the error envelope `{error:{code,message,details}}` turned back into the AppError it was.
+ * An unreachable service is SERVICE_UNAVAILABLE naming the URL.
+ */
+export class ServiceHttpClient {
+  readonly baseUrl: string;
+  readonly #opts: Required<ServiceHttpOptions>;
+
+  constructor(baseUrl: string, opts: ServiceHttpOptions) {
+    this.baseUrl = baseUrl.replace(/\/+$/, '');
+    this.#opts = { timeoutMs: 30_000, retries: 2, ...opts };
+  }
+
+  async call<T>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, options: CallOptions = {}): Promise<T> {
+    const attempts = options.idempotent || method === 'GET' ? this.#opts.retries + 1 : 1;
+    const headers: Record<string, string> = { accept: 'application/json' };
+    for (const [k, v] of Object.entries(options.headers ?? {})) if (v !== undefined) headers[k.toLowerCase()] = v;
+    let payload: string | undefined;
+    if (options.body !== undefined) {
+      headers['content-type'] = 'application/json';
+      payload = JSON.stringify(options.body);
+    }
+    const url = `${this.baseUrl}${path}`;
+    let lastError: AppError | null = null;
+    for (let attempt = 0; attempt < attempts; attempt++) {
+      if (attempt > 0) await new Promise((r) => setTimeout(r, 100 * 2 ** (attempt - 1)));
+      let res: Response;
+      try {
+        res = await fetch(url, { method, headers, body: payload, signal: AbortSignal.timeout(options.timeoutMs ?? this.#opts.timeoutMs) });
+      } catch (err) {
+        const why = err instanceof Error && err.name === 'TimeoutError' ? `no answer within ${options.timeoutMs ?? this.#opts.timeoutMs} ms` : causeOf(err);
+        lastError = new AppError('SERVICE_UNAVAILABLE', `the ${this.#opts.service} service at ${this.baseUrl} is unreachable (${why})`, { unreachable: true });
+        continue;
+      }
+      const text = await res.text();
+      const body = parseJson(text);
+      if (res.ok) return body as T;
+      lastError = toAppError(res.status, body, `${this.#opts.service} ${method} ${path}`);
+      if (!RETRY_STATUS.has(res.status)) break;
+    }
+    throw lastError!;
+  }
+}
+
+function parseJson(text: string): unknown {
+  if (!text) return null;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+/** The error envelope as the AppError it was; an unknown code keeps the status's meaning. */
+export function toAppError(status: number, body: unknown, what: string): AppError {
+  const e = (body as { error?: { code?: unknown; message?: unknown; details?: unknown } } | null)?.error;
+  const code = typeof e?.code === 'string' && e.code in ERROR_STATUS ? (e.code as ErrorCode) : codeForStatus(status);
+  const message = typeof e?.message === 'string' ? e.message : `${what} answered ${status}`;
+  return new AppError(code, message, e?.details);
+}
+
+function codeForStatus(status: number): ErrorCode {
+  const match = (Object.entries(ERROR_STATUS) as [ErrorCode, number][]).find(([, s]) => s === status);
+  return match ? match[0] : status >= 500 ? 'SERVICE_UNAVAILABLE' : 'BAD_REQUEST';
+}
+
+function causeOf(err: unknown): string {
+  const cause = (err as { cause?: { code?: string; message?: string } } | null)?.cause;
+  return cause?.code ?? cause?.message ?? (err instanceof Error ? err.message : String(err));
+}

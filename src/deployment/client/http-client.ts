@@ -1,0 +1,24 @@
+import { ServiceHttpClient } from '../../core/http/service-client.js';
+import type { CallContext, CanaryReport, DeploymentClient } from './types.js';
+
+/** The deployment service over its HTTP routes (another process or host). */
+export class HttpDeploymentClient implements DeploymentClient {
+  readonly #http: ServiceHttpClient;
+
+  constructor(baseUrl: string, opts: { timeoutMs?: number } = {}) {
+    // A canary creates an ONNX Runtime session and runs the reference images: allow minutes on a busy CPU.
+    this.#http = new ServiceHttpClient(baseUrl, { service: 'deployment', timeoutMs: opts.timeoutMs ?? 180_000 });
+  }
+
+  get target(): string {
+    return this.#http.baseUrl;
+  }
+
+  canary(name: string, version: number | string, ctx: CallContext = {}): Promise<CanaryReport> {
+    return this.#http.call<CanaryReport>('POST', '/models/canary', {
+      body: { name, version: String(version) },
+      headers: { authorization: ctx.authorization, 'x-request-id': ctx.requestId },
+      idempotent: true,
+    });
+  }
+}
