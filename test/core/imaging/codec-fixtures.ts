@@ -41,7 +41,7 @@ export interface Encoding {
 
 /** The Debian package each encoder comes from (`node scripts/setup.mjs --test` installs them). */
 const PACKAGE_OF: Record<string, string> = {
-  dcmcjpeg: 'dcmtk', dcmcjpls: 'dcmtk', dcmcrle: 'dcmtk', dcmdjpeg: 'dcmtk', gdcmconv: 'libgdcm-tools', ojph_compress: 'openjph-tools',
+  dcmcjpeg: 'dcmtk', dcmcjpls: 'dcmtk', dcmcrle: 'dcmtk', dcmdjpeg: 'dcmtk', img2dcm: 'dcmtk', gdcmconv: 'libgdcm-tools', ojph_compress: 'openjph-tools',
 };
 
 /** The skip message for a missing encoder: names the binary and its package. */

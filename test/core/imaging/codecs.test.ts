@@ -101,6 +101,40 @@ for (const enc of ENCODINGS) {
   });
 }
 
+describe('colour (RGB, 8-bit) compressed frames', () => {
+  const runs: [tool: string, args: string[], ts: string][] = [
+    ['dcmcjpls', ['+el', '+il'], '1.2.840.10008.1.2.4.80'],
+    ['dcmcjpls', ['+el', '+is'], '1.2.840.10008.1.2.4.80'],
+    ['dcmcjpls', ['+el', '+in'], '1.2.840.10008.1.2.4.80'],
+    ['gdcmconv', ['--j2k'], '1.2.840.10008.1.2.4.90'],
+    ['dcmcjpeg', ['+e1'], '1.2.840.10008.1.2.4.70'],
+  ];
+  test('line-, sample- and non-interleaved JPEG-LS, JPEG 2000 and JPEG Lossless give the native file\'s luminance exactly', async (t) => {
+    for (const need of ['img2dcm', 'dcmdjpeg']) if (!haveTool(need)) return t.skip(missingTool(need));
+    const sharp = (await import('sharp')).default;
+    const w = 96;
+    const h = 64;
+    const rgb = new Uint8Array(w * h * 3);
+    for (let i = 0; i < w * h; i++) [rgb[3 * i], rgb[3 * i + 1], rgb[3 * i + 2]] = [(i * 3) % 256, (i >> 4) % 256, 200 - (i % 50)];
+    const jpg = join(work.dir, 'colour.jpg');
+    const native = join(work.dir, 'colour-native.dcm');
+    await sharp(rgb, { raw: { width: w, height: h, channels: 3 } }).jpeg({ quality: 95 }).toFile(jpg);
+    execFileSync('img2dcm', [jpg, join(work.dir, 'colour-jpeg.dcm')]);
+    execFileSync('dcmdjpeg', [join(work.dir, 'colour-jpeg.dcm'), native]);
+    const base = await readDicomStoredFrame(readFileSync(native));
+    assert.equal(base.colour, true);
+    for (const [i, [tool, args, ts]] of runs.entries()) {
+      if (!haveTool(tool)) { t.diagnostic(missingTool(tool)); continue; }
+      const out = join(work.dir, `colour-${i}.dcm`);
+      execFileSync(tool, [...args, native, out]);
+      const f = await readDicomStoredFrame(readFileSync(out));
+      assert.equal(f.header.transferSyntax, ts);
+      assert.equal(f.colour, true);
+      assert.equal(diffStats(f.values, base.values).differing, 0, `${tool} ${args.join(' ')}`);
+    }
+  });
+});
+
 describe('the predict path (image worker pool) decodes every syntax in its worker threads', () => {
   let pool: ImagePool;
   before(() => { pool = new ImagePool({ threads: 1, timeoutMs: 20_000 }); });
