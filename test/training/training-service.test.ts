@@ -1,6 +1,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as ort from 'onnxruntime-node';
+import { runCanary } from '../../src/deployment/service/canary.js';
+import { RegistryModelSource } from '../../src/deployment/service/registry-source.js';
 import { FINAL, allEvents, makeDatasetVersion, openTraining, torchOrSkip, waitForJob, type TrainingHarness } from './helpers.js';
 
 /** Tiny, fast jobs: 32-pixel synthetic images, a couple of batches per epoch. */
@@ -104,6 +106,25 @@ describe('training service with the real PyTorch worker', () => {
     assert.equal(reg.json().registered.run_id, job.run_id);
     const after = (await h.app.inject({ method: 'GET', url: `/train/${job_id}` })).json();
     assert.equal(after.registered.version, 1);
+
+    // The version carries its reference images, and the deployment's canary load reproduces them.
+    assert.ok(job.artifacts.canary, 'canary.json recorded from the parity samples');
+    const canary = await runCanary(new RegistryModelSource(h.platform), 'pneumonia-test', '1');
+    assert.equal(canary.servable, true, canary.message);
+    assert.ok(canary.reference && canary.reference.n > 0 && canary.reference.max_abs_diff <= canary.reference.tolerance, JSON.stringify(canary.reference));
+  });
+
+  test('a job whose input size differs from its dataset version\'s preprocessing is refused at submission', async () => {
+    const res = await h.app.inject({ method: 'POST', url: '/train', payload: { dataset_version: version, ...tiny(1), input_size: 64 } });
+    assert.equal(res.statusCode, 400, res.body);
+    assert.match(res.json().error.message, /input_size 64 does not match dataset version .*preprocessed at 32x32/);
+    const study = await h.app.inject({
+      method: 'POST',
+      url: '/optimize',
+      payload: { dataset_version: version, ...tiny(1), input_size: undefined, n_trials: 2, search_space: { input_size: { type: 'categorical', choices: [32, 64] } } },
+    });
+    assert.equal(study.statusCode, 400, study.body);
+    assert.match(study.json().error.message, /search_space.input_size tries sizes other than 32/);
   });
 
   test('SIGKILL mid-training, then resume: continues from the checkpoint epoch', async (t) => {
