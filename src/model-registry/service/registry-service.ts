@@ -500,6 +500,7 @@ export class ModelRegistryService {
           ...verdict,
           passed: false,
           forced: false,
+          message: verdict.servability!.message,
         });
       }
     } else if (v.current_stage === 'Production' && stage !== 'Production') {

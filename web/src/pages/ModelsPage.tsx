@@ -291,7 +291,7 @@ function ForceForm({ name, version, onDone }: { name: string; version: number; o
   );
 }
 
-function ModelDetailView({ name }: { name: string }) {
+function ModelDetailView({ name, onChanged }: { name: string; onChanged?: () => void }) {
   const detail = useAsync(() => getModel(name), [name]);
   const serving = useAsync(loadedModels, []);
   const [checked, setChecked] = useState<number[] | null>(null);
@@ -323,6 +323,7 @@ function ModelDetailView({ name }: { name: string }) {
       // Show the server's state after every action: stages, aliases, serving badges, history.
       detail.reload();
       serving.reload();
+      onChanged?.();
     }
   };
   const requestMove = (v: ModelVersion, stage: Stage) => {
@@ -523,7 +524,7 @@ export function ModelsPage() {
           ))}
         </nav>
       )}
-      {current && <ModelDetailView key={current} name={current} />}
+      {current && <ModelDetailView key={current} name={current} onChanged={models.reload} />}
     </>
   );
 }
