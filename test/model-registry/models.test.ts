@@ -180,11 +180,15 @@ for (const engine of ENGINES) {
         detail.stage_events.map((e: any) => [e.version, e.to_stage, e.outcome, e.forced]),
         [
           [3, 'Production', 'applied', true],
+          [2, 'Archived', 'applied', false],
           [3, 'Production', 'refused', false],
           [2, 'Production', 'applied', false],
+          [1, 'Archived', 'applied', false],
           [1, 'Production', 'applied', false],
         ],
       );
+      const automatic = detail.stage_events.find((e: any) => e.version === 2 && e.to_stage === 'Archived');
+      assert.equal(automatic.reason, 'automatic: replaced by version 3', 'the automatic Production → Archived move is in the history');
 
       const audit = (await h.platform.audit.query({ action: 'model.stage' })).items;
       const refusedAudit = audit.find((r) => r.resource === 'model:pneumonia/3' && r.outcome === 'failure');

@@ -162,7 +162,7 @@ export async function waitForServing(gateway: string, name: string, version: str
 }
 
 /** Ingests synthetic X-rays (half NORMAL, half PNEUMONIA) and freezes them into a dataset version. */
-export async function createDatasetVersion(gateway: string, name: string, perClass: number): Promise<{ id: string; name: string }> {
+export async function createDatasetVersion(gateway: string, name: string, perClass: number, preprocessingSize?: number): Promise<{ id: string; name: string }> {
   for (const label of ['NORMAL', 'PNEUMONIA'] as const) {
     const form = new FormData();
     form.append('label', label);
@@ -172,6 +172,6 @@ export async function createDatasetVersion(gateway: string, name: string, perCla
     }
     await api(gateway, '/api/data-pipeline/ingest', { method: 'POST', body: form });
   }
-  const r = await api<{ version: { id: string; name: string } }>(gateway, '/api/data-pipeline/version/create', json({ name, val_fraction: 0.25 }));
+  const r = await api<{ version: { id: string; name: string } }>(gateway, '/api/data-pipeline/version/create', json({ name, val_fraction: 0.25, ...(preprocessingSize ? { preprocessing: { size: preprocessingSize } } : {}) }));
   return r.version;
 }

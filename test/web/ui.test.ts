@@ -63,7 +63,8 @@ describe('web UI in a real browser', { skip: skip ?? false }, () => {
     ]);
     await api(g, `/api/model-registry/models/${MODEL}/stage`, json({ version: v1, stage: 'Production' }));
     await waitForServing(g, MODEL, String(v1));
-    dataset = await createDatasetVersion(g, 'synthetic-v1', 4);
+    // Stored at 32 px: the training test trains at that size (a model must take its dataset's preprocessing size).
+    dataset = await createDatasetVersion(g, 'synthetic-v1', 4, 32);
     // The message the API gives for a file that is not an image, to look for on the page.
     const form = new FormData();
     form.append('file', new Blob([Buffer.from('this is not an X-ray')], { type: 'image/png' }), 'notes.png');

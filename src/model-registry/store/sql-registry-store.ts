@@ -458,7 +458,13 @@ export class SqlRegistryStore implements RegistryStore {
       for (const [alias, version] of Object.entries(change.setAliases)) {
         await upsertAlias(trx, change.name, alias, version, change.actor, now);
       }
-      await trx.insertInto('model_stage_events').values(stageEventRow(change.event, now)).execute();
+      // The automatic moves (the version replaced in Production is archived) are history too; the
+      // change itself is stamped a millisecond later so newest-first lists show it above them.
+      for (const d of change.demote) {
+        const auto = { name: change.name, version: d.version, from_stage: change.stage, to_stage: d.stage, outcome: 'applied' as const, actor: change.actor, forced: false, reason: `automatic: replaced by version ${change.version}`, verdict: null };
+        await trx.insertInto('model_stage_events').values(stageEventRow(auto, now)).execute();
+      }
+      await trx.insertInto('model_stage_events').values(stageEventRow(change.event, change.demote.length ? now + 1 : now)).execute();
       await trx.updateTable('registered_models').set({ last_updated_timestamp: now }).where('name', '=', change.name).execute();
     });
     return this.getModelVersion(change.name, change.version);
