@@ -86,3 +86,26 @@ describe('security: headers, origin check, stored bytes, multipart errors', () =
     assert.equal(noBoundary.json().error.code, 'INVALID_INPUT');
   });
 });
+
+describe('request logs carry the path, never the query string', () => {
+  test('an identifier or key in a query string does not reach the log', async () => {
+    const home = tempHome();
+    const lines: string[] = [];
+    const { pino } = await import('pino');
+    const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(line) });
+    const platform = await openPlatform(testConfig(home.dir, { XRAY_LOG_LEVEL: 'info' }), { logger });
+    const app = await createServiceApp({ name: 'demo', title: 'demo', description: 'demo', platform, plugin: demo });
+    try {
+      await app.inject('/health?patient=Jane%20Doe&api_key=xk_secret_123');
+      await app.inject('/nope?mrn=MRN-0042');
+      const all = lines.join('');
+      assert.match(all, /"url":"\/health"/, 'the path is logged');
+      assert.match(all, /"url":"\/nope"/);
+      for (const secret of ['Jane', 'xk_secret_123', 'MRN-0042', 'patient=']) assert.ok(!all.includes(secret), `${secret} leaked into the log`);
+    } finally {
+      await app.close();
+      await platform.close();
+      home.cleanup();
+    }
+  });
+});

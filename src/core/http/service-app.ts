@@ -1,4 +1,4 @@
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyPluginAsync } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyPluginAsync, type FastifyRequest } from 'fastify';
 import { randomUUID } from 'node:crypto';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
@@ -9,7 +9,7 @@ import type { Platform } from '../platform.js';
 import { authPlugin } from '../auth/index.js';
 import { installErrorHandlers } from './error-handler.js';
 import { metricsPlugin } from './metrics.js';
-import { installSecurity } from './security.js';
+import { installSecurity, pathOnly } from './security.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -35,6 +35,22 @@ export interface ServiceAppOptions {
   logRequests?: boolean;
 }
 
+/**
+ * Request logs name the path, never the query string: queries may carry identifiers or keys
+ * (`?patient=…`, `?api_key=…`), and logs travel further than the database.
+ */
+class PathOnlyLogController extends LogController {
+  override incomingRequest(request: FastifyRequest): void {
+    if (this.isLogDisabled(request)) return;
+    request.log.info({ req: { method: request.method, url: pathOnly(request.url), host: request.host, remoteAddress: request.ip } }, 'incoming request');
+  }
+
+  override routeNotFound(request: FastifyRequest): void {
+    if (this.isLogDisabled(request)) return;
+    request.log.info(`Route ${request.method}:${pathOnly(request.url)} not found`);
+  }
+}
+
 /** Raw-body content types accepted for image uploads (besides multipart). */
 export const RAW_BODY_TYPES = ['image/png', 'image/jpeg', 'application/dicom', 'application/octet-stream'];
 
@@ -47,7 +63,7 @@ export async function createServiceApp(opts: ServiceAppOptions): Promise<Fastify
   const { platform } = opts;
   const app = Fastify({
     loggerInstance: platform.logger.child({ service: opts.name }) as FastifyBaseLogger,
-    logController: new LogController({ disableRequestLogging: opts.logRequests === false || platform.config.logLevel === 'silent' }),
+    logController: new PathOnlyLogController({ disableRequestLogging: opts.logRequests === false || platform.config.logLevel === 'silent' }),
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && /^[A-Za-z0-9._:-]{1,128}$/.test(given) ? given : randomUUID();

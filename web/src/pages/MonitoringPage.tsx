@@ -304,7 +304,7 @@ function DriftDetail({ r }: { r: DriftReport }) {
   );
 }
 
-function DriftCard() {
+function DriftCard({ onChecked }: { onChecked?: () => void }) {
   const id = useId();
   const reports = useAsync(() => driftReports({ page_size: 50 }), []);
   const served = useAsync(loadedModels, []);
@@ -324,6 +324,7 @@ function DriftCard() {
       const r = await detectDrift({ model: modelName });
       reports.reload();
       setSelected(r.id);
+      onChecked?.(); // a drift check raises or clears alerts: show them now, not at the next poll
     } catch (err) {
       setError(err);
     } finally {
@@ -368,12 +369,12 @@ function DriftCard() {
 
 // ————— alerts —————
 
-function AlertsCard() {
+function AlertsCard({ refresh = 0 }: { refresh?: number }) {
   const id = useId();
   const [status, setStatus] = useState<'active' | 'open' | 'acknowledged' | 'resolved'>('active');
-  const list = useAsync(() => alerts({ status, page_size: 100 }), [status]);
+  const list = useAsync(() => alerts({ status, page_size: 100 }), [status, refresh]);
   const [error, setError] = useState<unknown>(null);
-  useInterval(list.reload, 30_000);
+  useInterval(list.reload, 10_000);
   const act = (fn: () => Promise<unknown>) => {
     setError(null);
     fn().then(list.reload, setError);
@@ -514,13 +515,14 @@ function AuditCard() {
 }
 
 export function MonitoringPage() {
+  const [alertsChanged, setAlertsChanged] = useState(0);
   return (
     <>
       <PageHeader title="Monitoring">How the served models behave: traffic, latency, data drift, alerts, and who did what.</PageHeader>
       <TrafficCard />
       <LiveCard />
-      <DriftCard />
-      <AlertsCard />
+      <DriftCard onChecked={() => setAlertsChanged((n) => n + 1)} />
+      <AlertsCard refresh={alertsChanged} />
       <AuditCard />
     </>
   );
