@@ -9,6 +9,7 @@ import { openEventBus, type EventBus } from './events/index.js';
 import { AuditLog } from './audit/index.js';
 import { ApiKeyStore } from './auth/index.js';
 import { LocalServices } from './local-services.js';
+import { Durability } from './db/batch-writer.js';
 
 /**
  * The shared building blocks every service gets: stores picked by configuration, opened once per
@@ -26,6 +27,8 @@ export interface Platform {
   readonly logger: Logger;
   /** Implementations the services in this process offer each other (see LocalServices). */
   readonly local: LocalServices;
+  /** The writers (audit, prediction records) a response waits for: what was answered is stored. */
+  readonly durability: Durability;
   /** Registers a cleanup to run (in reverse order) before the stores close. */
   onClose(fn: () => Promise<void> | void): void;
   /** Runs cleanups, flushes pending audit writes, closes every store; idempotent. */
@@ -70,7 +73,9 @@ export async function openPlatform(config: Config, overrides: PlatformOverrides 
     if (!overrides.queue) opened.push(queue);
     const events = overrides.events ?? (await openEventBus(config.eventsUrl));
     if (!overrides.events) opened.push(events);
-    const audit = new AuditLog(database);
+    const audit = new AuditLog(database, { logger });
+    const durability = new Durability();
+    durability.register(audit.writer);
     const keys = new ApiKeyStore(database);
     if (config.auth && config.adminKey) await keys.create('bootstrap-admin', 'admin', config.adminKey);
 
@@ -87,6 +92,7 @@ export async function openPlatform(config: Config, overrides: PlatformOverrides 
       keys,
       logger,
       local: new LocalServices(),
+      durability,
       onClose(fn) {
         cleanups.push(fn);
       },

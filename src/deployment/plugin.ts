@@ -33,6 +33,7 @@ const plugin: FastifyPluginAsync<ServicePluginOptions> = async (app, { platform 
   const router = new AbRouter();
   const predictions = new KyselyPredictionStore(platform.database);
   const recorder = new PredictionRecorder(predictions, { events: platform.events, logger: log });
+  const unregisterRecorder = platform.durability.register(recorder.writer);
   const pool = sharedImagePool(platform);
   const repository = new ModelRepository({
     logger: log,
@@ -78,6 +79,7 @@ const plugin: FastifyPluginAsync<ServicePluginOptions> = async (app, { platform 
     await dataplane.settle();
     await repository.close();
     await recorder.flush().catch((err: unknown) => log.error({ err }, 'flushing prediction records failed'));
+    unregisterRecorder();
   };
   app.addHook('onClose', shutdown);
   platform.onClose(() => recorder.flush().catch(() => {}));

@@ -1,6 +1,8 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
+import type { Logger } from 'pino';
 import type { Database } from '../db/index.js';
+import { BatchWriter, type DurableWriter } from '../db/batch-writer.js';
 
 export interface AuditInput {
   actor: string;
@@ -54,101 +56,84 @@ function rowHash(prevHash: string, r: Omit<AuditRecord, 'hash' | 'prevHash'>): s
 
 /**
  * Append-only, tamper-evident audit trail shared by every service: each record carries the hash
- * of the previous one. Writes are batched off the request path; `flush()` (called on close)
- * persists whatever is pending.
+ * of the previous one. Records are written by group commit (BatchWriter): `record()` never
+ * waits, and the service apps' request barrier (Durability) holds each response until the
+ * records queued during its request are stored — an answered request's record is durable.
  */
 export class AuditLog {
   readonly #database: Database;
-  #pending: { input: AuditInput; time: number; id: string }[] = [];
-  #flushing: Promise<void> = Promise.resolve();
-  #timer: NodeJS.Timeout | null = null;
-  readonly #flushDelayMs: number;
+  readonly #writer: BatchWriter<{ input: AuditInput; time: number; id: string }>;
 
-  constructor(database: Database, options: { flushDelayMs?: number } = {}) {
+  constructor(database: Database, options: { flushDelayMs?: number; logger?: Logger } = {}) {
     this.#database = database;
-    this.#flushDelayMs = options.flushDelayMs ?? 20;
+    this.#writer = new BatchWriter((batch) => this.#writeBatch(batch), { delayMs: options.flushDelayMs ?? 20, logger: options.logger, what: 'audit records' });
   }
 
-  /** Queues a record; returns its id at once. */
+  /** The group-commit writer (for the request barrier). */
+  get writer(): DurableWriter {
+    return this.#writer;
+  }
+
+  /** Queues a record; returns its id at once (stored before the request's response goes out). */
   record(input: AuditInput): string {
     const id = randomUUID();
-    this.#pending.push({ input, time: Date.now(), id });
-    if (!this.#timer) {
-      this.#timer = setTimeout(() => {
-        this.#timer = null;
-        void this.flush().catch(() => {});
-      }, this.#flushDelayMs);
-      this.#timer.unref?.();
-    }
+    this.#writer.add({ input, time: Date.now(), id });
     return id;
   }
 
   /** Queues a record and waits until it is stored. */
   async append(input: AuditInput): Promise<string> {
-    const id = this.record(input);
-    await this.flush();
+    const id = randomUUID();
+    await this.#writer.durable(this.#writer.add({ input, time: Date.now(), id }));
     return id;
   }
 
   /** Persists every pending record (serialised; safe to call concurrently). */
   flush(): Promise<void> {
-    if (this.#timer) {
-      clearTimeout(this.#timer);
-      this.#timer = null;
-    }
-    this.#flushing = this.#flushing.catch(() => {}).then(() => this.#write());
-    return this.#flushing;
+    return this.#writer.durable();
   }
 
-  async #write(): Promise<void> {
-    const batch = this.#pending;
-    if (batch.length === 0) return;
-    this.#pending = [];
+  async #writeBatch(batch: { input: AuditInput; time: number; id: string }[]): Promise<void> {
     const { db, capabilities } = this.#database;
-    try {
-      await db.transaction().execute(async (trx) => {
-        if (capabilities.engine === 'postgres') await sql`select pg_advisory_xact_lock(${LOCK_ID})`.execute(trx);
-        const last = await trx.selectFrom('audit_log').select(['seq', 'hash']).orderBy('seq', 'desc').limit(1).executeTakeFirst();
-        let seq = last ? Number(last.seq) : 0;
-        let prevHash = last?.hash ?? GENESIS_HASH;
-        const rows = batch.map(({ input, time, id }) => {
-          seq += 1;
-          const rec = {
-            seq,
-            id,
-            time,
-            actor: input.actor || 'anonymous',
-            action: input.action,
-            resource: input.resource,
-            outcome: input.outcome ?? 'success',
-            requestId: input.requestId ?? null,
-            service: input.service ?? null,
-            details: input.details ?? null,
-          };
-          const hash = rowHash(prevHash, rec);
-          const row = {
-            seq,
-            id,
-            time,
-            actor: rec.actor,
-            action: rec.action,
-            resource: rec.resource,
-            outcome: rec.outcome,
-            request_id: rec.requestId,
-            service: rec.service,
-            details: rec.details === null ? null : JSON.stringify(rec.details),
-            prev_hash: prevHash,
-            hash,
-          };
-          prevHash = hash;
-          return row;
-        });
-        for (let i = 0; i < rows.length; i += 200) await trx.insertInto('audit_log').values(rows.slice(i, i + 200)).execute();
+    await db.transaction().execute(async (trx) => {
+      if (capabilities.engine === 'postgres') await sql`select pg_advisory_xact_lock(${LOCK_ID})`.execute(trx);
+      const last = await trx.selectFrom('audit_log').select(['seq', 'hash']).orderBy('seq', 'desc').limit(1).executeTakeFirst();
+      let seq = last ? Number(last.seq) : 0;
+      let prevHash = last?.hash ?? GENESIS_HASH;
+      const rows = batch.map(({ input, time, id }) => {
+        seq += 1;
+        const rec = {
+          seq,
+          id,
+          time,
+          actor: input.actor || 'anonymous',
+          action: input.action,
+          resource: input.resource,
+          outcome: input.outcome ?? 'success',
+          requestId: input.requestId ?? null,
+          service: input.service ?? null,
+          details: input.details ?? null,
+        };
+        const hash = rowHash(prevHash, rec);
+        const row = {
+          seq,
+          id,
+          time,
+          actor: rec.actor,
+          action: rec.action,
+          resource: rec.resource,
+          outcome: rec.outcome,
+          request_id: rec.requestId,
+          service: rec.service,
+          details: rec.details === null ? null : JSON.stringify(rec.details),
+          prev_hash: prevHash,
+          hash,
+        };
+        prevHash = hash;
+        return row;
       });
-    } catch (err) {
-      this.#pending = batch.concat(this.#pending);
-      throw err;
-    }
+      for (let i = 0; i < rows.length; i += 200) await trx.insertInto('audit_log').values(rows.slice(i, i + 200)).execute();
+    });
   }
 
   /** Filtered, paged query, newest first. pageToken is the last seq seen. */

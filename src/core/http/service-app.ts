@@ -17,6 +17,10 @@ declare module 'fastify' {
     /** Readiness checks beyond the shared stores; a service adds its own. */
     readiness: Map<string, () => Promise<boolean>>;
   }
+  interface FastifyRequest {
+    /** Durability.mark() when the request began: its response waits for what was queued since. */
+    durableMark: number;
+  }
 }
 
 export interface ServicePluginOptions {
@@ -79,6 +83,26 @@ export async function createServiceApp(opts: ServiceAppOptions): Promise<Fastify
   installErrorHandlers(app as unknown as FastifyInstance);
   app.addHook('onSend', async (req, reply) => {
     void reply.header('x-request-id', req.id);
+  });
+  // Nothing answered is lost: the response waits for the audit and prediction records queued
+  // during its request (group commit, a few ms), and fails instead when they cannot be stored.
+  app.decorateRequest('durableMark', 0);
+  app.addHook('onRequest', async (req) => {
+    req.durableMark = platform.durability.mark();
+  });
+  app.addHook('onSend', async (req, reply, payload) => {
+    try {
+      await platform.durability.settle(req.durableMark);
+      return payload;
+    } catch (err) {
+      // Headers are not out yet: replace the answer (the error handler does not run for onSend).
+      req.log.error({ err }, 'records of this request could not be stored; not answering success');
+      (payload as { destroy?: () => void } | null)?.destroy?.();
+      void reply.code(503).header('content-type', 'application/json; charset=utf-8').header('retry-after', '5').removeHeader('content-length');
+      return JSON.stringify({
+        error: { code: 'SERVICE_UNAVAILABLE', message: 'the audit trail could not be written, so the result of this request is not confirmed; retry shortly' },
+      });
+    }
   });
   await installSecurity(app as unknown as FastifyInstance, {
     allowedOrigins: platform.config.corsOrigins,
