@@ -52,6 +52,8 @@ export interface ServeBenchRow {
   p95: number;
   p99: number;
   meanBatch: number;
+  /** Time responses waited for their audit/prediction records (group commit), from the service's histogram. */
+  durableWait: { mean: number; p99: number; n: number };
   stages: Record<string, number>;
 }
 
@@ -177,6 +179,35 @@ async function modelStats(agent: http.Agent, port: number, version: string): Pro
   return m?.stats ?? { batches: 0, items: 0 };
 }
 
+/** The group-commit barrier's histogram (xray_durable_wait_seconds) from /metrics: bucket upper bounds (s) → cumulative count, sum, count. */
+async function durableWaits(agent: http.Agent, port: number): Promise<{ buckets: Map<number, number>; sum: number; count: number }> {
+  const text = (await request(agent, port, 'GET', '/metrics')).body;
+  const buckets = new Map<number, number>();
+  let sum = 0;
+  let count = 0;
+  for (const line of text.split('\n')) {
+    const b = /^xray_durable_wait_seconds_bucket\{.*le="([^"]+)".*\} (\S+)/.exec(line);
+    if (b) buckets.set(b[1] === '+Inf' ? Infinity : Number(b[1]), Number(b[2]));
+    else if (line.startsWith('xray_durable_wait_seconds_sum')) sum = Number(line.split(' ').pop());
+    else if (line.startsWith('xray_durable_wait_seconds_count')) count = Number(line.split(' ').pop());
+  }
+  return { buckets, sum, count };
+}
+
+/** Mean and the bucket bound holding the 99th percentile of the waits between two scrapes, in ms. */
+function waitSummary(before: Awaited<ReturnType<typeof durableWaits>>, after: Awaited<ReturnType<typeof durableWaits>>): { mean: number; p99: number; n: number } {
+  const n = after.count - before.count;
+  if (n <= 0) return { mean: 0, p99: 0, n: 0 };
+  let p99 = Infinity;
+  for (const [le, c] of [...after.buckets].sort((a, b) => a[0] - b[0])) {
+    if (c - (before.buckets.get(le) ?? 0) >= 0.99 * n) {
+      p99 = le;
+      break;
+    }
+  }
+  return { mean: ((after.sum - before.sum) / n) * 1000, p99: p99 * 1000, n };
+}
+
 async function drive(
   port: number,
   images: Buffer[],
@@ -192,6 +223,7 @@ async function drive(
   // Warm-up: one round per client.
   await Promise.all(Array.from({ length: concurrency }, (_, i) => post(i)));
   const before = await modelStats(agent, port, version);
+  const waitsBefore = await durableWaits(agent, port);
   const latencies: number[] = [];
   const stageSums: Record<string, number> = {};
   let errors = 0;
@@ -217,6 +249,7 @@ async function drive(
   );
   const elapsed = (performance.now() - start) / 1000;
   const after = await modelStats(agent, port, version);
+  const durable = waitSummary(waitsBefore, await durableWaits(agent, port));
   agent.destroy();
   latencies.sort((a, b) => a - b);
   const batches = after.batches - before.batches;
@@ -228,6 +261,7 @@ async function drive(
     p95: percentile(latencies, 0.95),
     p99: percentile(latencies, 0.99),
     meanBatch: batches ? (after.items - before.items) / batches : 0,
+    durableWait: durable,
     stages: Object.fromEntries(Object.entries(stageSums).map(([k, v]) => [k, v / Math.max(1, latencies.length)])),
   };
 }
@@ -284,7 +318,7 @@ export async function runServeBench(opts: ServeBenchOptions, log: (line: string)
     const rows: ServeBenchRow[] = [];
     const counter = { n: 0 };
     log('');
-    log('size   batching clients    req/s     p50     p95     p99  batch  errors | preprocess  queue  infer  heatmap (mean ms) | ORT ceiling b1/b16 img/s');
+    log('size   batching clients    req/s     p50     p95     p99  batch  errors | preprocess  queue  infer  heatmap (mean ms) | durable wait mean/p99≤ ms | ORT ceiling b1/b16 img/s');
     for (const batching of ['on', 'off'] as const) {
       if (batching === 'off') {
         clearInterval(sampler);
@@ -297,7 +331,7 @@ export async function runServeBench(opts: ServeBenchOptions, log: (line: string)
           rows.push(row);
           const s = r.stages;
           log(
-            `${String(size).padEnd(6)} ${batching.padEnd(8)} ${String(c).padStart(7)} ${r.reqPerSec.toFixed(1).padStart(8)} ${r.p50.toFixed(1).padStart(7)} ${r.p95.toFixed(1).padStart(7)} ${r.p99.toFixed(1).padStart(7)} ${r.meanBatch.toFixed(2).padStart(6)} ${String(r.errors).padStart(7)} | ${(s.preprocess ?? 0).toFixed(2).padStart(10)} ${(s.queue ?? 0).toFixed(2).padStart(6)} ${(s.inference ?? 0).toFixed(2).padStart(6)} ${(s.heatmap ?? 0).toFixed(2).padStart(8)}            | ${ceiling.batch1.toFixed(0)}/${ceiling.batch16.toFixed(0)}`,
+            `${String(size).padEnd(6)} ${batching.padEnd(8)} ${String(c).padStart(7)} ${r.reqPerSec.toFixed(1).padStart(8)} ${r.p50.toFixed(1).padStart(7)} ${r.p95.toFixed(1).padStart(7)} ${r.p99.toFixed(1).padStart(7)} ${r.meanBatch.toFixed(2).padStart(6)} ${String(r.errors).padStart(7)} | ${(s.preprocess ?? 0).toFixed(2).padStart(10)} ${(s.queue ?? 0).toFixed(2).padStart(6)} ${(s.inference ?? 0).toFixed(2).padStart(6)} ${(s.heatmap ?? 0).toFixed(2).padStart(8)}            | ${r.durableWait.mean.toFixed(2).padStart(9)}/${(Number.isFinite(r.durableWait.p99) ? r.durableWait.p99.toFixed(1) : '>1000').padStart(6)}           | ${ceiling.batch1.toFixed(0)}/${ceiling.batch16.toFixed(0)}`,
           );
         }
       }

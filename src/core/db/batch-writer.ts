@@ -131,9 +131,10 @@ export class Durability {
     return n;
   }
 
-  /** Waits until everything queued since `mark` is stored. */
-  async settle(mark: number): Promise<void> {
-    if (this.mark() === mark) return;
+  /** Waits until everything queued since `mark` is stored; false when there was nothing to wait for. */
+  async settle(mark: number): Promise<boolean> {
+    if (this.mark() === mark) return false;
     await Promise.all([...this.#writers].map((w) => w.durable(w.queued)));
+    return true;
   }
 }

@@ -10,6 +10,7 @@ import { authPlugin } from '../auth/index.js';
 import { installErrorHandlers } from './error-handler.js';
 import { metricsPlugin } from './metrics.js';
 import { installSecurity, pathOnly } from './security.js';
+import { Histogram } from 'prom-client';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -90,9 +91,19 @@ export async function createServiceApp(opts: ServiceAppOptions): Promise<Fastify
   app.addHook('onRequest', async (req) => {
     req.durableMark = platform.durability.mark();
   });
+  let waits: Histogram | null = null;
   app.addHook('onSend', async (req, reply, payload) => {
     try {
-      await platform.durability.settle(req.durableMark);
+      const started = performance.now();
+      if (await platform.durability.settle(req.durableMark)) {
+        waits ??= new Histogram({
+          name: 'xray_durable_wait_seconds',
+          help: "How long a response waited for its request's audit/prediction records to be stored (group commit)",
+          buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1],
+          registers: [app.metrics],
+        });
+        waits.observe((performance.now() - started) / 1000);
+      }
       return payload;
     } catch (err) {
       // Headers are not out yet: replace the answer (the error handler does not run for onSend).
