@@ -8,12 +8,14 @@ import { registerAudit } from './commands/audit.js';
 import { registerModels } from './commands/models.js';
 import { registerTrain } from './commands/train.js';
 import { registerEvaluate } from './commands/evaluate.js';
+import { registerBackup } from './commands/backup.js';
 
 const program = new Command();
 program.name('xray').description('xray-mlops: chest X-ray pneumonia MLOps platform').showHelpAfterError();
 
 registerServe(program);
 registerKeys(program);
+registerBackup(program);
 registerData(program);
 registerAudit(program);
 registerModels(program);

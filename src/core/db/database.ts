@@ -2,6 +2,11 @@ import { sql, type Kysely } from 'kysely';
 
 export type Engine = 'sqlite' | 'postgres';
 
+/** What a snapshot holds: rows per table, counted in the snapshot itself. */
+export interface SnapshotInfo {
+  tables: Record<string, number>;
+}
+
 /** Engine differences as named flags, so stores are written once (Kysely's DialectAdapter habit). */
 export interface Capabilities {
   readonly engine: Engine;
@@ -22,16 +27,23 @@ export interface Database {
   readonly schema?: string;
   /** true when the engine answers a trivial query. */
   ping(): Promise<boolean>;
+  /**
+   * A consistent online copy of the whole database into `file`, by the engine's own tool:
+   * SQLite's online backup API, PostgreSQL's `pg_dump -Fc` (this handle's schema only, if any).
+   * Returns the row count of every table as of that same snapshot.
+   */
+  snapshot(file: string): Promise<SnapshotInfo>;
   /** Closes connections; idempotent. */
   close(): Promise<void>;
 }
 
 /** Wraps a Kysely instance as a Database: ping by `select 1`, close once. */
-export function wrapDatabase(db: Kysely<any>, capabilities: Capabilities, schema?: string): Database {
+export function wrapDatabase(db: Kysely<any>, capabilities: Capabilities, schema: string | undefined, snapshot: (file: string) => Promise<SnapshotInfo>): Database {
   let closed = false;
   return {
     db,
     schema,
+    snapshot,
     capabilities: Object.freeze({ ...capabilities }),
     async ping() {
       try {
