@@ -1,17 +1,19 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, rmSync, writeFileSync, readdirSync, statSync } from 'node:fs';
+import { readFileSync, rmSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { backupRestore, backupVerify } from '../../../src/cli/commands/backup.js';
-import { createBackup, readManifest } from '../../../src/core/backup/index.js';
+import { createBackup, readManifest, restoreBackup } from '../../../src/core/backup/index.js';
+import { dropPostgresSchema } from '../../../src/core/db/postgres.js';
+import { openPlatform, type Platform } from '../../../src/core/platform.js';
 import { testConfig } from '../../../src/core/config/index.js';
 import { generateChestXray } from '../../../src/core/imaging/index.js';
 import { openObjectStore } from '../../../src/core/objects/index.js';
 import { startPlatform, type RunningPlatform } from '../../../src/main.js';
 import { ModelRegistryService } from '../../../src/model-registry/service/registry-service.js';
-import { tempHome } from '../../helpers/engines.js';
+import { engineGate, POSTGRES_URL, postgresReachable, startS3Server, tempHome, uniqueName, type S3Server } from '../../helpers/engines.js';
 
-// Disaster-recovery drill (SQLite + filesystem objects): populate a running platform, back it up
+// Disaster-recovery drill, on SQLite + filesystem objects and on PostgreSQL + S3: populate a running platform, back it up
 // online, destroy its database and object store, restore, and every API answers as before.
 
 const TINY = readFileSync(path.resolve(import.meta.dirname, '../../fixtures/tiny-model.onnx'));
@@ -25,36 +27,54 @@ async function api(base: string, url: string, init?: RequestInit): Promise<any> 
   return text ? JSON.parse(text) : null;
 }
 
-function filesUnder(dir: string): string[] {
-  const out: string[] = [];
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory()) out.push(...filesUnder(p));
-    else out.push(p);
-  }
-  return out;
+
+interface DrillEngines {
+  name: string;
+  /** Config overrides for the platform (database, object store). */
+  env: Record<string, string>;
+  schema?: string;
+  targetUrl: string;
+  /** Destroys the database and the object store (the platform is stopped). */
+  destroy(): Promise<void>;
+  /** Restores into the destroyed stores. */
+  restore(id: string, env: Record<string, string>): Promise<void>;
+  cleanup(): Promise<void>;
 }
 
-describe('backup, destroy, restore: nothing is lost (SQLite + fs)', () => {
+function drill(setup: (home: string) => Promise<DrillEngines | null>) {
   const home = tempHome('xray-drill-');
-  const targetDir = tempHome('xray-drill-target-');
-  const env = { XRAY_HOME: home.dir, XRAY_LOG_LEVEL: 'silent', XRAY_SEED_MODEL: 'off', XRAY_BACKUP_KEY: KEY };
-  const config = testConfig(home.dir, { XRAY_HOST: '127.0.0.1' });
-  const targetUrl = `file:${targetDir.dir}`;
+  let engines: DrillEngines | null = null;
+  let env: Record<string, string> = {};
   let running: RunningPlatform | null = null;
+  let platform: Platform | null = null;
   let image: Buffer;
   const before: Record<string, unknown> = {};
   let probability = 0;
   let backupId = '';
-  after(async () => {
+
+  const start = async () => {
+    const config = testConfig(home.dir, { XRAY_HOST: '127.0.0.1', ...engines!.env });
+    platform = await openPlatform(config, engines!.schema ? { schema: engines!.schema } : {});
+    running = await startPlatform({ config, services: SERVICES, randomPorts: true, platform });
+  };
+  const stop = async () => {
     await running?.close();
+    await platform?.close();
+    running = null;
+    platform = null;
+  };
+  after(async () => {
+    await stop();
+    await engines?.cleanup();
     home.cleanup();
-    targetDir.cleanup();
   });
 
-  test('populate, then back up while serving', async () => {
-    running = await startPlatform({ config, services: SERVICES, randomPorts: true });
-    const { urls } = running;
+  test('populate, then back up while serving', async (t) => {
+    engines = await setup(home.dir);
+    if (!engines) return t.skip('engines unavailable');
+    env = { XRAY_HOME: home.dir, XRAY_LOG_LEVEL: 'silent', XRAY_SEED_MODEL: 'off', XRAY_BACKUP_KEY: KEY, ...engines.env };
+    await start();
+    const { urls } = running!;
     for (const label of ['NORMAL', 'PNEUMONIA']) {
       const form = new FormData();
       form.append('label', label);
@@ -62,7 +82,7 @@ describe('backup, destroy, restore: nothing is lost (SQLite + fs)', () => {
       await api(urls['data-pipeline']!, '/ingest', { method: 'POST', body: form });
     }
     await api(urls['data-pipeline']!, '/version/create', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'drill', val_fraction: 0.34 }) });
-    const registry = new ModelRegistryService(running.platform);
+    const registry = new ModelRegistryService(platform!);
     const admin = { name: 'ada', role: 'admin' as const };
     const v = await registry.register({ name: 'pneumonia', actor: admin, source: { kind: 'upload', data: TINY, filename: 'model.onnx' }, metadata: { input_size: 16, threshold: 0.5, metrics: { auc: 0.9 } } });
     await registry.setStage({ name: 'pneumonia', version: v.version, stage: 'Production', actor: admin });
@@ -78,32 +98,28 @@ describe('backup, destroy, restore: nothing is lost (SQLite + fs)', () => {
     before.images = await api(urls['data-pipeline']!, '/images?page_size=100');
 
     // Online: the platform keeps serving while the snapshot is taken.
-    const target = await openObjectStore(targetUrl);
-    const m = await createBackup(running.platform, target, { key: Buffer.from(KEY) });
+    const target = await openObjectStore(engines.targetUrl, S3_CREDENTIALS(engines.env));
+    const m = await createBackup(platform!, target, { key: Buffer.from(KEY) });
     backupId = m.id;
     assert.ok(m.objects.length >= 7, `images and the model are in the backup (${m.objects.length} objects)`);
     assert.ok(m.tables.audit_log! > 0 && m.tables.predictions === 3, JSON.stringify(m.tables));
-    const again = await createBackup(running.platform, target, { key: Buffer.from(KEY) });
+    const again = await createBackup(platform!, target, { key: Buffer.from(KEY) });
     assert.equal(again.copied, 0, 'a second backup is incremental: no object copied twice');
     await target.close();
   });
 
-  test('verify passes on the backup; destroy database and objects; restore; every API answers as before', async () => {
+  test('verify passes on the backup; destroy database and objects; restore; every API answers as before', async (t) => {
+    if (!engines) return t.skip('engines unavailable');
     const lines: string[] = [];
-    assert.equal(await backupVerify(backupId, { from: targetUrl }, { env, out: (l) => lines.push(l) }), 0, lines.join('\n'));
+    assert.equal(await backupVerify(backupId, { from: engines.targetUrl }, { env, out: (l) => lines.push(l) }), 0, lines.join('\n'));
     assert.ok(lines.some((l) => /audit chain intact/.test(l)) && lines.some((l) => /tables restored with the recorded row counts/.test(l)), lines.join('\n'));
 
-    await running!.close();
-    running = null;
-    for (const f of readdirSync(home.dir)) if (f.startsWith('xray.db')) rmSync(path.join(home.dir, f));
-    rmSync(path.join(home.dir, 'objects'), { recursive: true, force: true });
+    await stop();
+    await engines.destroy();
+    await engines.restore(backupId, env);
 
-    const out: string[] = [];
-    assert.equal(await backupRestore(backupId, { from: targetUrl }, { env, out: (l) => out.push(l) }), 0);
-    assert.equal(await backupRestore(backupId, { from: targetUrl }, { env, out: () => {} }).catch((e: Error) => e.message).then(String), 'the object store already holds ' + String(filesUnder(path.join(home.dir, 'objects')).length) + ' objects; restore into an empty one, or pass --force', 'a second restore refuses a non-empty home');
-
-    running = await startPlatform({ config, services: SERVICES, randomPorts: true });
-    const { urls } = running;
+    await start();
+    const { urls } = running!;
     assert.deepEqual(await api(urls['model-registry']!, '/models/pneumonia'), before.model);
     assert.deepEqual(await api(urls['model-registry']!, '/models/pneumonia/versions/1/lineage'), before.lineage);
     assert.deepEqual(await api(urls['data-pipeline']!, '/versions'), before.versions);
@@ -115,29 +131,109 @@ describe('backup, destroy, restore: nothing is lost (SQLite + fs)', () => {
     assert.equal(p.probability, probability, 'the restored model gives the same probability for the same image');
   });
 
-  test('a damaged backup fails verification: one flipped byte in an object, a truncated dump, another key', async () => {
-    const manifest = await readManifest(await openObjectStore(targetUrl), backupId);
-    const objectFile = path.join(targetDir.dir, 'objects', manifest.objects[0]!.key);
-    const original = readFileSync(objectFile);
-    const flipped = Buffer.from(original);
-    flipped[flipped.length >> 1] ^= 0x01;
-    writeFileSync(objectFile, flipped);
-    const lines: string[] = [];
-    assert.equal(await backupVerify(backupId, { from: targetUrl }, { env, out: (l) => lines.push(l) }), 1);
-    assert.ok(lines.some((l) => /^FAIL objects: 1 of \d+ objects are missing or altered/.test(l)), lines.join('\n'));
-    writeFileSync(objectFile, original);
+  test('a damaged backup fails verification: one flipped byte in an object, a truncated dump, another key', async (t) => {
+    if (!engines) return t.skip('engines unavailable');
+    const target = await openObjectStore(engines.targetUrl, S3_CREDENTIALS(engines.env));
+    try {
+      const manifest = await readManifest(target, backupId);
+      const objectKey = `objects/${manifest.objects[0]!.key}`;
+      const original = await target.get(objectKey);
+      const flipped = Buffer.from(original);
+      flipped[flipped.length >> 1] ^= 0x01;
+      await target.put(objectKey, flipped);
+      const lines: string[] = [];
+      assert.equal(await backupVerify(backupId, { from: engines.targetUrl }, { env, out: (l) => lines.push(l) }), 1);
+      assert.ok(lines.some((l) => /^FAIL objects: 1 of \d+ objects are missing or altered/.test(l)), lines.join('\n'));
+      await target.put(objectKey, original);
 
-    const dumpFile = path.join(targetDir.dir, manifest.database.key);
-    const dump = readFileSync(dumpFile);
-    writeFileSync(dumpFile, dump.subarray(0, dump.length >> 1));
-    lines.length = 0;
-    assert.equal(await backupVerify(backupId, { from: targetUrl }, { env, out: (l) => lines.push(l) }), 1);
-    assert.ok(lines.some((l) => /^FAIL database: database dump sha256/.test(l)), lines.join('\n'));
-    writeFileSync(dumpFile, dump);
-    assert.equal(statSync(dumpFile).size, dump.length);
+      const dump = await target.get(manifest.database.key);
+      await target.put(manifest.database.key, dump.subarray(0, dump.length >> 1));
+      lines.length = 0;
+      assert.equal(await backupVerify(backupId, { from: engines.targetUrl }, { env, out: (l) => lines.push(l) }), 1);
+      assert.ok(lines.some((l) => /^FAIL database: database dump sha256/.test(l)), lines.join('\n'));
+      await target.put(manifest.database.key, dump);
 
-    lines.length = 0;
-    assert.equal(await backupVerify(backupId, { from: targetUrl }, { env: { ...env, XRAY_BACKUP_KEY: 'some-other-site-key-0123456789' }, out: (l) => lines.push(l) }), 1);
-    assert.ok(lines.some((l) => /^FAIL signature/.test(l)), lines.join('\n'));
+      lines.length = 0;
+      assert.equal(await backupVerify(backupId, { from: engines.targetUrl }, { env: { ...env, XRAY_BACKUP_KEY: 'some-other-site-key-0123456789' }, out: (l) => lines.push(l) }), 1);
+      assert.ok(lines.some((l) => /^FAIL signature/.test(l)), lines.join('\n'));
+    } finally {
+      await target.close();
+    }
+  });
+}
+
+function S3_CREDENTIALS(env: Record<string, string>) {
+  return env.XRAY_S3_ENDPOINT ? { endpoint: env.XRAY_S3_ENDPOINT, accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER', forcePathStyle: true, region: 'us-east-1' } : {};
+}
+
+describe('disaster-recovery drill: SQLite + filesystem objects', () => {
+  drill(async (home) => {
+    const target = tempHome('xray-drill-target-');
+    const targetUrl = `file:${target.dir}`;
+    return {
+      name: 'sqlite',
+      env: {},
+      targetUrl,
+      async destroy() {
+        for (const f of readdirSync(home)) if (f.startsWith('xray.db')) rmSync(path.join(home, f));
+        rmSync(path.join(home, 'objects'), { recursive: true, force: true });
+      },
+      async restore(id, env) {
+        assert.equal(await backupRestore(id, { from: targetUrl }, { env, out: () => {} }), 0);
+        const refused = await backupRestore(id, { from: targetUrl }, { env, out: () => {} }).then(String, (e: Error) => e.message);
+        assert.match(refused, /already holds \d+ objects; restore into an empty one, or pass --force/, 'a second restore refuses a non-empty home');
+      },
+      async cleanup() {
+        target.cleanup();
+      },
+    };
+  });
+});
+
+describe('disaster-recovery drill: PostgreSQL + S3 (s3rver)', () => {
+  drill(async () => {
+    if (!(await engineGate('PostgreSQL (backup drill)', await postgresReachable()))) return null;
+    const s3: S3Server = await startS3Server();
+    const schema = uniqueName('drill');
+    const bucket = uniqueName('data').replace(/_/g, '-');
+    const env = {
+      XRAY_DATABASE_URL: POSTGRES_URL,
+      XRAY_OBJECT_STORE_URL: `s3://${bucket}/platform`,
+      XRAY_S3_ENDPOINT: s3.endpoint,
+      XRAY_S3_ACCESS_KEY_ID: 'S3RVER',
+      XRAY_S3_SECRET_ACCESS_KEY: 'S3RVER',
+    };
+    const targetUrl = `s3://${uniqueName('backup').replace(/_/g, '-')}/drill`;
+    return {
+      name: 'postgres',
+      env,
+      schema,
+      targetUrl,
+      async destroy() {
+        await dropPostgresSchema(POSTGRES_URL, schema);
+        const objects = await openObjectStore(env.XRAY_OBJECT_STORE_URL, S3_CREDENTIALS(env));
+        for (;;) {
+          const page = await objects.list('', { pageSize: 1000 });
+          if (page.items.length === 0) break;
+          for (const o of page.items) await objects.delete(o.key);
+        }
+        await objects.close();
+      },
+      async restore(id, drillEnv) {
+        const config = testConfig(drillEnv.XRAY_HOME!, env);
+        const objects = await openObjectStore(env.XRAY_OBJECT_STORE_URL, S3_CREDENTIALS(env));
+        const target = await openObjectStore(targetUrl, S3_CREDENTIALS(env));
+        try {
+          await restoreBackup(target, id, { config, objects, schema }, { key: Buffer.from(KEY) });
+        } finally {
+          await objects.close();
+          await target.close();
+        }
+      },
+      async cleanup() {
+        await dropPostgresSchema(POSTGRES_URL, schema).catch(() => {});
+        await s3.close();
+      },
+    };
   });
 });
