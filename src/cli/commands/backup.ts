@@ -1,6 +1,7 @@
 import path from 'node:path';
 import type { Command } from 'commander';
-import { backupKey, createBackup, listBackups, restoreBackup, verifyBackup, type Progress } from '../../core/backup/index.js';
+import { AuditLog } from '../../core/audit/index.js';
+import { backupKey, createBackup, listBackups, pruneBackups, restoreBackup, verifyBackup, type Progress } from '../../core/backup/index.js';
 import { loadConfig, type Config } from '../../core/config/index.js';
 import { openDatabase } from '../../core/db/index.js';
 import { openObjectStore, type ObjectStore } from '../../core/objects/index.js';
@@ -43,17 +44,27 @@ export interface BackupCommandIo {
 }
 
 /** `xray backup create`: returns the exit code. */
-export async function backupCreate(opts: { to?: string }, io: BackupCommandIo = {}): Promise<number> {
+export async function backupCreate(opts: { to?: string; keepDaily?: string; keepWeekly?: string }, io: BackupCommandIo = {}): Promise<number> {
   const config = loadConfig(io.env ?? process.env);
   const out = io.out ?? console.log;
   const database = await openDatabase(config.databaseUrl);
   const objects = await openObjectStore(config.objectStoreUrl, s3Of(config));
   const target = await openTarget(config, opts.to);
+  const where = opts.to ?? defaultBackupTarget(config);
+  const audit = new AuditLog(database);
   try {
     const started = performance.now();
     const m = await createBackup({ config, database, objects }, target, { key: backupKey(config, true, io.env ?? process.env), progress: progressBar() });
     const bytes = m.database.bytes + m.objects.reduce((a, o) => a + o.bytes, 0);
-    out(`backup ${m.id}: database ${(m.database.bytes / 1e6).toFixed(1)} MB, ${m.objects.length} objects (${m.copied} copied, the rest already there), ${(bytes / 1e6).toFixed(1)} MB in all, ${((performance.now() - started) / 1000).toFixed(1)} s → ${opts.to ?? defaultBackupTarget(config)}`);
+    out(`backup ${m.id}: database ${(m.database.bytes / 1e6).toFixed(1)} MB, ${m.objects.length} objects (${m.copied} copied, the rest already there), ${(bytes / 1e6).toFixed(1)} MB in all, ${((performance.now() - started) / 1000).toFixed(1)} s → ${where}`);
+    await audit.append({ actor: 'cli', action: 'backup.create', resource: `backup:${m.id}`, service: 'cli', details: { target: where, objects: m.objects.length, copied: m.copied, database_bytes: m.database.bytes } });
+    if (opts.keepDaily !== undefined || opts.keepWeekly !== undefined) {
+      const policy = { daily: Number(opts.keepDaily ?? 0), weekly: Number(opts.keepWeekly ?? 0) };
+      if (!Number.isInteger(policy.daily) || !Number.isInteger(policy.weekly) || policy.daily < 0 || policy.weekly < 0) throw new Error('--keep-daily and --keep-weekly take whole numbers');
+      const pruned = await pruneBackups(target, policy);
+      out(`retention (newest of ${policy.daily} days, ${policy.weekly} weeks): removed ${pruned.removed.length} backups and ${pruned.objectsRemoved} objects no kept backup lists`);
+      if (pruned.removed.length) await audit.append({ actor: 'cli', action: 'backup.prune', resource: `backups:${where}`, service: 'cli', details: { removed: pruned.removed, objects_removed: pruned.objectsRemoved, policy } });
+    }
     return 0;
   } finally {
     await Promise.all([database.close(), objects.close(), target.close()]);
@@ -83,6 +94,12 @@ export async function backupRestore(id: string, opts: { from?: string; force?: b
   const target = await openTarget(config, opts.from);
   try {
     const m = await restoreBackup(target, id, { config, objects }, { key: backupKey(config, false, io.env ?? process.env), force: opts.force, progress: progressBar() });
+    const database = await openDatabase(config.databaseUrl);
+    try {
+      await new AuditLog(database).append({ actor: 'cli', action: 'backup.restore', resource: `backup:${m.id}`, service: 'cli', details: { from: opts.from ?? defaultBackupTarget(config), forced: Boolean(opts.force) } });
+    } finally {
+      await database.close();
+    }
     out(`restored backup ${m.id} (${m.created_at}): ${Object.values(m.tables).reduce((a, n) => a + n, 0)} rows, ${m.objects.length} objects`);
     return 0;
   } finally {
@@ -100,7 +117,9 @@ export function registerBackup(program: Command): void {
     .command('create')
     .description('an online, consistent backup (database snapshot + objects, incremental) with a signed manifest')
     .option('--to <url>', 'backup target: file:<dir> or s3://bucket/prefix (default file:$XRAY_HOME/backups)')
-    .action((o: { to?: string }) => backupCreate(o).then((c) => void (process.exitCode = c), fail));
+    .option('--keep-daily <n>', 'after the backup, keep the newest backup of each of the last n days…')
+    .option('--keep-weekly <n>', '…and of the last n ISO weeks; delete the others (and objects only they listed)')
+    .action((o: { to?: string; keepDaily?: string; keepWeekly?: string }) => backupCreate(o).then((c) => void (process.exitCode = c), fail));
   backup
     .command('list')
     .option('--from <url>', 'backup target')

@@ -353,3 +353,59 @@ function sqliteFile(url: string): string {
   return target.startsWith('//') ? fileURLToPath(`file:${target}`) : target;
 }
 
+
+/**
+ * Which backups a retention policy keeps: the newest of each of the last `daily` days and of the
+ * last `weekly` ISO weeks (UTC) that have one, and always the newest backup.
+ */
+export function backupsToKeep(manifests: BackupManifest[], policy: { daily: number; weekly: number }): Set<string> {
+  const sorted = [...manifests].sort((a, b) => b.created_at.localeCompare(a.created_at));
+  const keep = new Set<string>();
+  if (sorted[0]) keep.add(sorted[0].id);
+  const pick = (bucketOf: (d: Date) => string, count: number) => {
+    const seen = new Set<string>();
+    for (const m of sorted) {
+      const bucket = bucketOf(new Date(m.created_at));
+      if (seen.has(bucket)) continue;
+      if (seen.size >= count) break;
+      seen.add(bucket);
+      keep.add(m.id);
+    }
+  };
+  pick((d) => d.toISOString().slice(0, 10), policy.daily);
+  pick(isoWeek, policy.weekly);
+  return keep;
+}
+
+function isoWeek(d: Date): string {
+  const t = new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate()));
+  const day = t.getUTCDay() || 7;
+  t.setUTCDate(t.getUTCDate() + 4 - day);
+  const yearStart = Date.UTC(t.getUTCFullYear(), 0, 1);
+  return `${t.getUTCFullYear()}-W${Math.ceil(((t.getTime() - yearStart) / 86_400_000 + 1) / 7)}`;
+}
+
+/**
+ * Applies a retention policy: deletes the backups it does not keep, then the objects no kept
+ * backup lists (objects are shared between backups, so only those).
+ */
+export async function pruneBackups(target: ObjectStore, policy: { daily: number; weekly: number }): Promise<{ removed: string[]; objectsRemoved: number }> {
+  const manifests = await listBackups(target);
+  const keep = backupsToKeep(manifests, policy);
+  const removed = manifests.filter((m) => !keep.has(m.id));
+  for (const m of removed) {
+    for (const o of await listAll(target, `${MANIFESTS}${m.id}/`)) {
+      if (!o.key.endsWith('/manifest.json')) await target.delete(o.key);
+    }
+    await target.delete(`${MANIFESTS}${m.id}/manifest.json`); // last: a half-pruned backup is never listed as whole
+  }
+  const referenced = new Set(manifests.filter((m) => keep.has(m.id)).flatMap((m) => m.objects.map((o) => `objects/${o.key}`)));
+  let objectsRemoved = 0;
+  for (const o of await listAll(target, 'objects/')) {
+    if (!referenced.has(o.key)) {
+      await target.delete(o.key);
+      objectsRemoved++;
+    }
+  }
+  return { removed: removed.map((m) => m.id), objectsRemoved };
+}
