@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { loadConfig, ConfigError, SERVICE_NAMES, type Config, type ServiceName } from './core/config/index.js';
+import { checkExposure, loadConfig, ConfigError, SERVICE_NAMES, type Config, type ServiceName } from './core/config/index.js';
 import { openPlatform, createLogger, type Platform } from './core/platform.js';
 import { SERVICE_BUILDERS } from './services.js';
 import { buildGatewayApp } from './gateway/app.js';
@@ -25,6 +25,7 @@ export interface StartOptions {
 /** Opens the stores once and starts the requested services (and the gateway) listening. */
 export async function startPlatform(opts: StartOptions): Promise<RunningPlatform> {
   const { config } = opts;
+  checkExposure(config);
   const services = opts.services ?? SERVICE_NAMES;
   const platform = opts.platform ?? (await openPlatform(config));
   // ── Shipped default model: on the first embedded start, models/<default>/model.onnx becomes
@@ -78,6 +79,7 @@ export async function runFromCli(services?: readonly ServiceName[]): Promise<voi
   let config: Config;
   try {
     config = loadConfig();
+    checkExposure(config);
   } catch (err) {
     if (err instanceof ConfigError) {
       console.error(`xray: ${err.message}`);

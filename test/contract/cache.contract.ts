@@ -38,6 +38,14 @@ export function describeCacheContract(name: string, make: () => Promise<Fixture<
       assert.equal(await cache.get('ttl'), null);
     });
 
+    it('increment counts in a fixed window: the first increment starts the TTL, later ones keep it', async () => {
+      assert.equal(await cache.increment('n', 1), 1);
+      assert.equal(await cache.increment('n', 60), 2);
+      assert.equal(await Promise.all([cache.increment('n', 60), cache.increment('n', 60)]).then((v) => v.sort().join(',')), '3,4');
+      await new Promise((r) => setTimeout(r, 1300));
+      assert.equal(await cache.increment('n', 60), 1, 'the window started by the first increment (1 s) expired');
+    });
+
     it('clear removes every key of this cache', async () => {
       await cache.set('c1', '1');
       await cache.set('c2', '2');

@@ -118,3 +118,43 @@ describe('service app with auth on', () => {
     assert.ok(items.some((i) => i.details?.reason === 'FORBIDDEN' && i.actor === 'v'));
   });
 });
+
+describe('brute force: wrong API keys lock the address out; denials cannot flood the audit trail', () => {
+  let ctx: Awaited<ReturnType<typeof build>>;
+  before(async () => (ctx = await build(true)));
+  after(() => ctx.cleanup());
+
+  test('200 wrong keys: 401 until the limit, then 429 with Retry-After — even for the right key — and a few audit rows', async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i < 200; i++) {
+      const res = await ctx.app.inject({ method: 'POST', url: '/things', headers: { authorization: `Bearer guess-${i}` }, payload: { name: 'a', n: 1 } });
+      statuses.push(res.statusCode);
+      if (res.statusCode === 429) {
+        assert.equal(res.headers['retry-after'], '300');
+        assert.equal(res.json().error.code, 'RATE_LIMITED');
+      }
+    }
+    assert.deepEqual(statuses.slice(0, 9), Array(9).fill(401), 'the first nine wrong keys are plain 401s');
+    assert.ok(statuses.slice(9).every((s) => s === 429), `locked out from the 10th wrong key on: ${statuses.slice(9, 20).join(',')}`);
+    const right = await ctx.app.inject({ method: 'POST', url: '/things', headers: { authorization: 'Bearer admin-secret-key' }, payload: { name: 'a', n: 1 } });
+    assert.equal(right.statusCode, 429, 'the address stays locked for the lockout period');
+    const other = await ctx.app.inject({ method: 'POST', url: '/things', remoteAddress: '10.1.2.3', headers: { authorization: 'Bearer admin-secret-key' }, payload: { name: 'a', n: 1 } });
+    assert.equal(other.statusCode, 200, 'another address is not affected');
+
+    const denied = (await ctx.platform.audit.query({ action: 'access.denied', pageSize: 1000 })).items;
+    assert.ok(denied.length <= 3, `denials are aggregated (${denied.length} rows for 9 denials)`);
+    assert.ok(denied.some((r) => r.details?.count_in_window === 1));
+    const lockouts = (await ctx.platform.audit.query({ action: 'access.lockout' })).items;
+    assert.equal(lockouts.length, 1, 'one lockout record');
+    assert.equal(lockouts[0]!.resource, 'ip:127.0.0.1');
+  });
+
+  test('requests without a key are not counted as guesses, and their denials are aggregated per window', async () => {
+    for (let i = 0; i < 30; i++) {
+      const res = await ctx.app.inject({ method: 'POST', url: '/things', remoteAddress: '10.9.9.9', payload: { name: 'a', n: 1 } });
+      assert.equal(res.statusCode, 401);
+    }
+    const rows = (await ctx.platform.audit.query({ action: 'access.denied', pageSize: 1000 })).items.filter((r) => r.details?.ip === '10.9.9.9');
+    assert.deepEqual(rows.map((r) => r.details?.count_in_window).sort((a, b) => Number(a) - Number(b)), [1, 10], '30 denials, two rows (the 1st and the 10th)');
+  });
+});

@@ -109,3 +109,39 @@ describe('request logs carry the path, never the query string', () => {
     }
   });
 });
+
+describe('safe by default: exposure and the metrics token', () => {
+  test('auth off on an interface other hosts reach is refused unless acknowledged; loopback is fine', async () => {
+    const { checkExposure, loadConfig, isLoopbackHost } = await import('../../src/core/config/index.js');
+    const { startPlatform } = await import('../../src/main.js');
+    for (const h of ['127.0.0.1', '127.0.1.1', 'localhost', '::1', '[::1]']) assert.equal(isLoopbackHost(h), true, h);
+    for (const h of ['0.0.0.0', '::', '10.0.0.5', 'xray.hospital.org']) assert.equal(isLoopbackHost(h), false, h);
+    assert.throws(() => checkExposure(loadConfig({ XRAY_HOST: '0.0.0.0' })), /XRAY_HOST=0\.0\.0\.0 lets other hosts reach the platform, but XRAY_AUTH is off/);
+    assert.doesNotThrow(() => checkExposure(loadConfig({ XRAY_HOST: '0.0.0.0', XRAY_AUTH: 'on' })));
+    assert.doesNotThrow(() => checkExposure(loadConfig({ XRAY_HOST: '0.0.0.0', XRAY_INSECURE: 'on' })));
+    const home = tempHome();
+    try {
+      await assert.rejects(startPlatform({ config: testConfig(home.dir, { XRAY_HOST: '0.0.0.0' }), services: ['monitoring'], randomPorts: true }), /XRAY_AUTH is off/);
+    } finally {
+      home.cleanup();
+    }
+  });
+
+  test('XRAY_METRICS_TOKEN: /metrics needs the bearer token', async () => {
+    const home = tempHome();
+    const platform = await openPlatform(testConfig(home.dir, { XRAY_METRICS_TOKEN: 'scrape-token-123' }));
+    const app = await createServiceApp({ name: 'demo', title: 'demo', description: 'demo', platform, plugin: demo });
+    try {
+      assert.equal((await app.inject('/metrics')).statusCode, 401);
+      assert.equal((await app.inject({ url: '/metrics', headers: { authorization: 'Bearer wrong' } })).statusCode, 401);
+      const ok = await app.inject({ url: '/metrics', headers: { authorization: 'Bearer scrape-token-123' } });
+      assert.equal(ok.statusCode, 200);
+      assert.match(ok.body, /xray_http_request_duration_seconds/);
+      assert.equal((await app.inject('/health')).statusCode, 200, 'health stays open');
+    } finally {
+      await app.close();
+      await platform.close();
+      home.cleanup();
+    }
+  });
+});

@@ -49,6 +49,17 @@ test('an intact chain: exit 0, "chain intact (N records)"', async () => {
   assert.equal(r.stdout.trim(), 'chain intact (5 records)');
 });
 
+test('an empty or wrong database is not "intact": exit 1, saying nothing was verified', async () => {
+  const empty = mkdtempSync(path.join(tmpdir(), 'xray-audit-empty-'));
+  try {
+    const r = await cli(['audit', 'verify'], { XRAY_HOME: empty });
+    assert.equal(r.code, 1);
+    assert.match(r.stdout, /nothing verified: no audit records in sqlite:.*is XRAY_HOME \/ XRAY_DATABASE_URL this platform's\?/);
+  } finally {
+    rmSync(empty, { recursive: true, force: true });
+  }
+});
+
 test('a record altered in the database: exit 1 naming the first broken record', async () => {
   const database = await openDatabase(testConfig(home).databaseUrl);
   await sql`update audit_log set details = ${'{"to":"Archived"}'} where seq = 3`.execute(database.db);

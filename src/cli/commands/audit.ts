@@ -13,6 +13,11 @@ export async function verifyAuditChain(env: NodeJS.ProcessEnv = process.env, out
   const database = await openDatabase(config.databaseUrl);
   try {
     const result = await new AuditLog(database).verify();
+    if (result.ok && result.checked === 0) {
+      // A check that passes on nothing is no check: most likely the wrong XRAY_HOME or database.
+      out(`nothing verified: no audit records in ${config.databaseUrl.startsWith('sqlite:') ? config.databaseUrl : 'the configured database'} — is XRAY_HOME / XRAY_DATABASE_URL this platform's?`);
+      return 1;
+    }
     if (result.ok) {
       out(`chain intact (${result.checked} records)`);
       return 0;

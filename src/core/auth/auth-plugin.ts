@@ -4,6 +4,8 @@ import { AppError } from '../errors.js';
 import { hasRole, type Principal, type RouteAccess } from './roles.js';
 import type { ApiKeyStore } from './key-store.js';
 import type { AuditLog } from '../audit/index.js';
+import type { Cache } from '../cache/index.js';
+import { AuthGuard, type AuthGuardOptions } from './auth-guard.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -20,12 +22,19 @@ export interface AuthOptions {
   keys: ApiKeyStore;
   audit?: AuditLog;
   service: string;
+  /** Lockout after repeated wrong keys, and aggregated denial audit (omit: every denial audited, no lockout). */
+  guard?: { cache: Cache } & AuthGuardOptions;
 }
 
 const LOCAL_ADMIN: Principal = Object.freeze({ id: 'local', name: 'local-admin', role: 'admin', anonymous: true });
 const ANONYMOUS: Principal = Object.freeze({ id: 'anonymous', name: 'anonymous', role: 'viewer', anonymous: true });
 /** Routes added by third-party plugins (OpenAPI UI) are public. */
 const PUBLIC_PREFIXES = ['/docs'];
+
+function pathOf(url: string): string {
+  const q = url.indexOf('?');
+  return q === -1 ? url : url.slice(0, q);
+}
 
 function presentedKey(req: FastifyRequest): string | null {
   const auth = req.headers.authorization;
@@ -56,6 +65,7 @@ export const authPlugin = fp(
       }
     });
 
+    const guard = opts.guard ? new AuthGuard(opts.guard.cache, opts.audit, opts.service, opts.guard) : null;
     app.addHook('onRequest', async (req) => {
       const config = req.routeOptions.config as { role?: RouteAccess } | undefined;
       const access: RouteAccess = config?.role ?? (PUBLIC_PREFIXES.some((p) => req.url.startsWith(p)) ? 'public' : 'admin');
@@ -64,23 +74,35 @@ export const authPlugin = fp(
         return;
       }
       const key = presentedKey(req);
+      const prefix = key ? key.slice(0, 8) : null;
+      if (key && guard && (await guard.locked(req.ip, prefix))) {
+        req.principal = ANONYMOUS;
+        throw new AppError('RATE_LIMITED', `too many wrong API keys from this address; locked out for up to ${guard.lockoutSeconds} s`, { retryAfter: guard.lockoutSeconds });
+      }
       const info = key ? await opts.keys.resolve(key) : null;
       req.principal = info ? { id: info.id, name: info.name, role: info.role, anonymous: false } : ANONYMOUS;
+      if (key && !info && guard && (await guard.failed(req.ip, prefix, req.id))) {
+        throw new AppError('RATE_LIMITED', `too many wrong API keys from this address; locked out for ${guard.lockoutSeconds} s`, { retryAfter: guard.lockoutSeconds });
+      }
       if (access === 'public') return;
-      const deny = (code: 'UNAUTHENTICATED' | 'FORBIDDEN', message: string) => {
-        opts.audit?.record({
-          actor: req.principal.name,
-          action: 'access.denied',
-          resource: `${req.method} ${req.routeOptions.url ?? req.url}`,
-          outcome: 'denied',
-          requestId: req.id,
-          service: opts.service,
-          details: { reason: code, required: access },
-        });
+      const deny = async (code: 'UNAUTHENTICATED' | 'FORBIDDEN', message: string) => {
+        const resource = `${req.method} ${req.routeOptions.url ?? pathOf(req.url)}`;
+        if (guard) await guard.denied({ ip: req.ip, actor: req.principal.name, resource, reason: code, required: access, requestId: req.id });
+        else {
+          opts.audit?.record({
+            actor: req.principal.name,
+            action: 'access.denied',
+            resource,
+            outcome: 'denied',
+            requestId: req.id,
+            service: opts.service,
+            details: { reason: code, required: access },
+          });
+        }
         return new AppError(code, message);
       };
-      if (!info) throw deny('UNAUTHENTICATED', key ? 'unknown or revoked API key' : 'an API key is required (Authorization: Bearer <key> or X-API-Key)');
-      if (!hasRole(info.role, access)) throw deny('FORBIDDEN', `role '${info.role}' may not do this; '${access}' or higher is required`);
+      if (!info) throw await deny('UNAUTHENTICATED', key ? 'unknown or revoked API key' : 'an API key is required (Authorization: Bearer <key> or X-API-Key)');
+      if (!hasRole(info.role, access)) throw await deny('FORBIDDEN', `role '${info.role}' may not do this; '${access}' or higher is required`);
     });
   },
   { name: 'auth' },

@@ -4,6 +4,11 @@ export interface Cache {
   get(key: string): Promise<string | null>;
   getBuffer(key: string): Promise<Buffer | null>;
   set(key: string, value: string | Buffer, ttlSeconds?: number): Promise<void>;
+  /**
+   * Adds one to a counter and returns the new value; the first increment starts its TTL (a fixed
+   * window), later ones keep it. Atomic across replicas on Redis.
+   */
+  increment(key: string, ttlSeconds: number): Promise<number>;
   delete(key: string): Promise<void>;
   /** Removes every key under this cache's namespace. */
   clear(): Promise<void>;

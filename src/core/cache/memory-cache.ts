@@ -46,6 +46,13 @@ export class MemoryCache implements Cache {
     }
   }
 
+  async increment(key: string, ttlSeconds: number): Promise<number> {
+    const e = this.#read(key);
+    const n = (e ? Number(typeof e.value === 'string' ? e.value : e.value.toString('utf8')) || 0 : 0) + 1;
+    this.#entries.set(key, { value: String(n), expiresAt: e ? e.expiresAt : Date.now() + ttlSeconds * 1000 });
+    return n;
+  }
+
   async delete(key: string): Promise<void> {
     this.#entries.delete(key);
   }

@@ -27,6 +27,13 @@ export class RedisCache implements Cache {
     else await this.#redis.set(this.#ns + key, value);
   }
 
+  async increment(key: string, ttlSeconds: number): Promise<number> {
+    const k = this.#ns + key;
+    // Start the window only if the counter does not exist; INCR keeps the TTL it has.
+    await this.#redis.set(k, '0', 'EX', Math.max(1, Math.round(ttlSeconds)), 'NX');
+    return this.#redis.incr(k);
+  }
+
   async delete(key: string): Promise<void> {
     await this.#redis.del(this.#ns + key);
   }

@@ -37,6 +37,12 @@ export interface Config {
   readonly seedModel: boolean;
   readonly defaultModel: string;
   readonly promotionMargin: number;
+  /** Auth off on a non-loopback interface was acknowledged (XRAY_INSECURE). */
+  readonly insecure: boolean;
+  /** Bearer token GET /metrics requires; '' = open. */
+  readonly metricsToken: string;
+  /** Lockout after repeated wrong API keys (see AuthGuard). */
+  readonly authGuard: { maxFailures: number; windowSeconds: number; lockoutSeconds: number };
   /** 'required': promotion to Production needs a passing canary load in the deployment. */
   readonly promotionCanary: 'required' | 'off';
   readonly webDir: string;
@@ -153,11 +159,32 @@ function fromRaw(raw: RawConfig, monitoring: MonitoringSettings): Config {
     seedModel: raw.XRAY_SEED_MODEL,
     defaultModel: raw.XRAY_DEFAULT_MODEL,
     promotionMargin: raw.XRAY_PROMOTION_MARGIN,
+    insecure: raw.XRAY_INSECURE,
+    metricsToken: raw.XRAY_METRICS_TOKEN,
+    authGuard: Object.freeze({ maxFailures: raw.XRAY_AUTH_MAX_FAILURES, windowSeconds: raw.XRAY_AUTH_FAILURE_WINDOW_S, lockoutSeconds: raw.XRAY_AUTH_LOCKOUT_S }),
     promotionCanary: raw.XRAY_PROMOTION_CANARY,
     webDir: path.resolve(raw.XRAY_WEB_DIR || path.join(PROJECT_ROOT, 'web', 'dist')),
     projectRoot: PROJECT_ROOT,
     monitoring: Object.freeze(monitoring),
   });
+}
+
+/** true for an interface only this machine reaches. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.trim().toLowerCase().replace(/^\[|\]$/g, '');
+  return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+}
+
+/**
+ * Safe by default: a platform other hosts can reach must check API keys. Refuses auth off on a
+ * non-loopback XRAY_HOST unless XRAY_INSECURE acknowledges it.
+ * @throws ConfigError naming the settings to change.
+ */
+export function checkExposure(config: Config): void {
+  if (config.auth || config.insecure || isLoopbackHost(config.host)) return;
+  throw new ConfigError(
+    `XRAY_HOST=${config.host} lets other hosts reach the platform, but XRAY_AUTH is off, so anyone on the network could read predictions and change models. Turn XRAY_AUTH=on (and create keys with xray keys create), listen on 127.0.0.1, or set XRAY_INSECURE=on to accept the risk.`,
+  );
 }
 
 /** A config for tests: embedded engines under a given home, quiet logs, overrides applied. */

@@ -68,7 +68,7 @@ export function installErrorHandlers(app: FastifyInstance, options: { notFound?:
     if (status >= 500) req.log.error({ err }, 'request failed');
     else req.log.info({ code: body.error.code, msg: body.error.message }, 'request rejected');
     if (isResponseSerializationError(err)) req.log.error({ err }, 'response did not match its schema');
-    if (status === 503 && err instanceof AppError && (err.details as { retryAfter?: number } | undefined)?.retryAfter) {
+    if ((status === 503 || status === 429) && err instanceof AppError && (err.details as { retryAfter?: number } | undefined)?.retryAfter) {
       reply.header('Retry-After', String((err.details as { retryAfter: number }).retryAfter));
     }
     void reply.status(status).type('application/json').send(body);

@@ -1,4 +1,6 @@
+import { timingSafeEqual } from 'node:crypto';
 import fp from 'fastify-plugin';
+import { AppError } from '../errors.js';
 import { Registry, collectDefaultMetrics, Histogram, Counter } from 'prom-client';
 import type { FastifyInstance } from 'fastify';
 
@@ -14,7 +16,7 @@ declare module 'fastify' {
  * served as text at GET /metrics.
  */
 export const metricsPlugin = fp(
-  async (app: FastifyInstance, opts: { service: string }) => {
+  async (app: FastifyInstance, opts: { service: string; token?: string }) => {
     const registry = new Registry();
     registry.setDefaultLabels({ service: opts.service });
     collectDefaultMetrics({ register: registry, prefix: 'xray_' });
@@ -39,7 +41,14 @@ export const metricsPlugin = fp(
       duration.observe(labels, reply.elapsedTime / 1000);
       requests.inc(labels);
     });
-    app.get('/metrics', { config: { role: 'public' }, schema: { hide: true } }, async (_req, reply) => {
+    const expected = opts.token ? Buffer.from(`Bearer ${opts.token}`) : null;
+    app.get('/metrics', { config: { role: 'public' }, schema: { hide: true } }, async (req, reply) => {
+      if (expected) {
+        const given = Buffer.from(req.headers.authorization ?? '');
+        if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+          throw new AppError('UNAUTHENTICATED', '/metrics needs the scrape token (Authorization: Bearer <XRAY_METRICS_TOKEN>)');
+        }
+      }
       void reply.type(registry.contentType);
       return registry.metrics();
     });

@@ -148,8 +148,8 @@ export async function createServiceApp(opts: ServiceAppOptions): Promise<Fastify
   });
   await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: false });
 
-  await app.register(authPlugin, { enabled: platform.config.auth, keys: platform.keys, audit: platform.audit, service: opts.name });
-  await app.register(metricsPlugin, { service: opts.name });
+  await app.register(authPlugin, { enabled: platform.config.auth, keys: platform.keys, audit: platform.audit, service: opts.name, guard: { cache: platform.cache, ...platform.config.authGuard } });
+  await app.register(metricsPlugin, { service: opts.name, token: platform.config.metricsToken || undefined });
 
   const health = z.object({ status: z.literal('ok'), service: z.string(), uptime_s: z.number() });
   app.get('/health', { config: { role: 'public' }, schema: { tags: ['health'], summary: 'Liveness', response: { 200: health } } }, async () => ({
