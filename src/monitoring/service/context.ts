@@ -1,5 +1,6 @@
 import type { Registry } from 'prom-client';
 import { TOPICS } from '../../core/events/index.js';
+import { ClusterSchedule } from '../../core/db/cluster-schedule.js';
 import type { Platform } from '../../core/platform.js';
 import type { MonitoringSettings } from '../settings.js';
 import { DeploymentPredictionSource, type PredictionSource } from '../store/prediction-source.js';
@@ -122,7 +123,14 @@ export async function createMonitoringContext(platform: Platform, registry: Regi
       now,
     );
   const explain = new ExplainService(platform, logger);
-  const scheduler = new DriftScheduler({ intervalMs: settings.XRAY_DRIFT_INTERVAL_MIN * 60_000, drift, predictions, afterRun: () => evaluateRules(), logger });
+  const scheduler = new DriftScheduler({
+    intervalMs: settings.XRAY_DRIFT_INTERVAL_MIN * 60_000,
+    drift,
+    predictions,
+    afterRun: () => evaluateRules(),
+    logger,
+    schedule: new ClusterSchedule(platform.database, 'monitoring.drift'),
+  });
 
   const unsubscribe: (() => Promise<void>)[] = [];
   const onModelEvent = (payload: unknown): void => {

@@ -1,5 +1,6 @@
 import type { Migration } from 'kysely';
 import * as core from './0001-core.js';
+import * as clusterSchedules from './0002-cluster-schedules.js';
 import * as dataPipeline from './0100-data-pipeline.js';
 import * as training from './0200-training.js';
 import * as modelRegistry from './0300-model-registry.js';
@@ -14,6 +15,7 @@ import * as alertsOneActive from './0501-alerts-one-active.js';
  */
 export const MIGRATIONS: Record<string, Migration> = {
   '0001-core': core,
+  '0002-cluster-schedules': clusterSchedules,
   '0100-data-pipeline': dataPipeline,
   '0200-training': training,
   '0300-model-registry': modelRegistry,
