@@ -103,9 +103,13 @@ export async function runFromCli(services?: readonly ServiceName[]): Promise<voi
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
-    console.error(`xray: ${signal} received, shutting down`);
-    const timer = setTimeout(() => process.exit(1), 15000);
+    // Drain: not ready at once (the load balancer stops sending), still serving for XRAY_DRAIN_S,
+    // then close — in-flight requests and batches finish, queues stop taking work.
+    running.platform.lifecycle.draining = true;
+    console.error(`xray: ${signal} received, draining for ${config.drainSeconds} s, then shutting down`);
+    const timer = setTimeout(() => process.exit(1), 15000 + config.drainSeconds * 1000);
     timer.unref();
+    if (config.drainSeconds > 0) await new Promise((r) => setTimeout(r, config.drainSeconds * 1000));
     await running.close();
     process.exit(0);
   };

@@ -63,6 +63,34 @@ describe('processes', () => {
     }
   });
 
+  test('SIGTERM drains: /ready turns 503 at once, requests are still served for XRAY_DRAIN_S, then exit 0', async () => {
+    const home = tempHome();
+    const port = await freePort();
+    const p = spawnNode(['bin/xray.js', 'serve', 'model-registry'], { XRAY_HOME: home.dir, XRAY_PORT_REGISTRY: String(port), XRAY_SEED_MODEL: 'off', XRAY_DRAIN_S: '2' });
+    const base = `http://127.0.0.1:${port}`;
+    try {
+      await waitForHttp(`${base}/ready`);
+      const signalled = Date.now();
+      p.child.kill('SIGTERM');
+      let ready = 200;
+      for (let i = 0; i < 50 && ready === 200; i++) {
+        ready = (await fetch(`${base}/ready`)).status;
+        if (ready === 200) await new Promise((r) => setTimeout(r, 20));
+      }
+      assert.equal(ready, 503, '/ready says not ready while draining');
+      const body = await (await fetch(`${base}/ready`)).json();
+      assert.equal(body.checks.accepting, false);
+      assert.equal((await fetch(`${base}/health`)).status, 200, 'still alive');
+      assert.equal((await fetch(`${base}/models`)).status, 200, 'and still serving requests during the drain');
+      const { code } = await p.exited;
+      assert.equal(code, 0, p.output());
+      assert.ok(Date.now() - signalled >= 1900, 'it served for the drain period before closing');
+    } finally {
+      p.child.kill('SIGKILL');
+      home.cleanup();
+    }
+  });
+
   test('a bad configuration value stops the start with a message naming the variable', async () => {
     const p = spawnNode(['bin/xray.js', 'serve', 'monitoring'], { XRAY_PORT_MONITORING: 'not-a-port' });
     const { code } = await p.exited;

@@ -29,6 +29,8 @@ export interface Platform {
   readonly local: LocalServices;
   /** The writers (audit, prediction records) a response waits for: what was answered is stored. */
   readonly durability: Durability;
+  /** Set on SIGTERM: /ready answers 503 so load balancers stop sending work while requests still succeed. */
+  readonly lifecycle: { draining: boolean };
   /** Registers a cleanup to run (in reverse order) before the stores close. */
   onClose(fn: () => Promise<void> | void): void;
   /** Runs cleanups, flushes pending audit writes, closes every store; idempotent. */
@@ -93,6 +95,7 @@ export async function openPlatform(config: Config, overrides: PlatformOverrides 
       logger,
       local: new LocalServices(),
       durability,
+      lifecycle: { draining: false },
       onClose(fn) {
         cleanups.push(fn);
       },

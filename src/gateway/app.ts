@@ -15,7 +15,7 @@ const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'up
  * service (bodies streamed both ways, so large uploads are not buffered here).
  */
 export async function buildGatewayApp(config: Config, logger: Logger): Promise<FastifyInstance> {
-  const app = Fastify({ loggerInstance: logger.child({ service: 'gateway' }) as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }), forceCloseConnections: true });
+  const app = Fastify({ loggerInstance: logger.child({ service: 'gateway' }) as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }), forceCloseConnections: 'idle' });
   const serveWeb = existsSync(path.join(config.webDir, 'index.html'));
   installErrorHandlers(app, { notFound: !serveWeb });
   await installSecurity(app, { allowedOrigins: config.corsOrigins, allowedHosts: config.allowedHosts, hsts: config.hsts, pageCsp: UI_CSP, cspExempt: ['/api/data-pipeline/docs', '/api/training/docs', '/api/model-registry/docs', '/api/deployment/docs', '/api/monitoring/docs'] });

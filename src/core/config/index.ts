@@ -39,6 +39,8 @@ export interface Config {
   readonly promotionMargin: number;
   /** Auth off on a non-loopback interface was acknowledged (XRAY_INSECURE). */
   readonly insecure: boolean;
+  /** Seconds between SIGTERM (not ready) and closing. */
+  readonly drainSeconds: number;
   /** Bearer token GET /metrics requires; '' = open. */
   readonly metricsToken: string;
   /** Lockout after repeated wrong API keys (see AuthGuard). */
@@ -160,6 +162,7 @@ function fromRaw(raw: RawConfig, monitoring: MonitoringSettings): Config {
     defaultModel: raw.XRAY_DEFAULT_MODEL,
     promotionMargin: raw.XRAY_PROMOTION_MARGIN,
     insecure: raw.XRAY_INSECURE,
+    drainSeconds: raw.XRAY_DRAIN_S,
     metricsToken: raw.XRAY_METRICS_TOKEN,
     authGuard: Object.freeze({ maxFailures: raw.XRAY_AUTH_MAX_FAILURES, windowSeconds: raw.XRAY_AUTH_FAILURE_WINDOW_S, lockoutSeconds: raw.XRAY_AUTH_LOCKOUT_S }),
     promotionCanary: raw.XRAY_PROMOTION_CANARY,

@@ -75,7 +75,8 @@ export async function createServiceApp(opts: ServiceAppOptions): Promise<Fastify
     },
     requestIdHeader: false,
     bodyLimit: platform.config.maxUploadBytes,
-    forceCloseConnections: true,
+    // On close, idle keep-alive sockets go at once; requests in flight finish first.
+    forceCloseConnections: 'idle',
     return503OnClosing: true,
   }).withTypeProvider<ZodTypeProvider>();
 
@@ -164,6 +165,7 @@ export async function createServiceApp(opts: ServiceAppOptions): Promise<Fastify
     { config: { role: 'public' }, schema: { tags: ['health'], summary: 'Readiness: every store this service needs answers', response: { 200: ready, 503: ready } } },
     async (_req, reply) => {
       const checks: Record<string, () => Promise<boolean>> = {
+        accepting: async () => !platform.lifecycle.draining,
         database: () => platform.database.ping(),
         objects: () => platform.objects.ping(),
         cache: () => platform.cache.ping(),
