@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { AuditLog } from '../core/audit/index.js';
 import { AppError, isAppError } from '../core/errors.js';
 import { imageStats } from '../core/imaging/index.js';
-import { classActivationMap, globalAveragePool, normalizeMap, occlusionSensitivity, randomProjection, type Projection } from '../core/ml/index.js';
+import { classActivationMap, globalAveragePool, normalizeMap, occlusionSensitivity, randomProjection, scaleMap, type Projection } from '../core/ml/index.js';
 import { sha256Hex } from '../core/objects/index.js';
 import type { ModelRepository, LoadedModelInfo } from './model-repository.js';
 import type { AbRouter } from './service/ab-router.js';
@@ -440,6 +440,8 @@ export class DataPlane {
         timings.inference = batch.inferenceMs;
         const th = performance.now();
         const saliency = await this.#saliency(model, batch.output.features, pre.input);
+        // Honest brightness: the map's shape says where, the prediction says how much.
+        scaleMap(saliency.grid, batch.output.probability);
         const source: HeatmapSource = { ...saliency, size: model.inputSize, pixels: pre.pixels };
         this.#d.heatmaps.save(hmKey, source, (err) => this.#d.logger.error({ err }, 'saving a heatmap failed'));
         if (heatmap === 'inline') heatmapPng = await renderHeatmap(source);

@@ -140,6 +140,27 @@ describe('deployment: predictions over HTTP', () => {
     assert.match(metrics, /xray_deployment_stage_seconds_bucket\{[^}]*stage="inference"/);
   });
 
+  test('heatmaps are scaled to the prediction: a confident negative shows little colour, a confident positive a lot', async () => {
+    // The tiny model's CAM is hot where the picture is bright; its probability follows the mean brightness.
+    const square = async (background: number, patch: number) => {
+      const px = Buffer.alloc(64 * 64, background);
+      for (let y = 24; y < 40; y++) px.fill(patch, y * 64 + 24, y * 64 + 40);
+      return sharp(px, { raw: { width: 64, height: 64, channels: 1 } }).png().toBuffer();
+    };
+    const colourfulness = async (b64: string) => {
+      const { data } = await sharp(Buffer.from(b64, 'base64')).raw().toBuffer({ resolveWithObject: true });
+      let sum = 0;
+      for (let i = 0; i < data.length; i += 3) sum += Math.max(data[i]!, data[i + 1]!, data[i + 2]!) - Math.min(data[i]!, data[i + 1]!, data[i + 2]!);
+      return sum / (data.length / 3);
+    };
+    const negative = (await predictRaw(h.app, await square(0, 255), 'image/png', '?heatmap=inline')).json();
+    const positive = (await predictRaw(h.app, await square(255, 0), 'image/png', '?heatmap=inline')).json();
+    assert.ok(negative.probability < 0.1 && positive.probability > 0.9, `${negative.probability} / ${positive.probability}`);
+    const [cn, cp] = [await colourfulness(negative.heatmap_png_base64), await colourfulness(positive.heatmap_png_base64)];
+    assert.ok(cp > 20, `a confident positive is coloured (${cp.toFixed(1)})`);
+    assert.ok(cn < 0.15 * cp, `a confident negative shows little colour even where its map peaks (${cn.toFixed(1)} vs ${cp.toFixed(1)})`);
+  });
+
   test('the heatmap PNG by URL is the same picture as the inline one, for fresh and cached predictions', async () => {
     const image = await generateChestXray({ seed: 5, size: 256, pneumonia: true });
     const res = await predictRaw(h.app, image, 'image/png', '?heatmap=inline');

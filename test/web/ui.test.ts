@@ -120,6 +120,11 @@ describe('web UI in a real browser', { skip: skip ?? false }, () => {
     assert.equal(await page.getByRole('radio', { name: 'Occlusion' }).isChecked(), true);
     assert.notEqual(await heatmap.getAttribute('src'), camSrc);
     assert.match((await heatmap.getAttribute('alt')) ?? '', /Occlusion sensitivity/);
+    // Said in plain words: what the colours mean, what the threshold means, that it is decision support, and whether the maps agree.
+    assert.match((await page.getByTestId('heatmap-caption').textContent()) ?? '', /strength follows the probability/);
+    assert.match((await page.getByTestId('threshold-meaning').textContent()) ?? '', /At or above the threshold of 50\.0% the result reads PNEUMONIA/);
+    await page.getByText('Decision support only: a clinician reviews every result.').waitFor();
+    assert.match((await page.getByTestId('agreement').textContent()) ?? '', /rank correlation -?\d\.\d\d/);
     // Confirming the diagnosis posts ground truth to monitoring.
     await page.getByTestId('confirm').click();
     await page.getByTestId('feedback-result').waitFor();

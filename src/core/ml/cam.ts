@@ -30,6 +30,47 @@ export interface HeatmapPngOptions {
   basePixels?: Uint8Array;
   /** Weight of the colour map over the base image, in [0, 1] (default 0.45). */
   opacity?: number;
+  /**
+   * Weight each pixel's colour by its map value (opacity · value): where the map is 0 the base
+   * image shows unchanged, instead of a cold-coloured wash over the whole picture.
+   */
+  alphaByValue?: boolean;
+  /** Draw only inside this rectangle (pixel bounds, end exclusive); outside, the base image shows. */
+  region?: { x0: number; y0: number; x1: number; y1: number };
+}
+
+/**
+ * The part of a preprocessed image that is picture, not letterbox padding: the rectangle left
+ * after peeling constant rows and columns off each edge.
+ */
+export function contentRegion(pixels: Uint8Array, width: number, height: number): { x0: number; y0: number; x1: number; y1: number } {
+  const rowConstant = (y: number) => {
+    const v = pixels[y * width]!;
+    for (let x = 1; x < width; x++) if (pixels[y * width + x] !== v) return false;
+    return true;
+  };
+  const colConstant = (x: number, y0: number, y1: number) => {
+    const v = pixels[y0 * width + x]!;
+    for (let y = y0 + 1; y < y1; y++) if (pixels[y * width + x] !== v) return false;
+    return true;
+  };
+  let y0 = 0;
+  let y1 = height;
+  while (y0 < y1 && rowConstant(y0)) y0++;
+  while (y1 > y0 && rowConstant(y1 - 1)) y1--;
+  if (y0 >= y1) return { x0: 0, y0: 0, x1: width, y1: height }; // a flat picture: nothing to peel
+  let x0 = 0;
+  let x1 = width;
+  while (x0 < x1 && colConstant(x0, y0, y1)) x0++;
+  while (x1 > x0 && colConstant(x1 - 1, y0, y1)) x1--;
+  return x0 < x1 ? { x0, y0, x1, y1 } : { x0: 0, y0: 0, x1: width, y1: height };
+}
+
+/** Multiplies a map by `factor` in place (e.g. by the prediction's probability). */
+export function scaleMap(grid: Float32Array, factor: number): Float32Array {
+  const f = Number.isFinite(factor) ? Math.min(Math.max(factor, 0), 1) : 0;
+  for (let i = 0; i < grid.length; i++) grid[i] = grid[i]! * f;
+  return grid;
 }
 
 /** Options of {@link occlusionSensitivity}. */
@@ -195,11 +236,18 @@ export async function renderHeatmapPng(
   }
   const up = upsampleBilinear(grid, h, w, height, width);
   const rgb = Buffer.alloc(width * height * 3);
-  const alpha = basePixels ? opacity : 1;
+  const region = options.region;
   for (let p = 0; p < up.length; p++) {
     const v = up[p];
-    const idx = Number.isFinite(v) ? Math.round(Math.min(Math.max(v, 0), 1) * 255) * 3 : 0;
+    const value = Number.isFinite(v) ? Math.min(Math.max(v, 0), 1) : 0;
+    const idx = Math.round(value * 255) * 3;
     const grey = basePixels ? basePixels[p] : 0;
+    let alpha = basePixels ? (options.alphaByValue ? opacity * value : opacity) : 1;
+    if (region && basePixels) {
+      const x = p % width;
+      const y = (p - x) / width;
+      if (x < region.x0 || x >= region.x1 || y < region.y0 || y >= region.y1) alpha = 0;
+    }
     for (let k = 0; k < 3; k++) rgb[p * 3 + k] = Math.round((1 - alpha) * grey + alpha * COLORMAP_LUT[idx + k]);
   }
   return sharp(rgb, { raw: { width, height, channels: 3 } }).png().toBuffer();
@@ -267,4 +315,54 @@ export async function occlusionSensitivity(
     for (let b = 0; b < n; b++) grid[start + b] = baseline - probs[b];
   }
   return { grid, h: cells, w: cells, baseline };
+}
+
+/** How far two saliency maps agree on where the evidence is. */
+export interface MapAgreement {
+  /** Spearman rank correlation of the two maps on a common grid, in [-1, 1]; null when one is flat. */
+  spearman: number | null;
+  level: 'high' | 'moderate' | 'low' | 'undefined';
+}
+
+/** Below this rank correlation two maps are said to disagree (flagged in the UI). */
+export const LOW_AGREEMENT = 0.3;
+
+function ranks(v: Float32Array): Float64Array {
+  const idx = Array.from(v.keys()).sort((a, b) => v[a]! - v[b]!);
+  const r = new Float64Array(v.length);
+  for (let i = 0; i < idx.length; ) {
+    let j = i;
+    while (j + 1 < idx.length && v[idx[j + 1]!] === v[idx[i]!]) j++;
+    const mean = (i + j) / 2 + 1; // ties share their mean rank
+    for (let k = i; k <= j; k++) r[idx[k]!] = mean;
+    i = j + 1;
+  }
+  return r;
+}
+
+/**
+ * Agreement of two maps of any sizes (e.g. a 7×7 CAM and a 8×8 occlusion map): both are resampled
+ * bilinearly onto a `side`×`side` grid and rank-correlated (Spearman). ≥ 0.6 high, ≥ 0.3 moderate,
+ * below that low.
+ */
+export function mapAgreement(a: Grid, b: Grid, side = 16): MapAgreement {
+  const ua = upsampleBilinear(a.grid, a.h, a.w, side, side);
+  const ub = upsampleBilinear(b.grid, b.h, b.w, side, side);
+  const ra = ranks(ua);
+  const rb = ranks(ub);
+  const n = ra.length;
+  const mean = (n + 1) / 2;
+  let cov = 0;
+  let va = 0;
+  let vb = 0;
+  for (let i = 0; i < n; i++) {
+    const da = ra[i]! - mean;
+    const db = rb[i]! - mean;
+    cov += da * db;
+    va += da * da;
+    vb += db * db;
+  }
+  if (va === 0 || vb === 0) return { spearman: null, level: 'undefined' };
+  const rho = cov / Math.sqrt(va * vb);
+  return { spearman: Math.round(rho * 1000) / 1000, level: rho >= 0.6 ? 'high' : rho >= LOW_AGREEMENT ? 'moderate' : 'low' };
 }

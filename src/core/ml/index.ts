@@ -77,8 +77,12 @@ export {
   heatmapColormap,
   renderHeatmapPng,
   occlusionSensitivity,
+  scaleMap,
+  contentRegion,
+  mapAgreement,
+  LOW_AGREEMENT,
 } from './cam.js';
-export type { Grid, OcclusionMap, HeatmapPngOptions, OcclusionOptions } from './cam.js';
+export type { Grid, OcclusionMap, HeatmapPngOptions, OcclusionOptions, MapAgreement } from './cam.js';
 
 export { rocCurveSvg, reliabilitySvg, rocCurvePng, reliabilityPng } from './plots.js';
 export type { RocCurveInput, PlotOptions } from './plots.js';

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Cache } from '../../core/cache/index.js';
 import { AppError } from '../../core/errors.js';
 import type { ObjectStore } from '../../core/objects/index.js';
-import { renderHeatmapPng } from '../../core/ml/cam.js';
+import { contentRegion, renderHeatmapPng } from '../../core/ml/cam.js';
 
 /**
  * What a heatmap picture is made of: the saliency grid (values in [0, 1]) and the preprocessed
@@ -54,9 +54,21 @@ export function decodeHeatmapSource(buf: Buffer): HeatmapSource {
   return { grid, h, w, size, pixels };
 }
 
-/** Renders a source as the overlay PNG (deterministic: the same source gives the same bytes). */
+/**
+ * Renders a source as the overlay PNG (deterministic: the same source gives the same bytes).
+ * Colour is weighted by the map's value — the map is already scaled by the prediction's
+ * probability, so a confident negative shows little or none — and drawn only on the picture,
+ * not on letterbox padding.
+ */
 export function renderHeatmap(s: HeatmapSource): Promise<Buffer> {
-  return renderHeatmapPng(s.grid, s.h, s.w, { width: s.size, height: s.size, basePixels: s.pixels });
+  return renderHeatmapPng(s.grid, s.h, s.w, {
+    width: s.size,
+    height: s.size,
+    basePixels: s.pixels,
+    opacity: 0.65,
+    alphaByValue: true,
+    region: contentRegion(s.pixels, s.size, s.size),
+  });
 }
 
 /**

@@ -33,6 +33,7 @@ function toView(e: Explanation): z.infer<typeof explanationSchema> {
     image_sha256: e.imageSha256,
     heatmap: map(e.heatmap),
     occlusion: { ...map(e.occlusion), patch: e.occlusion.patch, stride: e.occlusion.stride, baseline: e.occlusion.baseline },
+    agreement: e.agreement,
   };
 }
 

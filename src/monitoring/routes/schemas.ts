@@ -437,6 +437,9 @@ export const explanationSchema = z.object({
   image_sha256: z.string(),
   heatmap: mapSchema.describe("The deployment service's heatmap: class activation map (occlusion for models without a features output)"),
   occlusion: mapSchema.extend({ patch: z.number(), stride: z.number(), baseline: z.number() }).describe('Occlusion sensitivity: the model-agnostic second opinion'),
+  agreement: z
+    .object({ spearman: z.number().nullable(), level: z.enum(['high', 'moderate', 'low', 'undefined']) })
+    .describe('Do the two maps point at the same regions? Spearman rank correlation on a common 16×16 grid: >= 0.6 high, >= 0.3 moderate, below low (treat the heatmap with suspicion)'),
 });
 
 export const idParams = z.object({ id: z.string().min(1).max(200) });

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { Platform } from '../../core/platform.js';
 import { AppError, isAppError } from '../../core/errors.js';
 import { toModelInput } from '../../core/imaging/preprocess.js';
-import { normalizeMap, occlusionSensitivity, renderHeatmapPng } from '../../core/ml/cam.js';
+import { contentRegion, mapAgreement, normalizeMap, occlusionSensitivity, renderHeatmapPng, scaleMap, type MapAgreement } from '../../core/ml/cam.js';
 import { DataPlane, type Caller } from '../../deployment/dataplane.js';
 import { ModelRepository } from '../../deployment/model-repository.js';
 import { AbRouter } from '../../deployment/service/ab-router.js';
@@ -35,6 +35,8 @@ export interface Explanation {
   heatmap: SaliencyMap;
   /** Occlusion sensitivity: the model-agnostic second opinion. */
   occlusion: SaliencyMap & { patch: number; stride: number; baseline: number };
+  /** Whether the two maps point at the same regions (Spearman on a common grid); low is a warning. */
+  agreement: MapAgreement;
 }
 
 export interface ExplainOptions {
@@ -153,8 +155,11 @@ export class ExplainService {
     const stride = options.stride ?? patch;
     if (patch > size || stride > size) throw new AppError('INVALID_INPUT', `patch and stride must be at most the model input size (${size})`);
     const occ = await occlusionSensitivity(async (batch, n) => (await model.runRaw(batch, n)).probability, toModelInput(source.pixels, size), size, { patch, stride, batchSize: 16 });
-    const occGrid = normalizeMap(Float32Array.from(occ.grid));
-    const occPng = await renderHeatmapPng(occGrid, occ.h, occ.w, { width: size, height: size, basePixels: source.pixels });
+    const occShape = normalizeMap(Float32Array.from(occ.grid));
+    const agreement = mapAgreement({ grid: source.grid, h: source.h, w: source.w }, { grid: occShape, h: occ.h, w: occ.w });
+    // Drawn like the deployment's heatmap: brightness scaled by the probability, only on the picture.
+    const occGrid = scaleMap(Float32Array.from(occShape), occ.baseline);
+    const occPng = await renderHeatmapPng(occGrid, occ.h, occ.w, { width: size, height: size, basePixels: source.pixels, opacity: 0.65, alphaByValue: true, region: contentRegion(source.pixels, size, size) });
     return {
       predictionId: t.id,
       model: t.model,
@@ -164,6 +169,7 @@ export class ExplainService {
       imageSha256: t.sha,
       heatmap: { method: t.method, h: source.h, w: source.w, grid: rounded(source.grid), png: heatmapPng ?? (await renderHeatmap(source)) },
       occlusion: { method: 'occlusion', h: occ.h, w: occ.w, grid: rounded(occGrid), png: occPng, patch, stride, baseline: occ.baseline },
+      agreement,
     };
   }
 

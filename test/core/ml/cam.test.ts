@@ -8,6 +8,9 @@ import {
   normalizeMap,
   occlusionSensitivity,
   renderHeatmapPng,
+  contentRegion,
+  mapAgreement,
+  scaleMap,
   upsampleBilinear,
 } from '../../../src/core/ml/cam.js';
 import { isAppError } from '../../../src/core/errors.js';
@@ -143,5 +146,34 @@ describe('occlusionSensitivity', () => {
     const model = async (_b: Float32Array, n: number): Promise<Float32Array> => new Float32Array(n + 1);
     await assert.rejects(occlusionSensitivity(model, new Float32Array(16), 4), isAppError);
     await assert.rejects(occlusionSensitivity(async (_b, n) => new Float32Array(n), new Float32Array(15), 4), isAppError);
+  });
+
+  test('alphaByValue leaves cold pixels as the base image; region keeps colour off the padding', async () => {
+    const base = new Uint8Array(32 * 32).fill(100);
+    const grid = new Float32Array([0, 0, 0, 0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 0, 0, 0]);
+    const raw = await sharp(await renderHeatmapPng(grid, 4, 4, { width: 32, height: 32, basePixels: base, alphaByValue: true, opacity: 0.6 })).raw().toBuffer();
+    assert.deepEqual([...raw.subarray(0, 3)], [100, 100, 100], 'a corner with value 0 is the plain base image');
+    assert.notDeepEqual([...raw.subarray((16 * 32 + 16) * 3, (16 * 32 + 16) * 3 + 3)], [100, 100, 100], 'the hot centre is coloured');
+    const clipped = await sharp(await renderHeatmapPng(grid, 4, 4, { width: 32, height: 32, basePixels: base, alphaByValue: true, region: { x0: 0, y0: 0, x1: 16, y1: 32 } })).raw().toBuffer();
+    assert.deepEqual([...clipped.subarray((16 * 32 + 20) * 3, (16 * 32 + 20) * 3 + 3)], [100, 100, 100], 'outside the region the base shows');
+  });
+
+  test('contentRegion peels letterbox padding; scaleMap scales by a probability', () => {
+    const px = new Uint8Array(10 * 10);
+    for (let y = 2; y < 8; y++) for (let x = 0; x < 10; x++) px[y * 10 + x] = (x * 37 + y * 11) % 251; // picture rows 2..7
+    assert.deepEqual(contentRegion(px, 10, 10), { x0: 0, y0: 2, x1: 10, y1: 8 });
+    assert.deepEqual(contentRegion(new Uint8Array(16).fill(7), 4, 4), { x0: 0, y0: 0, x1: 4, y1: 4 }, 'a flat picture is not all padding');
+    assert.deepEqual([...scaleMap(Float32Array.from([1, 0.5]), 0.1)].map((v) => Math.round(v * 100) / 100), [0.1, 0.05]);
+  });
+
+  test('mapAgreement: the same map agrees fully, an inverted one disagrees, a flat one is undefined', () => {
+    const a = { grid: Float32Array.from({ length: 16 }, (_, i) => i), h: 4, w: 4 };
+    const inverted = { grid: Float32Array.from({ length: 16 }, (_, i) => 15 - i), h: 4, w: 4 };
+    const coarse = { grid: Float32Array.from([0, 1, 2, 3]), h: 2, w: 2 };
+    assert.equal(mapAgreement(a, a).spearman, 1);
+    assert.equal(mapAgreement(a, a).level, 'high');
+    assert.equal(mapAgreement(a, inverted).level, 'low');
+    assert.ok(mapAgreement(a, coarse).spearman! > 0.8, 'maps of different sizes are compared on a common grid');
+    assert.deepEqual(mapAgreement(a, { grid: new Float32Array(4), h: 2, w: 2 }), { spearman: null, level: 'undefined' });
   });
 });

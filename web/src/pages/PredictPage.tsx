@@ -138,6 +138,11 @@ function ResultDetail({ item, models }: { item: Item; models: LoadedModel[] | un
           </button>
         )}
         <ErrorCard error={explainError} title="No occlusion map" />
+        <p className="small heatmap-caption" data-testid="heatmap-caption">
+          Colour marks the regions that pushed the model towards pneumonia (red strongest, blue weakest). Its strength follows the probability, so a confident
+          “normal” shows little or no colour. It shows where the model looked, not where disease is.
+        </p>
+        {explanation && <Agreement agreement={explanation.agreement} />}
       </div>
       <div className="result-side">
         <div className="result-label">
@@ -147,6 +152,13 @@ function ResultDetail({ item, models }: { item: Item; models: LoadedModel[] | un
           </span>
         </div>
         <ProbabilityBar probability={p.probability} threshold={p.threshold} />
+        <p className="small" data-testid="threshold-meaning">
+          At or above the threshold of {pct(p.threshold)} the result reads PNEUMONIA. The threshold is the model&apos;s operating point, chosen on its validation
+          data; the probability is the model&apos;s score for this image, not a diagnosis.
+        </p>
+        <p className="small decision-support" role="note">
+          Decision support only: a clinician reviews every result.
+        </p>
         <KeyValues
           items={[
             ['File', item.file.name],
@@ -170,6 +182,24 @@ function ResultDetail({ item, models }: { item: Item; models: LoadedModel[] | un
         <FeedbackBox key={p.prediction_id} prediction={p} />
       </div>
     </div>
+  );
+}
+
+/** Whether CAM and occlusion point at the same regions; a low agreement is a warning. */
+function Agreement({ agreement }: { agreement: Explanation['agreement'] }) {
+  if (agreement.spearman === null) return <p className="small muted">One of the maps is flat: no agreement to measure.</p>;
+  const rho = agreement.spearman.toFixed(2);
+  if (agreement.level === 'low') {
+    return (
+      <p className="warning-box small" role="status" data-testid="agreement">
+        The two maps disagree (rank correlation {rho}): neither is a reliable guide to what drove this result.
+      </p>
+    );
+  }
+  return (
+    <p className="small" role="status" data-testid="agreement">
+      Class activation and occlusion agree {agreement.level === 'high' ? 'well' : 'partly'} (rank correlation {rho}).
+    </p>
   );
 }
 
@@ -292,7 +322,7 @@ export function PredictPage() {
                 ['Model', `${defaultModel.name} v${defaultModel.version}`],
                 ['Threshold', pct(defaultModel.threshold)],
                 ['Input', `${defaultModel.preprocessing.size}px ${defaultModel.preprocessing.mode}`],
-                ['Heatmap', defaultModel.heatmap_method],
+                ['Heatmap', defaultModel.heatmap_method === 'cam' ? 'class activation map' : 'occlusion sensitivity'],
               ]}
             />
           ) : (
