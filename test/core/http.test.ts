@@ -36,7 +36,7 @@ describe('service app: envelope, docs, health', () => {
     assert.equal((await ctx.app.inject('/health')).json().status, 'ok');
     const ready = await ctx.app.inject('/ready');
     assert.equal(ready.statusCode, 200);
-    assert.deepEqual(ready.json().checks, { database: true, objects: true, cache: true, queue: true });
+    assert.deepEqual(ready.json().checks, { accepting: true, database: true, objects: true, cache: true, queue: true });
     const metrics = await ctx.app.inject('/metrics');
     assert.match(metrics.body, /xray_process_cpu_user_seconds_total/);
     assert.match(metrics.body, /xray_http_request_duration_seconds_bucket/);
