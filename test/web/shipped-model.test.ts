@@ -51,6 +51,14 @@ describe('the Predict page with the shipped model', { skip: skip ?? false }, () 
     assert.match((await page.getByTestId('label').textContent()) ?? '', /^(PNEUMONIA|NORMAL)$/);
     assert.match((await page.getByRole('meter').getAttribute('aria-valuetext')) ?? '', /threshold \d{1,3}\.\d%/);
     await screenshot(page, 'predict-shipped-model');
+    // On a phone (390 px) the shipped model's low threshold (~10%) label does not run over "0%".
+    await page.setViewportSize({ width: 390, height: 844 });
+    const boxes = await page.locator('.probability-scale > span').evaluateAll((els) => els.map((e) => e.getBoundingClientRect().toJSON() as DOMRect));
+    const [zero, label] = [boxes[0]!, boxes[1]!];
+    const overlap = !(label.left >= zero.right || label.right <= zero.left || label.top >= zero.bottom || label.bottom <= zero.top);
+    assert.equal(overlap, false, `threshold label ${JSON.stringify(label)} overlaps 0% ${JSON.stringify(zero)}`);
+    assert.ok(label.right <= 390, 'and stays on the screen');
+    await screenshot(page, 'predict-shipped-model-390');
     assert.deepEqual(errors, []);
     await page.close();
   });

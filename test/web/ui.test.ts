@@ -304,6 +304,21 @@ describe('web UI in a real browser', { skip: skip ?? false }, () => {
     assert.deepEqual(found, []);
   });
 
+  test('on a phone (390 px) no page scrolls sideways and the current tab is in view', async () => {
+    for (const [route, tab] of [['/', 'Predict'], ['/datasets', 'Datasets'], ['/training', 'Training'], ['/models', 'Models'], ['/monitoring', 'Monitoring']] as const) {
+      const page = await browser.newPage({ viewport: { width: 390, height: 844 } });
+      await page.goto(`${p.gateway}${route}`);
+      await page.locator('main').waitFor();
+      await page.waitForTimeout(500);
+      const { scrollWidth, inner } = await page.evaluate(() => ({ scrollWidth: document.documentElement.scrollWidth, inner: window.innerWidth }));
+      assert.ok(scrollWidth <= inner, `${route}: the page is ${scrollWidth} px wide in a ${inner} px window`);
+      const box = await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: tab }).boundingBox();
+      assert.ok(box && box.x >= 0 && box.x + box.width <= inner, `${route}: the ${tab} tab is in view (${JSON.stringify(box)})`);
+      await screenshot(page, `${tab.toLowerCase()}-390`);
+      await page.close();
+    }
+  });
+
   test('the Monitoring page shows traffic, alerts and the audit trail', async () => {
     const { page, errors } = await openPage(browser, `${p.gateway}/monitoring`);
     const audit = page.getByTestId('audit-table');

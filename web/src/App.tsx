@@ -1,4 +1,4 @@
-import { useEffect, useState, useSyncExternalStore, type ComponentType } from 'react';
+import { useEffect, useRef, useState, useSyncExternalStore, type ComponentType } from 'react';
 import { getApiKey, onApiKeyChange, onUnauthorized, request, setApiKey } from './api/http.js';
 import { useAsync } from './hooks/useAsync.js';
 import { useInterval } from './hooks/useInterval.js';
@@ -72,6 +72,11 @@ export function App() {
   const [login, setLogin] = useState<{ reason: string } | null>(null);
   // Remounts the page after signing in, so everything loads again with the key.
   const [epoch, setEpoch] = useState(0);
+  const navRef = useRef<HTMLElement>(null);
+  // On a phone the tab row scrolls sideways: keep the current page's tab in view.
+  useEffect(() => {
+    navRef.current?.querySelector<HTMLElement>('[aria-current=page]')?.scrollIntoView?.({ block: 'nearest', inline: 'center' });
+  }, [path]);
 
   useEffect(
     () =>
@@ -106,7 +111,7 @@ export function App() {
           </svg>
           xray-mlops
         </Link>
-        <nav aria-label="Main">
+        <nav aria-label="Main" ref={navRef}>
           <ul>
             {PAGES.map((p) => (
               <li key={p.path}>

@@ -33,7 +33,11 @@ export function ProbabilityBar({ probability, threshold, label = 'Pneumonia prob
       </div>
       <div className="probability-scale" aria-hidden="true">
         <span>0%</span>
-        <span className="probability-threshold-label" style={{ left: `${t * 100}%` }}>
+        <span
+          className="probability-threshold-label"
+          // Near an end the label is anchored at that end, so it never runs over 0% / 100% or off the card.
+          style={{ left: `${t * 100}%`, transform: t < 0.2 ? 'none' : t > 0.8 ? 'translateX(-100%)' : 'translateX(-50%)' }}
+        >
           threshold {pct(threshold)}
         </span>
         <span>100%</span>
