@@ -213,8 +213,14 @@ describe('web UI in a real browser', { skip: skip ?? false }, () => {
     await page.getByRole('button', { name: 'Import' }).click();
     const status = page.locator('.import-status');
     await status.getByText('Import completed').waitFor();
-    assert.match((await status.textContent()) ?? '', /6 \/ 6 files/);
+    assert.match((await status.textContent()) ?? '', /6 \/ 6 files( · \d+\.\d files\/s)?/);
     await page.getByTestId('image-counts').getByText(/NORMAL 7/).waitFor();
+    // The import survives navigating away and back.
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Models' }).click();
+    await page.getByRole('heading', { name: 'Models', level: 1 }).waitFor();
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Datasets' }).click();
+    await status.getByText('Import completed').waitFor();
+    assert.match((await status.textContent()) ?? '', /6 \/ 6 files/);
     await page.getByRole('button', { name: 'Validate' }).click();
     await page.getByTestId('validation').getByText(/\d+ images checked/).waitFor();
     // A second version with the imported images, then the diff between the two.

@@ -53,6 +53,11 @@ function StartCard({ onStarted }: { onStarted: (kind: 'job' | 'study', id: strin
   const versions = useAsync(listVersions, []);
   const [mode, setMode] = useState<'job' | 'study'>('job');
   const [dataset, setDataset] = useState('');
+  // One dataset version: choose it, so "Start job" is not disabled for a choice there is none of.
+  const only = versions.data?.items.length === 1 ? versions.data.items[0]!.id : null;
+  useEffect(() => {
+    if (only && !dataset) setDataset(only);
+  }, [only, dataset]);
   const [model, setModel] = useState<ModelName>('compact_cnn');
   const [epochs, setEpochs] = useState('5');
   const [batch, setBatch] = useState('16');
@@ -153,9 +158,14 @@ function StartCard({ onStarted }: { onStarted: (kind: 'job' | 'study', id: strin
           </>
         )}
         <div className="field">
-          <button type="submit" className="btn primary" disabled={busy || !dataset}>
+          <button type="submit" className="btn primary" disabled={busy || !dataset} aria-describedby={dataset ? undefined : `${id}-needs-ds`}>
             {busy ? 'Starting…' : mode === 'job' ? 'Start job' : 'Start study'}
           </button>
+          {!dataset && (
+            <small id={`${id}-needs-ds`} className="muted">
+              {versions.data?.items.length === 0 ? 'Create a dataset version on the Datasets page first.' : 'Choose a dataset version to start.'}
+            </small>
+          )}
         </div>
       </form>
       <ErrorCard error={error} title="Not started" />
