@@ -282,6 +282,8 @@ describe('web UI in a real browser', { skip: skip ?? false }, () => {
     // Followed live (long-polled events), no reload: the badge turns to succeeded by itself.
     await detail.locator('.job-head .badge', { hasText: 'succeeded' }).waitFor({ timeout: 180_000 });
     await detail.getByText('Validation evaluation').waitFor();
+    const hp = (await detail.getByTestId('job-hyperparameters').textContent()) ?? '';
+    assert.ok(/epochs 3/.test(hp) && /batch_size 4/.test(hp) && /input 32/.test(hp), `the job shows its settings: ${hp}`);
     const lossChart = detail.locator('figure', { hasText: 'Loss per epoch' });
     assert.equal(await lossChart.locator('svg path').count(), 2, 'train and validation loss curves');
     assert.equal(await detail.locator('figure', { hasText: 'Validation AUC per epoch' }).locator('svg circle').count(), 3, 'one AUC point per epoch');

@@ -250,7 +250,17 @@ function JobDetail({ jobId, onChanged }: { jobId: string; onChanged: () => void 
   const p = j.progress;
   const canCancel = j.state === 'queued' || j.state === 'running';
   const canResume = j.state === 'cancelled' || j.state === 'interrupted' || j.state === 'failed';
-  const best = j.best_epoch;
+  // Live while training: the best epoch so far from the history the charts draw (the job's own value once it has one).
+  const liveBest = rows.reduce<EpochRecord | null>((b, r) => (typeof r.val_auc === 'number' && (!b || r.val_auc > (b.val_auc as number)) ? r : b), null);
+  const best = j.best_epoch ?? liveBest?.epoch ?? null;
+  const bestAuc = j.best_val_auc ?? (liveBest ? (liveBest.val_auc as number) : null);
+  const hp = { ...((j.request.hyperparameters as Record<string, unknown> | undefined) ?? {}) };
+  const settings = [
+    `model ${String(j.request.model ?? j.model)}`,
+    `input ${String(j.input_size ?? j.request.input_size ?? 'from dataset')}`,
+    ...Object.entries(hp).map(([k, v]) => `${k} ${String(v)}`),
+  ].join(' · ');
+  const augmentation = j.request.augmentation ? Object.entries(j.request.augmentation as Record<string, unknown>).map(([k, v]) => `${k} ${String(v)}`).join(' · ') : 'dataset defaults';
 
   return (
     <div className="job" data-testid="job-detail">
@@ -296,7 +306,9 @@ function JobDetail({ jobId, onChanged }: { jobId: string; onChanged: () => void 
       )}
       <KeyValues
         items={[
-          ['Best validation AUC', `${num(j.best_val_auc)}${best !== null ? ` (epoch ${best})` : ''}`],
+          ['Best validation AUC', `${num(bestAuc)}${best !== null ? ` (epoch ${best}${j.best_val_auc === null && bestAuc !== null ? ', so far' : ''})` : ''}`],
+          ['Hyper-parameters', <span data-testid="job-hyperparameters">{settings}</span>],
+          ['Augmentation', augmentation],
           ['Throughput', j.images_per_sec ? `${num(j.images_per_sec, 1)} images/s` : '—'],
           ['Threshold', num(j.threshold)],
           ['Last checkpoint', j.last_checkpoint ? `epoch ${j.last_checkpoint.epoch}, step ${j.last_checkpoint.step}` : '—'],
@@ -320,7 +332,7 @@ function JobDetail({ jobId, onChanged }: { jobId: string; onChanged: () => void 
           xLabel="epoch"
           yLabel="AUC"
           xIntegers
-          refLines={best !== null && j.best_val_auc !== null ? [{ axis: 'x', value: best, label: `best ${num(j.best_val_auc)}` }] : []}
+          refLines={best !== null && bestAuc !== null ? [{ axis: 'x', value: best, label: `best ${num(bestAuc)}` }] : []}
           empty="No epoch finished yet."
         />
       </div>
