@@ -276,3 +276,43 @@ describe('no partial writes', () => {
     }
   });
 });
+
+describe('the patient-pseudonym salt from a secret file (XRAY_PATIENT_SALT_FILE)', () => {
+  test('two installations with the same salt file give the same pseudonym; nothing is kept in the database; a short salt is refused', async () => {
+    const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const dir = mkdtempSync(path.join(tmpdir(), 'xray-salt-'));
+    const saltFile = path.join(dir, 'patient-salt');
+    writeFileSync(saltFile, `${randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
+    const shortFile = path.join(dir, 'short');
+    writeFileSync(shortFile, 'too-short');
+    const pixels = new Uint8Array(96 * 96).map((_, i) => (i * 7 + (i >> 5) * 13) % 251);
+    const dicom = makeDicom({ width: 96, height: 96, pixels, bitsAllocated: 8, patientId: 'MRN-7788', patientName: 'ROE^JANE' });
+    const ids: string[] = [];
+    const pipelines: Pipeline[] = [];
+    try {
+      for (let i = 0; i < 2; i++) {
+        const p = await openPipeline({ XRAY_PATIENT_SALT_FILE: saltFile });
+        pipelines.push(p);
+        const res = await p.app.inject({ method: 'POST', url: '/ingest', payload: form({ label: 'NORMAL' }, [{ name: 'a.dcm', bytes: dicom }]) });
+        assert.equal(res.statusCode, 200, res.body);
+        ids.push(res.json().results[0].patient_id);
+        const kept = await sql<{ n: number }>`select count(*) as n from data_settings where key = 'patient_salt'`.execute(p.platform.database.db);
+        assert.equal(Number(kept.rows[0]!.n), 0, 'the salt is not stored in the database');
+      }
+      assert.match(ids[0]!, /^[0-9a-f]{16}$/);
+      assert.equal(ids[0], ids[1], 'the same salt gives the same pseudonym on another installation');
+      const other = await openPipeline();
+      pipelines.push(other);
+      const res = await other.app.inject({ method: 'POST', url: '/ingest', payload: form({ label: 'NORMAL' }, [{ name: 'a.dcm', bytes: dicom }]) });
+      assert.notEqual(res.json().results[0].patient_id, ids[0], 'another salt, another pseudonym');
+      const short = await openPipeline({ XRAY_PATIENT_SALT_FILE: shortFile });
+      pipelines.push(short);
+      const refused = await short.app.inject({ method: 'POST', url: '/ingest', payload: form({ label: 'NORMAL' }, [{ name: 'a.dcm', bytes: dicom }]) });
+      assert.match(refused.body, /needs at least 32/);
+    } finally {
+      for (const p of pipelines) await p.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

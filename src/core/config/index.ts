@@ -39,6 +39,8 @@ export interface Config {
   readonly promotionMargin: number;
   /** Auth off on a non-loopback interface was acknowledged (XRAY_INSECURE). */
   readonly insecure: boolean;
+  /** Secret file with the patient-pseudonym salt; '' = kept in the database. */
+  readonly patientSaltFile: string;
   /** Seconds between SIGTERM (not ready) and closing. */
   readonly drainSeconds: number;
   /** Bearer token GET /metrics requires; '' = open. */
@@ -162,6 +164,7 @@ function fromRaw(raw: RawConfig, monitoring: MonitoringSettings): Config {
     defaultModel: raw.XRAY_DEFAULT_MODEL,
     promotionMargin: raw.XRAY_PROMOTION_MARGIN,
     insecure: raw.XRAY_INSECURE,
+    patientSaltFile: raw.XRAY_PATIENT_SALT_FILE ? path.resolve(raw.XRAY_PATIENT_SALT_FILE) : '',
     drainSeconds: raw.XRAY_DRAIN_S,
     metricsToken: raw.XRAY_METRICS_TOKEN,
     authGuard: Object.freeze({ maxFailures: raw.XRAY_AUTH_MAX_FAILURES, windowSeconds: raw.XRAY_AUTH_FAILURE_WINDOW_S, lockoutSeconds: raw.XRAY_AUTH_LOCKOUT_S }),

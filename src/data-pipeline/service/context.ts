@@ -1,3 +1,5 @@
+import { AppError } from '../../core/errors.js';
+import { readFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { sharedImagePool, type ImagePool } from '../../core/imaging/image-pool.js';
 import type { Platform } from '../../core/platform.js';
@@ -23,7 +25,10 @@ export interface DataContext {
   readonly settings: SettingsStore;
   /** Where uploaded bytes are parsed, anonymised and decoded: never on the event loop. */
   readonly pool: ImagePool;
-  /** The per-installation secret salting DICOM patient pseudonyms (created on first use, kept in the DB). */
+  /**
+   * The per-installation secret salting DICOM patient pseudonyms and UIDs: from XRAY_PATIENT_SALT_FILE
+   * (a secret file, production), else created on first use and kept in the database.
+   */
   patientSalt(): Promise<string>;
   /** Recently read manifests (immutable, so never stale), with their item hashes; a few entries. */
   readonly manifests: Map<string, { manifest: DatasetManifest; hashes: Set<string> }>;
@@ -48,7 +53,8 @@ export function dataContext(platform: Platform): DataContext {
       ingestListeners: new Set(),
       manifests: new Map(),
       patientSalt() {
-        salt ??= settings.getOrCreate('patient_salt', () => randomBytes(32).toString('hex')).catch((err) => {
+        const file = platform.config.patientSaltFile;
+        salt ??= (file ? readSaltFile(file) : settings.getOrCreate('patient_salt', () => randomBytes(32).toString('hex'))).catch((err) => {
           salt = null;
           throw err;
         });
@@ -58,4 +64,16 @@ export function dataContext(platform: Platform): DataContext {
     contexts.set(platform, ctx);
   }
   return ctx;
+}
+
+/** The salt from its secret file: trimmed, at least 32 characters. */
+async function readSaltFile(file: string): Promise<string> {
+  let text: string;
+  try {
+    text = (await readFile(file, 'utf8')).trim();
+  } catch (err) {
+    throw new AppError('SERVICE_UNAVAILABLE', `XRAY_PATIENT_SALT_FILE ${file} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'}); DICOM cannot be de-identified without it`);
+  }
+  if (text.length < 32) throw new AppError('SERVICE_UNAVAILABLE', `XRAY_PATIENT_SALT_FILE ${file} holds ${text.length} characters; the salt needs at least 32`);
+  return text;
 }
