@@ -9,6 +9,7 @@ import { openEventBus, type EventBus } from './events/index.js';
 import { AuditLog } from './audit/index.js';
 import { ApiKeyStore } from './auth/index.js';
 import { LocalServices } from './local-services.js';
+import { withStartupRetry } from './startup-retry.js';
 import { Durability } from './db/batch-writer.js';
 
 /**
@@ -57,7 +58,8 @@ export async function openPlatform(config: Config, overrides: PlatformOverrides 
   const logger = overrides.logger ?? createLogger(config);
   const opened: { close(): Promise<void> }[] = [];
   try {
-    const database = overrides.database ?? (await openDatabase(config.databaseUrl, { schema: overrides.schema }));
+    const retry = { timeoutMs: config.startupTimeoutSeconds * 1000, logger };
+    const database = overrides.database ?? (await withStartupRetry('the database', () => openDatabase(config.databaseUrl, { schema: overrides.schema }), retry));
     if (!overrides.database) opened.push(database);
     const objects =
       overrides.objects ??

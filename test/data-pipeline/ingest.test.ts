@@ -287,7 +287,7 @@ describe('the patient-pseudonym salt from a secret file (XRAY_PATIENT_SALT_FILE)
     const shortFile = path.join(dir, 'short');
     writeFileSync(shortFile, 'too-short');
     const pixels = new Uint8Array(96 * 96).map((_, i) => (i * 7 + (i >> 5) * 13) % 251);
-    const dicom = makeDicom({ width: 96, height: 96, pixels, bitsAllocated: 8, patientId: 'MRN-7788', patientName: 'ROE^JANE' });
+    const dicom = makeDicom({ width: 96, height: 96, pixels, bitsAllocated: 8, photometric: 'MONOCHROME2', patientId: 'MRN-7788', patientName: 'ROE^JANE' });
     const ids: string[] = [];
     const pipelines: Pipeline[] = [];
     try {

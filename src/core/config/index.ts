@@ -39,6 +39,8 @@ export interface Config {
   readonly promotionMargin: number;
   /** Auth off on a non-loopback interface was acknowledged (XRAY_INSECURE). */
   readonly insecure: boolean;
+  /** How long start-up retries an unreachable engine. */
+  readonly startupTimeoutSeconds: number;
   /** Secret file with the patient-pseudonym salt; '' = kept in the database. */
   readonly patientSaltFile: string;
   /** Seconds between SIGTERM (not ready) and closing. */
@@ -164,6 +166,7 @@ function fromRaw(raw: RawConfig, monitoring: MonitoringSettings): Config {
     defaultModel: raw.XRAY_DEFAULT_MODEL,
     promotionMargin: raw.XRAY_PROMOTION_MARGIN,
     insecure: raw.XRAY_INSECURE,
+    startupTimeoutSeconds: raw.XRAY_STARTUP_TIMEOUT_S,
     patientSaltFile: raw.XRAY_PATIENT_SALT_FILE ? path.resolve(raw.XRAY_PATIENT_SALT_FILE) : '',
     drainSeconds: raw.XRAY_DRAIN_S,
     metricsToken: raw.XRAY_METRICS_TOKEN,

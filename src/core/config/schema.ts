@@ -35,6 +35,7 @@ export const configSchema = z.object({
   XRAY_AUTH_LOCKOUT_S: z.coerce.number().int().min(1).max(86400).default(300).describe('How long an address (or key prefix) past the limit gets 429 with Retry-After, in seconds.'),
   XRAY_DRAIN_S: z.coerce.number().min(0).max(600).default(0).describe('On SIGTERM, answer /ready with 503 and keep serving this many seconds before closing (let the load balancer notice; 10 in Kubernetes).'),
   XRAY_PATIENT_SALT_FILE: z.string().default('').describe('Secret file holding the salt of DICOM patient pseudonyms and UID remapping (>= 32 characters; a Kubernetes secret or Vault agent file). Empty = a salt kept in the database (embedded use).'),
+  XRAY_STARTUP_TIMEOUT_S: z.coerce.number().min(0).max(3600).default(60).describe('At start, keep retrying an engine that is not reachable yet (PostgreSQL starting, DNS not ready) for this long, with backoff.'),
   XRAY_INSECURE: onOff.default(false).describe('Acknowledge running with auth off on an interface other hosts can reach (XRAY_HOST not loopback); without it such a start is refused.'),
   XRAY_METRICS_TOKEN: z.string().default('').describe('When set, GET /metrics needs `Authorization: Bearer <token>` (give it to the Prometheus scrape job); empty = open.'),
   XRAY_AUTH: onOff.default(false).describe('Require API keys (on/off). Off by default in embedded mode.'),
