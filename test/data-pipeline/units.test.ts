@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { patientIdFromFileName } from '../../src/data-pipeline/service/patient-id.js';
 import { assignSplits, seededUint32, type SplitInput } from '../../src/data-pipeline/service/split.js';
 import { findNearDuplicates } from '../../src/data-pipeline/service/near-duplicates.js';
-import { canonicalJson } from '../../src/data-pipeline/service/canonical-json.js';
+import { canonicalJson } from '../../src/core/canonical-json.js';
 import { AugmentationSpec, DEFAULT_AUGMENTATION, parseAugmentationSpec } from '../../src/data-pipeline/service/augmentation.js';
 import { hammingDistance } from '../../src/core/imaging/index.js';
 

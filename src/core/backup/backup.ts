@@ -82,19 +82,32 @@ function platformVersion(): string {
   }
 }
 
+/** Manifest keys in the target, newest first (ids start with their UTC time, so key order is time order). */
+async function manifestKeys(target: ObjectStore): Promise<string[]> {
+  return (await listAll(target, MANIFESTS)).map((o) => o.key).filter((k) => k.endsWith('/manifest.json')).sort().reverse();
+}
+
+async function manifestAt(target: ObjectStore, key: string): Promise<BackupManifest> {
+  return JSON.parse((await target.get(key)).toString('utf8')) as BackupManifest;
+}
+
 /** Backups in the target, newest first. */
 export async function listBackups(target: ObjectStore): Promise<BackupManifest[]> {
-  const keys = (await listAll(target, MANIFESTS)).filter((o) => o.key.endsWith('/manifest.json'));
-  const manifests = await Promise.all(keys.map(async (o) => JSON.parse((await target.get(o.key)).toString('utf8')) as BackupManifest));
-  return manifests.sort((a, b) => b.id.localeCompare(a.id));
+  return Promise.all((await manifestKeys(target)).map((k) => manifestAt(target, k)));
+}
+
+/** The newest backup's manifest, or null (reads one manifest, not all of them). */
+async function latestManifest(target: ObjectStore): Promise<BackupManifest | null> {
+  const [newest] = await manifestKeys(target);
+  return newest ? manifestAt(target, newest) : null;
 }
 
 /** A backup's manifest by id ('latest' for the newest). @throws AppError NOT_FOUND */
 export async function readManifest(target: ObjectStore, id: string): Promise<BackupManifest> {
   if (id === 'latest') {
-    const all = await listBackups(target);
-    if (!all[0]) throw new AppError('NOT_FOUND', 'the backup target holds no backup');
-    return all[0];
+    const newest = await latestManifest(target);
+    if (!newest) throw new AppError('NOT_FOUND', 'the backup target holds no backup');
+    return newest;
   }
   if (!/^[0-9TZ-]+[0-9a-f]*$/.test(id)) throw new AppError('INVALID_INPUT', `'${id}' is not a backup id`);
   return JSON.parse((await target.get(`${MANIFESTS}${id}/manifest.json`)).toString('utf8')) as BackupManifest;
@@ -121,7 +134,7 @@ export async function createBackup(src: BackupSource, target: ObjectStore, opts:
     opts.progress?.('database', 1, 1);
 
     // Objects already in the target with the same size reuse the previous manifest's hash.
-    const previous = new Map((await listBackups(target))[0]?.objects.map((o) => [o.key, o]) ?? []);
+    const previous = new Map((await latestManifest(target))?.objects.map((o) => [o.key, o]) ?? []);
     const objects = await listAll(src.objects, '');
     const listed: BackupManifest['objects'] = [];
     let copied = 0;
@@ -178,7 +191,8 @@ export async function verifyBackup(target: ObjectStore, id: string, opts: { key:
   const checks: VerifyReport['checks'] = [];
   const check = (name: string, ok: boolean, message: string) => void checks.push({ name, ok, message });
   const manifest = await readManifest(target, id);
-  check('signature', manifestSignatureValid(manifest, opts.key), manifestSignatureValid(manifest, opts.key) ? 'manifest signed with this site\'s backup key' : 'manifest signature does not match (altered, or another key)');
+  const signed = manifestSignatureValid(manifest, opts.key);
+  check('signature', signed, signed ? "manifest signed with this site's backup key" : 'manifest signature does not match (altered, or another key)');
 
   let bad = 0;
   for (const [i, o] of manifest.objects.entries()) {

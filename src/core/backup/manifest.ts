@@ -1,4 +1,5 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import { canonicalJson as canonical } from '../canonical-json.js';
 
 /** What a backup holds; signed (HMAC-SHA256) so a verify on another site knows it is whole and ours. */
 export interface BackupManifest {
@@ -18,18 +19,6 @@ export interface BackupManifest {
   /** Objects this backup had to copy (the others were already in the target). */
   copied: number;
   signature?: string;
-}
-
-/** Canonical JSON (sorted keys): the bytes the signature covers. */
-export function canonical(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
-  if (value && typeof value === 'object') {
-    return `{${Object.keys(value as object)
-      .sort()
-      .map((k) => `${JSON.stringify(k)}:${canonical((value as Record<string, unknown>)[k])}`)
-      .join(',')}}`;
-  }
-  return JSON.stringify(value);
 }
 
 export function signManifest(m: Omit<BackupManifest, 'signature'>, key: Buffer): BackupManifest {

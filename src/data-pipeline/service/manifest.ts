@@ -1,6 +1,6 @@
 import type { PreprocessSpec } from '../../core/imaging/index.js';
 import type { AugmentationSpec } from './augmentation.js';
-import { canonicalHash, canonicalJson } from './canonical-json.js';
+import { canonicalHash, canonicalJson } from '../../core/canonical-json.js';
 import { CLASSES, SPLITS, type ClassLabel, type Split, type SplitCounts } from '../store/types.js';
 
 export const MANIFEST_SCHEMA = 'xray-dataset-manifest/1';

@@ -1,30 +1,15 @@
 /** What the deployment service's client offers other services (import-free: types only). */
-
-export type CanaryCheckName = 'resolve' | 'load' | 'contract' | 'warm_up' | 'reference';
-
-export interface CanaryCheck {
-  name: CanaryCheckName;
-  passed: boolean;
-  message: string;
-}
+import type { z } from 'zod';
+import type { canaryReportSchema } from '../routes/schemas.js';
 
 /**
  * A canary load: the version loaded into a session of its own (never served), checked against
- * the serving contract and its recorded reference outputs, then released.
+ * the serving contract and its recorded reference outputs, then released. The type is the route's
+ * response schema, so the in-process and HTTP clients return the same shape by construction.
  */
-export interface CanaryReport {
-  name: string;
-  version: string;
-  servable: boolean;
-  /** One sentence: why it will serve, or the first check that failed. */
-  message: string;
-  input_size: number | null;
-  preprocessing: { size: number; hash: string } | null;
-  /** The comparison with the outputs recorded at training time; null when none were recorded. */
-  reference: { n: number; max_abs_diff: number; tolerance: number } | null;
-  checks: CanaryCheck[];
-  duration_ms: number;
-}
+export type CanaryReport = z.infer<typeof canaryReportSchema>;
+export type CanaryCheck = CanaryReport['checks'][number];
+export type CanaryCheckName = CanaryCheck['name'];
 
 /** How a call is made on behalf of someone: their credential travels with it (HTTP). */
 export interface CallContext {

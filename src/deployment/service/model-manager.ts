@@ -80,10 +80,7 @@ export class ModelManager {
 
   /** Canary-loads a registered version without serving it (the promotion gate's servability check). */
   async canary(name: string, version: string, caller: Caller): Promise<CanaryReport> {
-    return this.#audited('model.canary', `model:${name}/${version}`, caller, {}, async () => {
-      const report = await runCanary(this.#d.repository.source, name, version, this.#d.logger);
-      return report;
-    });
+    return this.#audited('model.canary', `model:${name}/${version}`, caller, {}, () => runCanary(this.#d.repository.source, name, version, this.#d.logger));
   }
 
   async load(req: RegistryLoad, caller: Caller): Promise<LoadedModelInfo> {
