@@ -86,6 +86,8 @@ export class WorkerDriftRunner implements DriftRunner {
   #broken = false;
   #closed = false;
   #nextId = 1;
+  /** run() calls in progress: while any is, every worker keeps the process alive. */
+  #active = 0;
 
   constructor(options: { logger?: Logger; threads?: number } = {}) {
     this.#logger = options.logger;
@@ -99,6 +101,16 @@ export class WorkerDriftRunner implements DriftRunner {
 
   async run(reference: DriftSide, current: DriftSide, options: DriftOptions, seed: string): Promise<DriftComputation> {
     if (this.#closed) throw new AppError('SERVICE_UNAVAILABLE', 'the drift runner is closed');
+    this.#active++;
+    try {
+      return await this.#run(reference, current, options, seed);
+    } finally {
+      if (--this.#active === 0) for (const slot of this.#slots) slot.worker?.unref();
+    }
+  }
+
+  async #run(reference: DriftSide, current: DriftSide, options: DriftOptions, seed: string): Promise<DriftComputation> {
+    for (const slot of this.#slots) slot.worker?.ref();
     if (!this.#broken) {
       while (this.#slots.length < this.#threads) this.#slots.push(this.#spawn());
       const ready = await Promise.all(this.#slots.map((s) => s.ready));
@@ -135,7 +147,6 @@ export class WorkerDriftRunner implements DriftRunner {
       if (slot.job || this.#queue.length === 0) continue;
       const job = this.#queue.shift()!;
       slot.job = job;
-      slot.worker.ref();
       const { resolve: _r, reject: _e, ...message } = job;
       slot.worker.postMessage(message);
     }
@@ -153,19 +164,18 @@ export class WorkerDriftRunner implements DriftRunner {
       resolveReady(false);
       return slot;
     }
-    // Referenced while starting or busy (someone awaits it), unreferenced when idle.
+    // Referenced while a run() is in progress (someone awaits it), unreferenced when the runner is idle.
     const worker = slot.worker;
     worker.on('message', (msg: WorkerMessage) => {
       if (msg.ready) {
         started = true;
-        if (!slot.job) worker.unref();
+        if (this.#active === 0) worker.unref();
         resolveReady(true);
         return;
       }
       const job = slot.job;
       if (!job || job.id !== msg.id) return;
       slot.job = null;
-      worker.unref();
       if (msg.error) job.reject(msg.error.code ? new AppError(msg.error.code as ErrorCode, msg.error.message) : new Error(msg.error.message));
       else job.resolve(msg.result!);
       this.#dispatch();
