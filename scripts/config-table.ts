@@ -1,5 +1,5 @@
 // Prints the README's configuration table from the zod schema (npm run config-table).
-import { configSchema } from '../src/core/config/schema.js';
+import { configSchema, SECRET_SETTINGS } from '../src/core/config/schema.js';
 import { monitoringSettingsSchema } from '../src/core/config/monitoring.js';
 
 console.log('| variable | default | meaning |\n|---|---|---|');
@@ -12,5 +12,6 @@ for (const [key, schema] of Object.entries({ ...configSchema.shape, ...monitorin
     def = '';
   }
   const shown = def === '' ? '(empty)' : typeof def === 'boolean' ? (def ? 'on' : 'off') : String(def);
-  console.log(`| \`${key}\` | \`${shown}\` | ${s.description ?? ''} |`);
+  const secret = (SECRET_SETTINGS as readonly string[]).includes(key) ? ` Secret: may be given as \`${key}_FILE\` (a file holding it).` : '';
+  console.log(`| \`${key}\` | \`${shown}\` | ${s.description ?? ''}${secret} |`);
 }

@@ -28,6 +28,11 @@ export async function startPlatform(opts: StartOptions): Promise<RunningPlatform
   checkExposure(config);
   const services = opts.services ?? SERVICE_NAMES;
   const platform = opts.platform ?? (await openPlatform(config));
+  if (services.length < SERVICE_NAMES.length && (config.auth || config.tls?.caFile) && !config.serviceTokenSecret) {
+    platform.logger.warn(
+      'services run in separate processes but XRAY_SERVICE_TOKEN_SECRET is not set: calls to internal routes (the promotion canary) from other processes are refused unless the caller presents a client certificate whose CN names its service; set the same secret on every service',
+    );
+  }
   // ── Shipped default model: on the first embedded start, models/<default>/model.onnx becomes
   // version 1 in Production, before the deployment service looks for it. Never blocks the start.
   if (config.seedModel) {

@@ -1,4 +1,5 @@
 import { mkdirSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { pino, type Logger } from 'pino';
 import type { Config } from './config/index.js';
 import { openDatabase, type Database } from './db/index.js';
@@ -11,6 +12,7 @@ import { ApiKeyStore } from './auth/index.js';
 import { LocalServices } from './local-services.js';
 import { withStartupRetry } from './startup-retry.js';
 import { Durability } from './db/batch-writer.js';
+import { ServiceTransport } from './http/service-transport.js';
 
 /**
  * The shared building blocks every service gets: stores picked by configuration, opened once per
@@ -30,6 +32,12 @@ export interface Platform {
   readonly local: LocalServices;
   /** The writers (audit, prediction records) a response waits for: what was answered is stored. */
   readonly durability: Durability;
+  /**
+   * How this process calls other services: TLS with the platform CA and client certificate, and
+   * a signed service token per call (XRAY_SERVICE_TOKEN_SECRET, or a random per-process secret).
+   * HTTP service clients take it as `transport`; services verify incoming tokens with it.
+   */
+  readonly transport: ServiceTransport;
   /** Set on SIGTERM: /ready answers 503 so load balancers stop sending work while requests still succeed. */
   readonly lifecycle: { draining: boolean };
   /** Registers a cleanup to run (in reverse order) before the stores close. */
@@ -81,6 +89,13 @@ export async function openPlatform(config: Config, overrides: PlatformOverrides 
     const durability = new Durability();
     durability.register(audit.writer);
     const keys = new ApiKeyStore(database);
+    // Without a shared secret only this process can sign and verify: fine embedded, refused across processes.
+    const transport = new ServiceTransport({
+      tls: config.tls,
+      tokenSecret: config.serviceTokenSecret ? Buffer.from(config.serviceTokenSecret, 'utf8') : randomBytes(32),
+      logger,
+    });
+    opened.push(transport);
     if (config.auth && config.adminKey) await keys.create('bootstrap-admin', 'admin', config.adminKey);
 
     const cleanups: (() => Promise<void> | void)[] = [];
@@ -95,6 +110,7 @@ export async function openPlatform(config: Config, overrides: PlatformOverrides 
       audit,
       keys,
       logger,
+      transport,
       local: new LocalServices(),
       durability,
       lifecycle: { draining: false },
@@ -112,6 +128,7 @@ export async function openPlatform(config: Config, overrides: PlatformOverrides 
           }
           await queue.close().catch(() => {});
           await audit.flush().catch((err) => logger.error({ err }, 'audit flush failed'));
+          await transport.close();
           for (const store of [events, cache, objects, database]) {
             if (opened.includes(store)) await store.close().catch(() => {});
           }

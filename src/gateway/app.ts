@@ -7,15 +7,34 @@ import { SERVICE_NAMES, type Config, type ServiceName } from '../core/config/ind
 import { installErrorHandlers, routeNotFound } from '../core/http/error-handler.js';
 import type { Logger } from 'pino';
 import { installSecurity, UI_CSP } from '../core/http/security.js';
+import { httpsServerOptions, reloadOnChange } from '../core/http/tls.js';
+import { ServiceTransport } from '../core/http/service-transport.js';
+import { SERVICE_TOKEN_HEADER } from '../core/auth/service-token.js';
+import type { Server as TlsServer } from 'node:tls';
 
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'host', 'content-length', 'proxy-connection', 'te', 'trailer']);
+// The gateway never passes on a service token: people and machines behind it are not services.
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'host', 'content-length', 'proxy-connection', 'te', 'trailer', SERVICE_TOKEN_HEADER]);
 
 /**
  * The gateway on :8080: the built web UI as static files, and `/api/<service>/…` proxied to the
- * service (bodies streamed both ways, so large uploads are not buffered here).
+ * service (bodies streamed both ways, so large uploads are not buffered here). With XRAY_TLS_* it
+ * serves HTTPS (no client certificate asked of browsers) and reaches the services over HTTPS,
+ * presenting the platform's client certificate when they require mTLS.
  */
 export async function buildGatewayApp(config: Config, logger: Logger): Promise<FastifyInstance> {
-  const app = Fastify({ loggerInstance: logger.child({ service: 'gateway' }) as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }), forceCloseConnections: 'idle' });
+  const app = Fastify({
+    loggerInstance: logger.child({ service: 'gateway' }) as FastifyBaseLogger,
+    logController: new LogController({ disableRequestLogging: true }),
+    forceCloseConnections: 'idle',
+    ...(config.tls ? { https: httpsServerOptions(config.tls, { clientCertificates: false }) } : {}),
+  }) as unknown as FastifyInstance;
+  const transport = new ServiceTransport({ tls: config.tls, tokenSecret: null, logger });
+  app.addHook('onClose', async () => transport.close());
+  if (config.tls) {
+    const tls = { ...config.tls, caFile: '' }; // browsers are not asked for client certificates
+    const stop = reloadOnChange(app.server as unknown as TlsServer, tls, logger);
+    app.addHook('onClose', async () => stop());
+  }
   const serveWeb = existsSync(path.join(config.webDir, 'index.html'));
   installErrorHandlers(app, { notFound: !serveWeb });
   await installSecurity(app, { allowedOrigins: config.corsOrigins, allowedHosts: config.allowedHosts, hsts: config.hsts, pageCsp: UI_CSP, cspExempt: ['/api/data-pipeline/docs', '/api/training/docs', '/api/model-registry/docs', '/api/deployment/docs', '/api/monitoring/docs'] });
@@ -27,7 +46,7 @@ export async function buildGatewayApp(config: Config, logger: Logger): Promise<F
     services: await Promise.all(
       SERVICE_NAMES.map(async (name) => {
         const url = config.serviceUrls[name];
-        const ready = await fetch(`${url}/ready`, { signal: AbortSignal.timeout(2000) }).then((r) => r.ok, () => false);
+        const ready = await transport.fetch(`${url}/ready`, { signal: AbortSignal.timeout(2000) }).then((r) => r.ok, () => false);
         return { name, url: `/api/${name}`, ready };
       }),
     ),
@@ -48,13 +67,13 @@ export async function buildGatewayApp(config: Config, logger: Logger): Promise<F
     const hasBody = req.method !== 'GET' && req.method !== 'HEAD' && req.body !== undefined;
     let upstream: Response;
     try {
-      upstream = await fetch(target, {
+      upstream = await transport.fetch(target, {
         method: req.method,
         headers,
         body: hasBody ? (Readable.toWeb(req.body as Readable) as ReadableStream) : undefined,
         duplex: 'half',
         redirect: 'manual',
-      } as RequestInit);
+      });
     } catch {
       return reply.status(503).send({ error: { code: 'SERVICE_UNAVAILABLE', message: `service '${service}' is not reachable` } });
     }

@@ -43,3 +43,34 @@ test('a JSON config file is read; environment variables win over it', () => {
   assert.throws(() => loadConfig({ XRAY_CONFIG_FILE: file }), (e: unknown) => e instanceof ConfigError && /XRAY_CONFIG_FILE/.test(e.message));
   home.cleanup();
 });
+
+test('every secret setting can come from a <NAME>_FILE (Kubernetes secret, Vault agent file)', () => {
+  const h = tempHome();
+  try {
+    const file = (name: string, text: string) => {
+      const p = path.join(h.dir, name);
+      writeFileSync(p, text);
+      return p;
+    };
+    const c = loadConfig({
+      XRAY_HOME: h.dir,
+      XRAY_ADMIN_KEY_FILE: file('admin', 'xk_from_a_file\n'),
+      XRAY_DATABASE_URL_FILE: file('db', 'postgres://app:s3cret@db:5432/xray\n'),
+      XRAY_S3_SECRET_ACCESS_KEY_FILE: file('s3', 'abc/def'),
+      XRAY_METRICS_TOKEN_FILE: file('metrics', 'scrape-token\n'),
+      XRAY_SERVICE_TOKEN_SECRET_FILE: file('svc', `${'s'.repeat(40)}\n`),
+      XRAY_ALERT_SMTP_URL_FILE: file('smtp', 'smtp://u:p@mail:587\n'),
+    });
+    assert.equal(c.adminKey, 'xk_from_a_file', 'one trailing newline dropped');
+    assert.equal(c.databaseUrl, 'postgres://app:s3cret@db:5432/xray');
+    assert.equal(c.s3.secretAccessKey, 'abc/def');
+    assert.equal(c.metricsToken, 'scrape-token');
+    assert.equal(c.serviceTokenSecret, 's'.repeat(40));
+    assert.equal(c.monitoring.XRAY_ALERT_SMTP_URL, 'smtp://u:p@mail:587');
+    assert.throws(() => loadConfig({ XRAY_ADMIN_KEY: 'x', XRAY_ADMIN_KEY_FILE: file('a2', 'y') }), (e: unknown) => e instanceof ConfigError && /both set/.test(e.message));
+    assert.throws(() => loadConfig({ XRAY_METRICS_TOKEN_FILE: path.join(h.dir, 'missing') }), (e: unknown) => e instanceof ConfigError && /XRAY_METRICS_TOKEN_FILE: cannot read .*ENOENT/.test(e.message));
+    assert.throws(() => loadConfig({ XRAY_METRICS_TOKEN_FILE: file('empty', '') }), (e: unknown) => e instanceof ConfigError && /is empty/.test(e.message));
+  } finally {
+    h.cleanup();
+  }
+});

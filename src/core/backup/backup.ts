@@ -7,7 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { sql } from 'kysely';
 import { AuditLog } from '../audit/index.js';
-import type { Config } from '../config/index.js';
+import { resolveSecretFiles, type Config } from '../config/index.js';
 import type { Database } from '../db/index.js';
 import { openDatabase } from '../db/index.js';
 import { AppError } from '../errors.js';
@@ -33,7 +33,8 @@ const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), 
  * mode 0600). A restore or verify on another site needs the same key.
  */
 export function backupKey(config: Config, create = true, env: NodeJS.ProcessEnv = process.env): Buffer {
-  const configured = env.XRAY_BACKUP_KEY;
+  // XRAY_BACKUP_KEY or XRAY_BACKUP_KEY_FILE (a secret file).
+  const configured = resolveSecretFiles(env).XRAY_BACKUP_KEY;
   if (configured && configured.length >= 16) return Buffer.from(configured, 'utf8');
   const file = path.join(config.home, 'backup.key');
   if (existsSync(file)) return Buffer.from(readFileSync(file, 'utf8').trim(), 'utf8');

@@ -1,11 +1,11 @@
 import { readFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 
-import { configSchema, type RawConfig } from './schema.js';
+import { configSchema, SECRET_SETTINGS, type RawConfig } from './schema.js';
 import { ConfigError } from './errors.js';
 import { loadMonitoringSettings, type MonitoringSettings } from './monitoring.js';
 
-export { configSchema };
+export { configSchema, SECRET_SETTINGS };
 
 export const SERVICE_NAMES = ['data-pipeline', 'training', 'model-registry', 'deployment', 'monitoring'] as const;
 export type ServiceName = (typeof SERVICE_NAMES)[number];
@@ -31,7 +31,12 @@ export interface Config {
   readonly importRoot: string;
   readonly corsOrigins: readonly string[];
   readonly allowedHosts: readonly string[];
+  /** Send HSTS: XRAY_HSTS, or always when the platform serves TLS itself. */
   readonly hsts: boolean;
+  /** HTTPS served by the gateway and services (XRAY_TLS_*); null = plain HTTP. */
+  readonly tls: TlsSettings | null;
+  /** Shared secret of service tokens ('' = a random per-process secret). */
+  readonly serviceTokenSecret: string;
   readonly python: string;
   readonly trainerConcurrency: number;
   readonly seedModel: boolean;
@@ -57,6 +62,16 @@ export interface Config {
   readonly monitoring: Readonly<MonitoringSettings>;
 }
 
+/** Files of the platform's TLS material (absolute paths; read and watched by src/core/http/tls.ts). */
+export interface TlsSettings {
+  readonly certFile: string;
+  readonly keyFile: string;
+  /** CA bundle: mTLS between services ('' = no client certificates). */
+  readonly caFile: string;
+  readonly clientCertFile: string;
+  readonly clientKeyFile: string;
+}
+
 export { ConfigError } from './errors.js';
 export { monitoringSettingsSchema, loadMonitoringSettings, monitoringSettings, type MonitoringSettings } from './monitoring.js';
 
@@ -77,9 +92,9 @@ function readConfigFile(file: string): Record<string, string> {
   return Object.fromEntries(Object.entries(parsed).map(([k, v]) => [k, String(v)]));
 }
 
-function parseServiceUrls(raw: string, host: string, ports: Config['ports']): Record<ServiceName, string> {
+function parseServiceUrls(raw: string, host: string, ports: Config['ports'], scheme: 'http' | 'https'): Record<ServiceName, string> {
   const local = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
-  const urls = Object.fromEntries(SERVICE_NAMES.map((s) => [s, `http://${local}:${ports[s]}`])) as Record<ServiceName, string>;
+  const urls = Object.fromEntries(SERVICE_NAMES.map((s) => [s, `${scheme}://${local}:${ports[s]}`])) as Record<ServiceName, string>;
   for (const pair of raw.split(',').map((p) => p.trim()).filter(Boolean)) {
     const [name, url] = pair.split('=');
     if (!url || !(SERVICE_NAMES as readonly string[]).includes(name!)) {
@@ -96,16 +111,68 @@ function parseServiceUrls(raw: string, host: string, ports: Config['ports']): Re
  */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const fileValues = env.XRAY_CONFIG_FILE ? readConfigFile(env.XRAY_CONFIG_FILE) : {};
-  const merged: Record<string, string | undefined> = { ...fileValues };
+  const all = resolveSecretFiles({ ...fileValues, ...Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== '')) });
+  const merged: Record<string, string | undefined> = {};
   for (const key of Object.keys(configSchema.shape)) {
-    if (env[key] !== undefined && env[key] !== '') merged[key] = env[key];
+    if (all[key] !== undefined && all[key] !== '') merged[key] = all[key];
   }
   const result = configSchema.safeParse(merged);
   if (!result.success) {
     const lines = result.error.issues.map((i) => `${i.path.join('.')}: ${i.message} (got ${JSON.stringify(merged[String(i.path[0])])})`);
     throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);
   }
-  return fromRaw(result.data, loadMonitoringSettings({ ...fileValues, ...env }));
+  return fromRaw(result.data, loadMonitoringSettings(all));
+}
+
+/**
+ * `<NAME>_FILE` for every secret setting: the value is read from that file (one trailing newline
+ * dropped). Both set, or an unreadable or empty file, is a ConfigError naming the variable.
+ */
+export function resolveSecretFiles(values: Record<string, string | undefined>): Record<string, string | undefined> {
+  const out = { ...values };
+  for (const name of SECRET_SETTINGS) {
+    const file = values[`${name}_FILE`];
+    if (!file) continue;
+    if (values[name]) throw new ConfigError(`${name} and ${name}_FILE are both set; give the secret one way`);
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new ConfigError(`${name}_FILE: cannot read '${file}' (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    }
+    const value = text.replace(/\r?\n$/, '');
+    if (!value) throw new ConfigError(`${name}_FILE: '${file}' is empty`);
+    out[name] = value;
+  }
+  return out;
+}
+
+function tlsSettings(raw: RawConfig): TlsSettings | null {
+  const given = [raw.XRAY_TLS_CERT_FILE, raw.XRAY_TLS_KEY_FILE, raw.XRAY_TLS_CA_FILE, raw.XRAY_TLS_CLIENT_CERT_FILE, raw.XRAY_TLS_CLIENT_KEY_FILE].some(Boolean);
+  if (!given) return null;
+  if (!raw.XRAY_TLS_CERT_FILE || !raw.XRAY_TLS_KEY_FILE) {
+    throw new ConfigError('XRAY_TLS_CERT_FILE and XRAY_TLS_KEY_FILE must both be set to serve HTTPS (the other XRAY_TLS_* settings need them)');
+  }
+  if (Boolean(raw.XRAY_TLS_CLIENT_CERT_FILE) !== Boolean(raw.XRAY_TLS_CLIENT_KEY_FILE)) {
+    throw new ConfigError('XRAY_TLS_CLIENT_CERT_FILE and XRAY_TLS_CLIENT_KEY_FILE go together');
+  }
+  const settings = {
+    certFile: path.resolve(raw.XRAY_TLS_CERT_FILE),
+    keyFile: path.resolve(raw.XRAY_TLS_KEY_FILE),
+    caFile: raw.XRAY_TLS_CA_FILE ? path.resolve(raw.XRAY_TLS_CA_FILE) : '',
+    clientCertFile: path.resolve(raw.XRAY_TLS_CLIENT_CERT_FILE || raw.XRAY_TLS_CERT_FILE),
+    clientKeyFile: path.resolve(raw.XRAY_TLS_CLIENT_KEY_FILE || raw.XRAY_TLS_KEY_FILE),
+  };
+  for (const [name, file] of [
+    ['XRAY_TLS_CERT_FILE', settings.certFile],
+    ['XRAY_TLS_KEY_FILE', settings.keyFile],
+    ['XRAY_TLS_CA_FILE', settings.caFile],
+    ['XRAY_TLS_CLIENT_CERT_FILE', settings.clientCertFile],
+    ['XRAY_TLS_CLIENT_KEY_FILE', settings.clientKeyFile],
+  ] as const) {
+    if (file && !existsSync(file)) throw new ConfigError(`${name}: file '${file}' does not exist`);
+  }
+  return Object.freeze(settings);
 }
 
 function fromRaw(raw: RawConfig, monitoring: MonitoringSettings): Config {
@@ -130,6 +197,10 @@ function fromRaw(raw: RawConfig, monitoring: MonitoringSettings): Config {
       throw new ConfigError(`${name}: '${value}' has an unknown scheme; use one of ${schemes.join(' ')}`);
     }
   }
+  if (raw.XRAY_SERVICE_TOKEN_SECRET && raw.XRAY_SERVICE_TOKEN_SECRET.length < 32) {
+    throw new ConfigError('XRAY_SERVICE_TOKEN_SECRET must be at least 32 characters (e.g. openssl rand -base64 48)');
+  }
+  const tls = tlsSettings(raw);
   const eventsUrl =
     raw.XRAY_EVENTS_URL ||
     (raw.XRAY_QUEUE_URL.startsWith('redis') ? raw.XRAY_QUEUE_URL : raw.XRAY_CACHE_URL.startsWith('redis') ? raw.XRAY_CACHE_URL : 'memory:');
@@ -137,7 +208,7 @@ function fromRaw(raw: RawConfig, monitoring: MonitoringSettings): Config {
     home,
     host: raw.XRAY_HOST,
     ports: Object.freeze(ports),
-    serviceUrls: Object.freeze(parseServiceUrls(raw.XRAY_SERVICE_URLS, raw.XRAY_HOST, ports)),
+    serviceUrls: Object.freeze(parseServiceUrls(raw.XRAY_SERVICE_URLS, raw.XRAY_HOST, ports, tls ? 'https' : 'http')),
     databaseUrl,
     objectStoreUrl,
     s3: Object.freeze({
@@ -159,7 +230,9 @@ function fromRaw(raw: RawConfig, monitoring: MonitoringSettings): Config {
     importRoot: path.resolve(raw.XRAY_IMPORT_ROOT || path.join(home, 'import')),
     corsOrigins: Object.freeze(raw.XRAY_CORS_ORIGINS.split(',').map((o) => o.trim().replace(/\/$/, '')).filter(Boolean)),
     allowedHosts: Object.freeze(raw.XRAY_ALLOWED_HOSTS.split(',').map((h) => h.trim().toLowerCase()).filter(Boolean)),
-    hsts: raw.XRAY_HSTS,
+    hsts: raw.XRAY_HSTS || tls !== null,
+    tls,
+    serviceTokenSecret: raw.XRAY_SERVICE_TOKEN_SECRET,
     python: raw.XRAY_PYTHON,
     trainerConcurrency: raw.XRAY_TRAINER_CONCURRENCY,
     seedModel: raw.XRAY_SEED_MODEL,

@@ -48,7 +48,13 @@ export const configSchema = z.object({
   XRAY_IMPORT_ROOT: z.string().default('').describe('Server-side folder imports (and dataset_dir / model paths) are allowed under this root only (default: $XRAY_HOME/import).'),
   XRAY_CORS_ORIGINS: z.string().default('').describe('Comma list of extra origins (scheme://host:port) allowed to make state-changing requests; a foreign Origin is refused with 403. Empty = same origin only.'),
   XRAY_ALLOWED_HOSTS: z.string().default('').describe('Comma list of Host header values (host:port) accepted on state-changing requests; empty = any.'),
-  XRAY_HSTS: onOff.default(false).describe('Send Strict-Transport-Security (only when the platform is served over TLS, e.g. behind a TLS proxy).'),
+  XRAY_HSTS: onOff.default(false).describe('Send Strict-Transport-Security when TLS is terminated in front of the platform (a TLS proxy); always sent when XRAY_TLS_CERT_FILE is set.'),
+  XRAY_TLS_CERT_FILE: z.string().default('').describe('PEM certificate (chain) the gateway and every service serve HTTPS with; reloaded when the file changes. Empty = plain HTTP (put a TLS proxy in front). Needs XRAY_TLS_KEY_FILE.'),
+  XRAY_TLS_KEY_FILE: z.string().default('').describe('PEM private key of XRAY_TLS_CERT_FILE; reloaded when the file changes.'),
+  XRAY_TLS_CA_FILE: z.string().default('').describe('PEM CA bundle for mTLS between services: services require a client certificate signed by it (except /health and /ready), and service-to-service calls and the gateway trust it for server certificates. Empty = no client certificates.'),
+  XRAY_TLS_CLIENT_CERT_FILE: z.string().default('').describe('PEM client certificate services and the gateway present to other services (default: XRAY_TLS_CERT_FILE). Its subject CN names the service (e.g. CN=model-registry) to count as a service identity.'),
+  XRAY_TLS_CLIENT_KEY_FILE: z.string().default('').describe('PEM private key of XRAY_TLS_CLIENT_CERT_FILE (default: XRAY_TLS_KEY_FILE).'),
+  XRAY_SERVICE_TOKEN_SECRET: z.string().default('').describe('Shared secret (>= 32 characters, the same on every service) signing the short-lived service tokens each service-to-service call carries; internal routes refuse callers without one. Empty = a random per-process secret (embedded mode only).'),
   XRAY_PYTHON: z.string().default('').describe('Python interpreter for the training worker (default: the first of /usr/bin/python3, python3 that imports torch).'),
   XRAY_TRAINER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(1).describe('Training jobs run at once.'),
   XRAY_DEFAULT_MODEL: z.string().regex(/^[A-Za-z0-9._-]{1,128}$/).default('pneumonia').describe('Registered model the deployment service serves by default (its production alias).'),
@@ -62,3 +68,23 @@ export const configSchema = z.object({
 });
 
 export type RawConfig = z.infer<typeof configSchema>;
+
+/**
+ * Settings that hold secrets (keys, passwords, tokens, URLs that may carry credentials). Each may
+ * instead be given as `<NAME>_FILE`: the path of a file holding the value (a Kubernetes secret or
+ * Vault agent file; one trailing newline is dropped). Setting both is an error.
+ */
+export const SECRET_SETTINGS = [
+  'XRAY_DATABASE_URL',
+  'XRAY_S3_ACCESS_KEY_ID',
+  'XRAY_S3_SECRET_ACCESS_KEY',
+  'XRAY_CACHE_URL',
+  'XRAY_QUEUE_URL',
+  'XRAY_EVENTS_URL',
+  'XRAY_METRICS_TOKEN',
+  'XRAY_ADMIN_KEY',
+  'XRAY_SERVICE_TOKEN_SECRET',
+  'XRAY_BACKUP_KEY',
+  'XRAY_ALERT_WEBHOOK_URL',
+  'XRAY_ALERT_SMTP_URL',
+] as const;

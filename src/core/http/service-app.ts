@@ -7,6 +7,9 @@ import { serializerCompiler, validatorCompiler, jsonSchemaTransform, type ZodTyp
 import { z } from 'zod';
 import type { Platform } from '../platform.js';
 import { authPlugin } from '../auth/index.js';
+import { serviceIdentityPlugin } from '../auth/service-identity.js';
+import { httpsServerOptions, reloadOnChange, requireClientCertificates } from './tls.js';
+import type { Server as TlsServer } from 'node:tls';
 import { installErrorHandlers } from './error-handler.js';
 import { metricsPlugin } from './metrics.js';
 import { installSecurity, pathOnly } from './security.js';
@@ -78,11 +81,19 @@ export async function createServiceApp(opts: ServiceAppOptions): Promise<Fastify
     // On close, idle keep-alive sockets go at once; requests in flight finish first.
     forceCloseConnections: 'idle',
     return503OnClosing: true,
+    // HTTPS from XRAY_TLS_*; with a CA, client certificates are asked for (and checked per request).
+    ...(platform.config.tls ? { https: httpsServerOptions(platform.config.tls, { clientCertificates: true }) } : {}),
   }).withTypeProvider<ZodTypeProvider>();
 
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   installErrorHandlers(app as unknown as FastifyInstance);
+  const tls = platform.config.tls;
+  if (tls) {
+    const stop = reloadOnChange(app.server as unknown as TlsServer, tls, platform.logger);
+    app.addHook('onClose', async () => stop());
+    if (tls.caFile) requireClientCertificates(app as unknown as FastifyInstance);
+  }
   app.addHook('onSend', async (req, reply) => {
     void reply.header('x-request-id', req.id);
   });
@@ -150,6 +161,12 @@ export async function createServiceApp(opts: ServiceAppOptions): Promise<Fastify
   await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: false });
 
   await app.register(authPlugin, { enabled: platform.config.auth, keys: platform.keys, audit: platform.audit, service: opts.name, guard: { cache: platform.cache, ...platform.config.authGuard } });
+  await app.register(serviceIdentityPlugin, {
+    service: opts.name,
+    transport: platform.transport,
+    enforceInternal: platform.config.auth || Boolean(platform.config.serviceTokenSecret) || Boolean(platform.config.tls?.caFile),
+    audit: platform.audit,
+  });
   await app.register(metricsPlugin, { service: opts.name, token: platform.config.metricsToken || undefined });
 
   const health = z.object({ status: z.literal('ok'), service: z.string(), uptime_s: z.number() });

@@ -1,12 +1,15 @@
 import { AppError, ERROR_STATUS, type ErrorCode } from '../errors.js';
+import type { ServiceTransport } from './service-transport.js';
 
 export interface ServiceHttpOptions {
   /** Per attempt (default 30 s). */
   timeoutMs?: number;
   /** Extra attempts for idempotent calls on a network error or a 502/503/504 (default 2). */
   retries?: number;
-  /** Service name for messages ('deployment'). */
+  /** The target service ('deployment'): named in messages, and the audience of the service token. */
   service: string;
+  /** TLS (CA, client certificate) and service tokens: `platform.transport`. Absent = plain fetch, no token. */
+  transport?: ServiceTransport;
 }
 
 export interface CallOptions {
@@ -26,11 +29,14 @@ const RETRY_STATUS = new Set([502, 503, 504]);
  */
 export class ServiceHttpClient {
   readonly baseUrl: string;
-  readonly #opts: Required<ServiceHttpOptions>;
+  readonly #opts: Required<Omit<ServiceHttpOptions, 'transport'>>;
+  readonly #transport?: ServiceTransport;
 
   constructor(baseUrl: string, opts: ServiceHttpOptions) {
     this.baseUrl = baseUrl.replace(/\/+$/, '');
-    this.#opts = { timeoutMs: 30_000, retries: 2, ...opts };
+    const { transport, ...rest } = opts;
+    this.#opts = { timeoutMs: 30_000, retries: 2, ...rest };
+    this.#transport = transport;
   }
 
   async call<T>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, options: CallOptions = {}): Promise<T> {
@@ -48,7 +54,8 @@ export class ServiceHttpClient {
       if (attempt > 0) await new Promise((r) => setTimeout(r, 100 * 2 ** (attempt - 1)));
       let res: Response;
       try {
-        res = await fetch(url, { method, headers, body: payload, signal: AbortSignal.timeout(options.timeoutMs ?? this.#opts.timeoutMs) });
+        const init = { method, headers: { ...headers, ...(await this.#transport?.identityHeaders(this.#opts.service)) }, body: payload, signal: AbortSignal.timeout(options.timeoutMs ?? this.#opts.timeoutMs) };
+        res = await (this.#transport ? this.#transport.fetch(url, init) : fetch(url, init));
       } catch (err) {
         const why = err instanceof Error && err.name === 'TimeoutError' ? `no answer within ${options.timeoutMs ?? this.#opts.timeoutMs} ms` : causeOf(err);
         lastError = new AppError('SERVICE_UNAVAILABLE', `the ${this.#opts.service} service at ${this.baseUrl} is unreachable (${why})`, { unreachable: true });

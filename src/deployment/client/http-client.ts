@@ -1,13 +1,15 @@
 import { ServiceHttpClient } from '../../core/http/service-client.js';
+import type { ServiceTransport } from '../../core/http/service-transport.js';
 import type { CallContext, CanaryReport, DeploymentClient } from './types.js';
 
 /** The deployment service over its HTTP routes (another process or host). */
 export class HttpDeploymentClient implements DeploymentClient {
   readonly #http: ServiceHttpClient;
 
-  constructor(baseUrl: string, opts: { timeoutMs?: number } = {}) {
+  /** `transport`: the platform's (TLS, service token — /models/canary is internal). */
+  constructor(baseUrl: string, opts: { timeoutMs?: number; transport?: ServiceTransport } = {}) {
     // A canary creates an ONNX Runtime session and runs the reference images: allow minutes on a busy CPU.
-    this.#http = new ServiceHttpClient(baseUrl, { service: 'deployment', timeoutMs: opts.timeoutMs ?? 180_000 });
+    this.#http = new ServiceHttpClient(baseUrl, { service: 'deployment', timeoutMs: opts.timeoutMs ?? 180_000, transport: opts.transport });
   }
 
   get target(): string {

@@ -10,7 +10,7 @@ export { HttpDeploymentClient } from './http-client.js';
  * runs in this process (embedded mode), else HTTP to XRAY_SERVICE_URLS' deployment URL.
  */
 export function deploymentClient(platform: Platform): DeploymentClient {
-  const http = new HttpDeploymentClient(platform.config.serviceUrls.deployment);
+  const http = new HttpDeploymentClient(platform.config.serviceUrls.deployment, { transport: platform.transport });
   const pick = (): DeploymentClient => platform.local.get<DeploymentClient>(DEPLOYMENT_LOCAL_KEY) ?? http;
   return {
     get target() {

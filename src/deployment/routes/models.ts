@@ -57,7 +57,8 @@ export const modelRoutes: FastifyPluginAsync<{ manager: ModelManager }> = async 
   app.post(
     '/models/canary',
     {
-      config: { role: 'ml-engineer' },
+      // Internal: the registry's promotion gate calls it with a service token; people promote instead.
+      config: { role: 'ml-engineer', internal: true },
       schema: {
         tags: ['models'],
         summary:
