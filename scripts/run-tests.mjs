@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // Runs every test file (test/**/*.test.ts) with node's built-in runner and tsx.
+// First the typecheck and the linter (any error fails the run), then the tests.
 // `--fast` sets XRAY_FAST=1 so slow suites (real training, browser) skip; CI runs everything.
 // Extra arguments that are paths narrow the run: `npm test -- test/core`.
 import { spawnSync } from 'node:child_process';
@@ -33,6 +34,26 @@ for (const t of targets.length ? targets : ['test']) {
 if (files.length === 0) {
   console.error('no test files found');
   process.exit(2);
+}
+
+// The checks a TypeScript project runs, before any test: a type error or a lint error fails `npm test`.
+// `--no-checks` skips them (a narrowed run while iterating).
+if (!args.includes('--no-checks')) {
+  const bin = (name) => path.join(root, 'node_modules', '.bin', name);
+  const checks = [
+    ['typecheck (src, test, bench)', bin('tsc'), ['--noEmit', '-p', 'tsconfig.json']],
+    ['typecheck (web)', bin('tsc'), ['--noEmit', '-p', 'web/tsconfig.json']],
+    ['lint (typescript-eslint)', bin('eslint'), ['--max-warnings=0', 'src', 'web/src', 'bench', 'test']],
+  ];
+  for (const [what, cmd, cmdArgs] of checks) {
+    const started = Date.now();
+    const c = spawnSync(cmd, cmdArgs, { cwd: root, stdio: 'inherit' });
+    if (c.status !== 0) {
+      console.error(`npm test: ${what} failed`);
+      process.exit(c.status ?? 1);
+    }
+    console.error(`[checks] ${what}: ok (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+  }
 }
 
 const env = { ...process.env, XRAY_LOG_LEVEL: process.env.XRAY_LOG_LEVEL ?? 'silent' };

@@ -28,7 +28,7 @@ export class ServiceClient {
     return `${this.baseUrl}/api/${this.service}${path}`;
   }
 
-  async request<T = any>(method: string, path: string, body?: unknown, init: RequestInit = {}): Promise<T> {
+  async request<T = unknown>(method: string, path: string, body?: unknown, init: RequestInit = {}): Promise<T> {
     const headers: Record<string, string> = { ...(init.headers as Record<string, string>) };
     if (this.apiKey) headers.authorization = `Bearer ${this.apiKey}`;
     let payload: BodyInit | undefined;
@@ -52,11 +52,11 @@ export class ServiceClient {
     return json as T;
   }
 
-  get<T = any>(path: string): Promise<T> {
+  get<T = unknown>(path: string): Promise<T> {
     return this.request<T>('GET', path);
   }
 
-  post<T = any>(path: string, body?: unknown): Promise<T> {
+  post<T = unknown>(path: string, body?: unknown): Promise<T> {
     return this.request<T>('POST', path, body ?? {});
   }
 }

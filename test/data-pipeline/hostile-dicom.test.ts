@@ -11,7 +11,6 @@ import { copyFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { buildDataPipelineApp } from '../../src/data-pipeline/app.js';
 import { buildDeploymentApp } from '../../src/deployment/app.js';
 import { ImagePool } from '../../src/core/imaging/image-pool.js';
 import { generateChestXray } from '../../src/core/imaging/index.js';

@@ -1,4 +1,6 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
+import type { z } from 'zod';
+import type { comparison, gcResult, modelDetail, modelSummary, stageResult } from '../../model-registry/routes/schemas.js';
 import { ServiceClient } from '../client.js';
 
 /** `xray models …`: the model registry over HTTP (through the gateway at XRAY_URL). */
@@ -17,7 +19,7 @@ const date = (ms: unknown) => (typeof ms === 'number' ? new Date(ms).toISOString
 const enc = encodeURIComponent;
 
 export async function modelsList(client: ServiceClient, json = false): Promise<string> {
-  const res = await client.get<{ models: any[] }>('/models?page_size=1000');
+  const res = await client.get<{ models: z.infer<typeof modelSummary>[] }>('/models?page_size=1000');
   if (json) return JSON.stringify(res.models, null, 2);
   if (res.models.length === 0) return 'no registered models';
   return table(
@@ -26,7 +28,7 @@ export async function modelsList(client: ServiceClient, json = false): Promise<s
       LATEST: m.latest_version,
       PRODUCTION: m.production ? `v${m.production.version} (AUC ${f3(m.production.val_auc) || 'n/a'})` : '-',
       STAGING: m.staging ? `v${m.staging.version} (AUC ${f3(m.staging.val_auc) || 'n/a'})` : '-',
-      ALIASES: m.aliases.map((a: any) => `${a.alias}→v${a.version}`).join(' '),
+      ALIASES: m.aliases.map((a) => `${a.alias}→v${a.version}`).join(' '),
       UPDATED: date(m.updated),
     })),
     ['NAME', 'LATEST', 'PRODUCTION', 'STAGING', 'ALIASES', 'UPDATED'],
@@ -34,7 +36,7 @@ export async function modelsList(client: ServiceClient, json = false): Promise<s
 }
 
 export async function modelsShow(client: ServiceClient, name: string, json = false): Promise<string> {
-  const res = await client.get<{ model: any; versions: any[]; stage_events: any[] }>(`/models/${enc(name)}`);
+  const res = await client.get<z.infer<typeof modelDetail>>(`/models/${enc(name)}`);
   if (json) return JSON.stringify(res, null, 2);
   const lines = [`${res.model.name}${res.model.description ? ` — ${res.model.description}` : ''}`, ''];
   lines.push(
@@ -65,7 +67,7 @@ export async function modelsShow(client: ServiceClient, name: string, json = fal
 }
 
 export async function modelsPromote(client: ServiceClient, name: string, version: string, opts: { stage: string; force?: boolean; reason?: string }): Promise<string> {
-  const res = await client.post<{ model_version: any; gate: any; changed: boolean; demoted: any[] }>(`/models/${enc(name)}/stage`, {
+  const res = await client.post<z.infer<typeof stageResult>>(`/models/${enc(name)}/stage`, {
     version: Number(version),
     stage: opts.stage,
     force: Boolean(opts.force),
@@ -78,30 +80,30 @@ export async function modelsPromote(client: ServiceClient, name: string, version
 }
 
 export async function modelsCompare(client: ServiceClient, name: string, versions: string[], json = false): Promise<string> {
-  const res = await client.get<any>(`/models/compare?name=${enc(name)}&versions=${versions.map((v) => enc(v)).join(',')}`);
+  const res = await client.get<z.infer<typeof comparison>>(`/models/compare?name=${enc(name)}&versions=${versions.map((v) => enc(v)).join(',')}`);
   if (json) return JSON.stringify(res, null, 2);
-  const metricRows = ['auc', 'sensitivity', 'specificity', 'ppv', 'npv', 'f1', 'accuracy'].map((m) => ({
+  const metricRows = (['auc', 'sensitivity', 'specificity', 'ppv', 'npv', 'f1', 'accuracy'] as const).map((m) => ({
     METRIC: m,
-    ...Object.fromEntries(res.versions.map((v: any) => [`v${v.version}`, f3(v.metrics?.[m])])),
+    ...Object.fromEntries(res.versions.map((v) => [`v${v.version}`, f3(v.metrics?.[m])])),
   }));
-  const columns = ['METRIC', ...res.versions.map((v: any) => `v${v.version}`)];
+  const columns = ['METRIC', ...res.versions.map((v) => `v${v.version}`)];
   const info = [
-    { METRIC: 'stage', ...Object.fromEntries(res.versions.map((v: any) => [`v${v.version}`, v.stage])) },
-    { METRIC: 'threshold', ...Object.fromEntries(res.versions.map((v: any) => [`v${v.version}`, `${f3(v.threshold)} ${v.threshold_method ?? ''}`.trim()])) },
-    { METRIC: 'dataset', ...Object.fromEntries(res.versions.map((v: any) => [`v${v.version}`, v.dataset_version ?? ''])) },
-    { METRIC: 'confusion tp/fp/tn/fn', ...Object.fromEntries(res.versions.map((v: any) => [`v${v.version}`, v.confusion ? `${v.confusion.tp}/${v.confusion.fp}/${v.confusion.tn}/${v.confusion.fn}` : ''])) },
+    { METRIC: 'stage', ...Object.fromEntries(res.versions.map((v) => [`v${v.version}`, v.stage])) },
+    { METRIC: 'threshold', ...Object.fromEntries(res.versions.map((v) => [`v${v.version}`, `${f3(v.threshold)} ${v.threshold_method ?? ''}`.trim()])) },
+    { METRIC: 'dataset', ...Object.fromEntries(res.versions.map((v) => [`v${v.version}`, v.dataset_version ?? ''])) },
+    { METRIC: 'confusion tp/fp/tn/fn', ...Object.fromEntries(res.versions.map((v) => [`v${v.version}`, v.confusion ? `${v.confusion.tp}/${v.confusion.fp}/${v.confusion.tn}/${v.confusion.fn}` : ''])) },
   ];
   const lines = [table([...metricRows, ...info], columns)];
-  const diffs = Object.entries(res.params_diff as Record<string, (string | null)[]>);
+  const diffs = Object.entries(res.params_diff);
   if (diffs.length) {
     lines.push('', 'params that differ:');
-    for (const [k, values] of diffs) lines.push(`  ${k}: ${values.map((v, i) => `v${res.versions[i].version}=${v ?? '-'}`).join('  ')}`);
+    for (const [k, values] of diffs) lines.push(`  ${k}: ${values.map((v, i) => `v${res.versions[i]?.version}=${v ?? '-'}`).join('  ')}`);
   }
   return lines.join('\n');
 }
 
 export async function modelsGc(client: ServiceClient, dryRun = false, minAgeS?: number): Promise<string> {
-  const res = await client.post<{ scanned: number; referenced: number; kept_recent: number; removed: string[]; dry_run: boolean; min_age_s: number }>('/artifacts/gc', {
+  const res = await client.post<z.infer<typeof gcResult>>('/artifacts/gc', {
     dry_run: dryRun,
     ...(minAgeS !== undefined ? { min_age_s: minAgeS } : {}),
   });

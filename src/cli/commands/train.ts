@@ -27,6 +27,7 @@ interface EventView {
   seq: number;
   attempt: number;
   event: string;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the trainer's event payloads are free-form JSON lines
   data: Record<string, any>;
 }
 
@@ -129,6 +130,7 @@ function jobBody(o: TrainOptions): Record<string, unknown> {
   return body;
 }
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- the trainer's event payloads are free-form JSON lines
 function epochLine(d: Record<string, any>, attempt: number): string {
   const trial = d.trial !== undefined ? `trial ${d.trial} ` : '';
   return (

@@ -177,6 +177,7 @@ export class AuditLog {
   }
 }
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- a raw row from either engine (numbers may arrive as strings on PostgreSQL)
 function toRecord(row: any): AuditRecord {
   return {
     seq: Number(row.seq),

@@ -21,6 +21,7 @@ export interface Capabilities {
  * each store narrows it with `db.withTables<MyTables>()` or a cast to `Kysely<MyTables>`.
  */
 export interface Database {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- one handle for every service's tables; each store narrows it to its own Kysely<Tables>
   readonly db: Kysely<any>;
   readonly capabilities: Capabilities;
   /** PostgreSQL schema this handle works in, when not the default search path (test isolation). */
@@ -38,6 +39,7 @@ export interface Database {
 }
 
 /** Wraps a Kysely instance as a Database: ping by `select 1`, close once. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- see Database.db
 export function wrapDatabase(db: Kysely<any>, capabilities: Capabilities, schema: string | undefined, snapshot: (file: string) => Promise<SnapshotInfo>): Database {
   let closed = false;
   return {

@@ -33,6 +33,7 @@ export async function createPostgresDatabase(url: string, options: PostgresOptio
   pool.on('error', () => {
     /* idle client errors surface on the next query; never crash the process */
   });
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- see Database.db
   const db = new Kysely<any>({ dialect: new PostgresDialect({ pool }) });
   return wrapDatabase(db, { engine: 'postgres', supportsReturning: true, ilike: 'ilike' }, schema, (target) => pgSnapshot(db, url, schema, target));
 }
@@ -70,6 +71,7 @@ export function runPgTool(name: 'pg_dump' | 'pg_restore', args: string[]): Promi
  * `pg_dump -Fc` of the database (or one schema of it) into `file`, taken in a snapshot exported
  * from a repeatable-read transaction — the same one the table counts are read in.
  */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- see Database.db
 async function pgSnapshot(db: Kysely<any>, url: string, schema: string | undefined, file: string): Promise<SnapshotInfo> {
   return db
     .transaction()

@@ -12,6 +12,7 @@ export async function createSqliteDatabase(file: string): Promise<Database> {
   conn.pragma('foreign_keys = ON');
   conn.pragma('busy_timeout = 5000');
   conn.pragma('synchronous = NORMAL');
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- see Database.db
   const db = new Kysely<any>({ dialect: new SqliteDialect({ database: conn }) });
   return wrapDatabase(db, { engine: 'sqlite', supportsReturning: true, ilike: 'like' }, undefined, async (target) => {
     await conn.backup(target);

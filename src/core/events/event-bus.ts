@@ -1,3 +1,4 @@
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- topics carry different payloads; subscribers validate what they read
 export type EventHandler = (payload: any) => void | Promise<void>;
 
 /** Publish/subscribe between services: in-process in embedded mode, Redis pub/sub when scaled. */

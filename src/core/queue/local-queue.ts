@@ -3,6 +3,7 @@ import type { Database } from '../db/index.js';
 import type { AddOptions, JobHandler, JobQueue, JobRecord, JobState } from './queue.js';
 
 interface Consumer {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- consumers of different job payload types share one registry
   handler: JobHandler<any>;
   concurrency: number;
   running: number;

@@ -2,6 +2,7 @@ import path from 'node:path';
 import { AppError, isAppError } from '../../core/errors.js';
 import { contentKey, sha256Hex } from '../../core/objects/index.js';
 import { requireFormat, type ImageFormat } from '../../core/imaging/index.js';
+import type { AnonymisedDicom } from '../../core/imaging/image-pool.js';
 import type { ImageRecord, Label, PatientSource, Split } from '../store/types.js';
 import { NAMESPACES, SERVICE_NAME, type DataContext } from './context.js';
 import { patientIdFromFileName } from './patient-id.js';
@@ -18,6 +19,13 @@ export interface IngestInput {
   actor: string;
   /** Record this file in the audit trail (uploads; folder imports audit once per job). */
   audit?: { requestId?: string };
+  /**
+   * DICOM network arrivals (STOW-RS, C-STORE): called once the file is de-identified, with its
+   * de-identified UIDs and — when `keepOriginal` — the sender's patient/study context, which must
+   * stay in memory (never stored or logged).
+   */
+  onDicom?: (dicom: Pick<AnonymisedDicom, 'uids' | 'original'>) => void;
+  keepOriginal?: boolean;
 }
 
 export type IngestStatus = 'ingested' | 'duplicate' | 'rejected';
@@ -61,7 +69,7 @@ function cleanPatientId(id: string | null | undefined): string | null {
   if (id === null || id === undefined) return null;
   const trimmed = id.trim();
   if (trimmed === '') return null;
-  if (trimmed.length > 128 || /[\u0000-\u001f]/.test(trimmed)) throw new AppError('INVALID_INPUT', 'patient_id must be 1–128 printable characters');
+  if (trimmed.length > 128 || [...trimmed].some((c) => c.charCodeAt(0) < 0x20)) throw new AppError('INVALID_INPUT', 'patient_id must be 1–128 printable characters');
   return trimmed;
 }
 
@@ -105,8 +113,11 @@ async function ingestOne(ctx: DataContext, input: IngestInput): Promise<IngestRe
     let patientId = cleanPatientId(input.patientId);
     let patientSource: PatientSource = patientId ? 'given' : 'none';
     const warnings: string[] = [];
+    let dicomUids: AnonymisedDicom['uids'] | null = null;
     if (format === 'dicom') {
-      const anon = await ctx.pool.anonymise(input.bytes, await ctx.patientSalt());
+      const anon = await ctx.pool.anonymise(input.bytes, await ctx.patientSalt(), { keepOriginal: input.keepOriginal === true });
+      dicomUids = anon.uids;
+      input.onDicom?.({ uids: anon.uids, ...(anon.original ? { original: anon.original } : {}) });
       stored = Buffer.from(anon.bytes.buffer, anon.bytes.byteOffset, anon.bytes.byteLength);
       warnings.push(...anon.warnings);
       if (!patientId && anon.patientHash) {
@@ -127,6 +138,7 @@ async function ingestOne(ctx: DataContext, input: IngestInput): Promise<IngestRe
     const known = await ctx.images.get(hash);
     if (known) {
       await ctx.images.addSource(sighting);
+      await recordDicomUids(ctx, hash, dicomUids, now);
       return duplicateResult({ file, status: 'duplicate', label: input.label, ...(warnings.length ? { warnings } : {}) }, known);
     }
     const analysis = await ctx.pool.analyse(stored);
@@ -147,6 +159,7 @@ async function ingestOne(ctx: DataContext, input: IngestInput): Promise<IngestRe
       const existing = await ctx.images.get(hash);
       if (existing) {
         await ctx.images.addSource(sighting);
+        await recordDicomUids(ctx, hash, dicomUids, now);
         return duplicateResult(base, existing);
       }
       const key = contentKey(NAMESPACES.images, hash, EXTENSION[format]);
@@ -185,8 +198,10 @@ async function ingestOne(ctx: DataContext, input: IngestInput): Promise<IngestRe
       if (!inserted) {
         const other = await ctx.images.require(hash);
         await ctx.images.addSource(sighting);
+        await recordDicomUids(ctx, hash, dicomUids, now);
         return duplicateResult(base, other);
       }
+      await recordDicomUids(ctx, hash, dicomUids, now);
       return base;
     });
   } catch (err) {
@@ -194,6 +209,20 @@ async function ingestOne(ctx: DataContext, input: IngestInput): Promise<IngestRe
     ctx.platform.logger.error({ err, file }, 'ingest failed unexpectedly');
     return { file, status: 'rejected', error: { code: 'INTERNAL', message: `could not ingest: ${(err as Error)?.message ?? String(err)}` } };
   }
+}
+
+/** The de-identified UIDs of a stored DICOM image, for QIDO-RS (files without them are not listed). */
+async function recordDicomUids(ctx: DataContext, hash: string, uids: AnonymisedDicom['uids'] | null, now: number): Promise<void> {
+  if (!uids?.studyUid || !uids.seriesUid || !uids.sopInstanceUid || !uids.sopClassUid) return;
+  await ctx.dicom.record({
+    hash,
+    studyUid: uids.studyUid,
+    seriesUid: uids.seriesUid,
+    sopInstanceUid: uids.sopInstanceUid,
+    sopClassUid: uids.sopClassUid,
+    modality: uids.modality,
+    receivedAt: now,
+  });
 }
 
 function duplicateResult(base: IngestResult, existing: ImageRecord): IngestResult {

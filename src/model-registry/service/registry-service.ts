@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { z } from 'zod';
 import type { Platform } from '../../core/platform.js';
 import type { Role } from '../../core/auth/index.js';
 import { AppError } from '../../core/errors.js';

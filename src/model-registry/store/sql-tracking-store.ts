@@ -111,6 +111,7 @@ export class SqlTrackingStore implements TrackingStore {
   }
 
   /** Untyped handle for queries whose table aliases are built at run time (search). */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- dynamic table names (search filters) are outside the typed schema
   get #dyn(): Kysely<any> {
     return this.#database.db;
   }
@@ -596,6 +597,7 @@ export class SqlTrackingStore implements TrackingStore {
   }
 }
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- the run search builds joins over dynamic tables
 type RunQuery = SelectQueryBuilder<any, any, any>;
 
 function keyTable(type: 'metric' | 'param' | 'tag'): 'latest_metrics' | 'run_params' | 'run_tags' {
@@ -674,6 +676,7 @@ async function insertMetrics(trx: Transaction<RegistryTables>, experimentId: str
   }
 }
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- any query builder with a where()
 function applyViewType<Q extends { where: (...args: any[]) => Q }>(q: Q, column: string, viewType: ViewType | undefined): Q {
   if (viewType === 'ALL') return q;
   return q.where(column, '=', viewType === 'DELETED_ONLY' ? 'deleted' : 'active');

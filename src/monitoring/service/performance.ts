@@ -25,8 +25,11 @@ export function rollingPerformance(items: readonly Feedback[]): RollingPerforman
   let fn = 0;
   for (const f of items) {
     const predicted = f.probability >= f.threshold;
-    if (f.label === 1) predicted ? tp++ : fn++;
-    else predicted ? fp++ : tn++;
+    if (f.label === 1) {
+      if (predicted) tp++;
+      else fn++;
+    } else if (predicted) fp++;
+    else tn++;
   }
   const positives = tp + fn;
   const negatives = tn + fp;
