@@ -4,6 +4,7 @@ import path from 'node:path';
 import { configSchema, SECRET_SETTINGS, type RawConfig } from './schema.js';
 import { ConfigError } from './errors.js';
 import { loadMonitoringSettings, type MonitoringSettings } from './monitoring.js';
+import { dicomNetworkSettings, type DicomNetworkSettings } from './dicom-network.js';
 
 export { configSchema, SECRET_SETTINGS };
 
@@ -60,6 +61,8 @@ export interface Config {
   readonly projectRoot: string;
   /** The monitoring service's thresholds, schedule and alert channels (XRAY_DRIFT_*, XRAY_ALERT_*, …). */
   readonly monitoring: Readonly<MonitoringSettings>;
+  /** PACS connectivity of the data pipeline: C-STORE SCP, auto-predict destination (XRAY_DIMSE_*, XRAY_DICOM_*). */
+  readonly dicomNetwork: DicomNetworkSettings;
 }
 
 /** Files of the platform's TLS material (absolute paths; read and watched by src/core/http/tls.ts). */
@@ -248,6 +251,7 @@ function fromRaw(raw: RawConfig, monitoring: MonitoringSettings): Config {
     webDir: path.resolve(raw.XRAY_WEB_DIR || path.join(PROJECT_ROOT, 'web', 'dist')),
     projectRoot: PROJECT_ROOT,
     monitoring: Object.freeze(monitoring),
+    dicomNetwork: dicomNetworkSettings(raw),
   });
 }
 

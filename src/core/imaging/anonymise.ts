@@ -23,6 +23,8 @@ export interface AnonymiseOptions {
    * (useful for fairness monitoring). Default false: they are blanked/removed as in the basic profile.
    */
   retainPatientCharacteristics?: boolean;
+  /** Also return the original patient/study context (`original`), in memory only. */
+  keepOriginal?: boolean;
 }
 
 export interface AnonymiseResult {
@@ -36,6 +38,35 @@ export interface AnonymiseResult {
   replacedUids: number;
   /** Things a human should check, e.g. burned-in annotation. */
   warnings: string[];
+  /** The instance's identity after de-identification (replaced UIDs): what the platform may keep. */
+  uids: DicomInstanceUids;
+  /**
+   * The identifying context before de-identification, for a result sent straight back to the
+   * sender (auto-predict): never to be stored or logged. Only with `keepOriginal`.
+   */
+  original?: OriginalDicomContext;
+}
+
+/** Study / series / instance identity of one DICOM instance. */
+export interface DicomInstanceUids {
+  studyUid: string | null;
+  seriesUid: string | null;
+  sopInstanceUid: string | null;
+  sopClassUid: string | null;
+  modality: string | null;
+}
+
+/** The patient and study attributes a result object must repeat to land in the sender's study. */
+export interface OriginalDicomContext extends DicomInstanceUids {
+  patientName: string | null;
+  patientId: string | null;
+  patientBirthDate: string | null;
+  patientSex: string | null;
+  studyDate: string | null;
+  studyTime: string | null;
+  studyId: string | null;
+  accessionNumber: string | null;
+  referringPhysicianName: string | null;
 }
 
 type Action = 'Z' | 'X';
@@ -279,6 +310,7 @@ export function anonymiseDicom(buf: Uint8Array, options: AnonymiseOptions): Anon
   const patientId = firstString(dict['00100020']);
   const patientHash = patientId === null ? null : hashPatientId(options.salt, patientId);
   const burnedIn = firstString(dict['00280301']);
+  const original = options.keepOriginal === true ? originalContext(dict) : undefined;
 
   const ctx: Context = { salt: options.salt, retain: options.retainPatientCharacteristics === true, removed: new Set(), uidCount: 0 };
   clean(meta, ctx);
@@ -309,5 +341,38 @@ export function anonymiseDicom(buf: Uint8Array, options: AnonymiseOptions): Anon
   } catch (err) {
     throw new AppError('UNPROCESSABLE', `Anonymised DICOM could not be written: ${err instanceof Error ? err.message : String(err)}`);
   }
-  return { buffer, patientHash, removedTags: [...ctx.removed].sort(), replacedUids: ctx.uidCount, warnings };
+  return {
+    buffer,
+    patientHash,
+    removedTags: [...ctx.removed].sort(),
+    replacedUids: ctx.uidCount,
+    warnings,
+    uids: instanceUids(dict),
+    ...(original ? { original } : {}),
+  };
+}
+
+function instanceUids(dict: DcmjsDataset): DicomInstanceUids {
+  return {
+    studyUid: firstString(dict['0020000D']),
+    seriesUid: firstString(dict['0020000E']),
+    sopInstanceUid: firstString(dict['00080018']),
+    sopClassUid: firstString(dict['00080016']),
+    modality: firstString(dict['00080060']),
+  };
+}
+
+function originalContext(dict: DcmjsDataset): OriginalDicomContext {
+  return {
+    ...instanceUids(dict),
+    patientName: firstString(dict['00100010']),
+    patientId: firstString(dict['00100020']),
+    patientBirthDate: firstString(dict['00100030']),
+    patientSex: firstString(dict['00100040']),
+    studyDate: firstString(dict['00080020']),
+    studyTime: firstString(dict['00080030']),
+    studyId: firstString(dict['00200010']),
+    accessionNumber: firstString(dict['00080050']),
+    referringPhysicianName: firstString(dict['00080090']),
+  };
 }

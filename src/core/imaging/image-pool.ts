@@ -86,9 +86,12 @@ export class ImagePool {
     return this.#submit<PreprocessedImage>({ kind: 'preprocess', bytes, spec, png: options.png === true });
   }
 
-  /** Checks a DICOM file with the decoder's rules, then de-identifies it (see `anonymiseDicom`). */
-  anonymise(bytes: Uint8Array, salt: string): Promise<AnonymisedDicom> {
-    return this.#submit<AnonymisedDicom>({ kind: 'anonymise', bytes, salt });
+  /**
+   * Checks a DICOM file with the decoder's rules, then de-identifies it (see `anonymiseDicom`).
+   * `keepOriginal` also returns the sender's patient/study context (in memory only: auto-predict).
+   */
+  anonymise(bytes: Uint8Array, salt: string, options: { keepOriginal?: boolean } = {}): Promise<AnonymisedDicom> {
+    return this.#submit<AnonymisedDicom>({ kind: 'anonymise', bytes, salt, keepOriginal: options.keepOriginal === true });
   }
 
   /** Ingest's full decode, statistics, pHash and quality gates (see `analyseImage`). */

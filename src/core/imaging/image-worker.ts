@@ -9,7 +9,7 @@
 import { isAppError } from '../errors.js';
 // Direct module imports (not the imaging index) keep each worker thread's footprint small.
 import { analyseImage, type ImageAnalysis } from './analyse.js';
-import { anonymiseDicom } from './anonymise.js';
+import { anonymiseDicom, type DicomInstanceUids, type OriginalDicomContext } from './anonymise.js';
 import { requireFormat, type ImageFormat } from './decode.js';
 import { readDicomHeader } from './dicom.js';
 import { preprocess, toModelInput, type PreprocessSpec } from './preprocess.js';
@@ -17,7 +17,7 @@ import { imageStats, type ImageStats } from './stats.js';
 
 export type ImageTask =
   | { kind: 'preprocess'; bytes: Uint8Array; spec: PreprocessSpec; png?: boolean }
-  | { kind: 'anonymise'; bytes: Uint8Array; salt: string }
+  | { kind: 'anonymise'; bytes: Uint8Array; salt: string; keepOriginal?: boolean }
   | { kind: 'analyse'; bytes: Uint8Array };
 
 export interface PreprocessedImage {
@@ -37,6 +37,10 @@ export interface AnonymisedDicom {
   bytes: Uint8Array;
   patientHash: string | null;
   warnings: string[];
+  /** Study/series/SOP identity after de-identification. */
+  uids: DicomInstanceUids;
+  /** The sender's patient/study context, only when asked (`keepOriginal`): memory only. */
+  original?: OriginalDicomContext;
 }
 
 export type TaskError = { ok: false; code: string; message: string; details?: unknown };
@@ -60,8 +64,8 @@ function anonymiseTask(task: Extract<ImageTask, { kind: 'anonymise' }>): Anonymi
   // The decoder's parser and rules first: it refuses malformed files in milliseconds, where the
   // de-identifier's parser can spend minutes and gigabytes on them.
   readDicomHeader(task.bytes);
-  const anon = anonymiseDicom(task.bytes, { salt: task.salt });
-  return { bytes: anon.buffer, patientHash: anon.patientHash, warnings: anon.warnings };
+  const anon = anonymiseDicom(task.bytes, { salt: task.salt, keepOriginal: task.keepOriginal === true });
+  return { bytes: anon.buffer, patientHash: anon.patientHash, warnings: anon.warnings, uids: anon.uids, ...(anon.original ? { original: anon.original } : {}) };
 }
 
 export default async function run(task: ImageTask): Promise<ImageTaskResult<PreprocessedImage | AnonymisedDicom | ImageAnalysis>> {

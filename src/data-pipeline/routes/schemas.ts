@@ -216,3 +216,23 @@ export const preprocessQuerySchema = z.object({
   mode: z.enum(['letterbox', 'crop', 'squash']).optional(),
   pad: z.coerce.number().int().min(0).max(255).optional(),
 });
+
+/** A DICOM JSON (PS3.18 Annex F) data set: attributes by 8-hex-digit tag. */
+export const dicomJsonSchema = z
+  .record(z.string(), z.object({ vr: z.string(), Value: z.array(z.any()).optional() }))
+  .describe('DICOM JSON Model (PS3.18 F): attributes by tag');
+
+export const qidoQuerySchema = z.object({
+  limit: z.coerce.number().int().min(1).max(1000).optional().describe('Most results returned (default 100)'),
+  offset: z.coerce.number().int().min(0).max(1_000_000).optional().describe('Results skipped first'),
+  StudyInstanceUID: z.string().max(64).optional(),
+  '0020000D': z.string().max(64).optional(),
+  SeriesInstanceUID: z.string().max(64).optional(),
+  '0020000E': z.string().max(64).optional(),
+  SOPInstanceUID: z.string().max(64).optional(),
+  '00080018': z.string().max(64).optional(),
+  Modality: z.string().max(16).optional(),
+  '00080060': z.string().max(16).optional(),
+  includefield: z.union([z.string(), z.array(z.string())]).optional().describe('Accepted; the attributes returned are fixed'),
+  fuzzymatching: z.string().optional(),
+});

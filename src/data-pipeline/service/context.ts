@@ -6,6 +6,7 @@ import type { Platform } from '../../core/platform.js';
 import { KyselyImageStore, type ImageStore } from '../store/image-store.js';
 import { KyselyVersionStore, type VersionStore } from '../store/version-store.js';
 import { KyselySettingsStore, type SettingsStore } from '../store/settings-store.js';
+import { KyselyDicomInstanceStore, type DicomInstanceStore } from '../store/dicom-store.js';
 import type { DatasetManifest } from './manifest.js';
 
 export const SERVICE_NAME = 'data-pipeline';
@@ -23,6 +24,8 @@ export interface DataContext {
   readonly images: ImageStore;
   readonly versions: VersionStore;
   readonly settings: SettingsStore;
+  /** De-identified study/series/SOP UIDs of stored DICOM images (QIDO-RS). */
+  readonly dicom: DicomInstanceStore;
   /** Where uploaded bytes are parsed, anonymised and decoded: never on the event loop. */
   readonly pool: ImagePool;
   /**
@@ -49,6 +52,7 @@ export function dataContext(platform: Platform): DataContext {
       images: new KyselyImageStore(platform.database),
       versions: new KyselyVersionStore(platform.database),
       settings,
+      dicom: new KyselyDicomInstanceStore(platform.database),
       pool: sharedImagePool(platform),
       ingestListeners: new Set(),
       manifests: new Map(),

@@ -52,9 +52,21 @@ export interface DataSettingsTable {
   value: string;
 }
 
+/** Migration 0101-dicom-instances: de-identified UIDs of stored DICOM images (QIDO-RS). */
+export interface DataDicomInstancesTable {
+  hash: string;
+  study_uid: string;
+  series_uid: string;
+  sop_instance_uid: string;
+  sop_class_uid: string;
+  modality: string | null;
+  received_at: number;
+}
+
 export interface DataPipelineTables {
   data_images: DataImagesTable;
   data_image_sources: DataImageSourcesTable;
   data_versions: DataVersionsTable;
   data_settings: DataSettingsTable;
+  data_dicom_instances: DataDicomInstancesTable;
 }

@@ -2,6 +2,7 @@ import type { Migration } from 'kysely';
 import * as core from './0001-core.js';
 import * as clusterSchedules from './0002-cluster-schedules.js';
 import * as dataPipeline from './0100-data-pipeline.js';
+import * as dicomInstances from './0101-dicom-instances.js';
 import * as training from './0200-training.js';
 import * as modelRegistry from './0300-model-registry.js';
 import * as deployment from './0400-deployment.js';
@@ -17,6 +18,7 @@ export const MIGRATIONS: Record<string, Migration> = {
   '0001-core': core,
   '0002-cluster-schedules': clusterSchedules,
   '0100-data-pipeline': dataPipeline,
+  '0101-dicom-instances': dicomInstances,
   '0200-training': training,
   '0300-model-registry': modelRegistry,
   '0400-deployment': deployment,

@@ -1,0 +1,126 @@
+import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { forwardedCredential } from '../../core/auth/index.js';
+import { AppError } from '../../core/errors.js';
+import { errorEnvelope } from '../../core/http/schemas.js';
+import type { AutoPredictor } from '../service/auto-predict.js';
+import type { DataContext } from '../service/context.js';
+import { parseMultipartRelated, qidoPage, searchInstances, searchSeries, searchStudies, stowInstances, contentTypeParams } from '../service/dicomweb.js';
+import { dicomJsonSchema, qidoQuerySchema } from './schemas.js';
+
+const TAGS = ['dicomweb'];
+const DICOM_JSON = 'application/dicom+json';
+const uidParam = z.string().regex(/^[0-9.]{1,64}$/, 'a DICOM UID (digits and dots, at most 64)');
+const errors = { 400: errorEnvelope, 401: errorEnvelope, 403: errorEnvelope, 413: errorEnvelope, 415: errorEnvelope, 500: errorEnvelope, 503: errorEnvelope };
+
+/**
+ * DICOMweb STOW-RS and QIDO-RS (PS3.18) on the data pipeline. STOW-RS takes
+ * `multipart/related; type="application/dicom"`; each part goes through POST /ingest's path.
+ */
+export function dicomwebRoutes(app: FastifyInstance, ctx: DataContext, autoPredict: AutoPredictor | null): void {
+  const bodyLimit = ctx.platform.config.maxUploadBytes * 8;
+  // Buffered: the parts are split on the boundary here, and each part's bytes are then parsed in the image worker pool.
+  app.addContentTypeParser('multipart/related', { parseAs: 'buffer', bodyLimit }, (_req, body, done) => done(null, body));
+  const r = app.withTypeProvider<ZodTypeProvider>();
+
+  r.post(
+    '/dicomweb/studies',
+    {
+      bodyLimit,
+      config: { role: 'ml-engineer' },
+      schema: {
+        tags: TAGS,
+        summary: 'STOW-RS: store DICOM instances (multipart/related; type="application/dicom")',
+        description:
+          'Each part is one DICOM Part 10 instance and is ingested exactly as POST /ingest would (header rules, de-identification, decode and quality gates in the worker pool; label unlabelled). ' +
+          'The answer is PS3.18 DICOM JSON: ReferencedSOPSequence (0008,1199) for stored instances, FailedSOPSequence (0008,1198) with FailureReason (0008,1197) for refused ones; ' +
+          `200 all stored, 202 some refused, 409 none stored. At most ${Math.round(bodyLimit / 1048576)} MiB per request. With auto-predict on, stored instances are predicted and the result sent to the configured destination.`,
+        consumes: ['multipart/related'],
+        body: z.any().describe('multipart/related; type="application/dicom"; boundary=…'),
+        response: { 200: dicomJsonSchema, 202: dicomJsonSchema, 409: dicomJsonSchema, ...errors },
+      },
+    },
+    async (req, reply) => {
+      const contentType = req.headers['content-type'] ?? '';
+      const { mediaType, params } = contentTypeParams(contentType);
+      if (mediaType !== 'multipart/related') {
+        throw new AppError('UNSUPPORTED_MEDIA_TYPE', 'STOW-RS takes multipart/related; type="application/dicom"; boundary=…');
+      }
+      const type = (params.type ?? 'application/dicom').toLowerCase();
+      if (type !== 'application/dicom') {
+        throw new AppError('UNSUPPORTED_MEDIA_TYPE', `only type="application/dicom" parts are accepted (got type="${type.slice(0, 60)}"; DICOM JSON/XML with bulk data is not supported)`);
+      }
+      if (!Buffer.isBuffer(req.body)) throw new AppError('BAD_REQUEST', 'the multipart/related body is missing');
+      const parts = parseMultipartRelated(req.body, contentType);
+      const outcome = await stowInstances(ctx, parts, { actor: req.principal.name, requestId: req.id, defaultType: type, keepOriginal: true });
+      if (autoPredict) {
+        for (const a of outcome.arrivals) autoPredict.submit(a, { channel: 'stow-rs', actor: req.principal.name, requestId: req.id, authorization: forwardedCredential(req) });
+      }
+      void reply.status(outcome.status).type(DICOM_JSON);
+      return outcome.body;
+    },
+  );
+
+  const pick = (q: z.infer<typeof qidoQuerySchema>, keyword: keyof typeof q, tag: keyof typeof q): string | undefined => {
+    const v = (q[keyword] ?? q[tag]) as string | undefined;
+    return v && v !== '*' ? v : undefined;
+  };
+
+  r.get(
+    '/dicomweb/studies',
+    {
+      config: { role: 'viewer' },
+      schema: {
+        tags: TAGS,
+        summary: 'QIDO-RS: studies the platform holds (de-identified UIDs)',
+        description: 'Study Instance UID (as stored: de-identified), Modalities in Study, Number of Study Related Series / Instances. Matching on StudyInstanceUID; limit/offset paging.',
+        querystring: qidoQuerySchema,
+        produces: [DICOM_JSON],
+        response: { 200: z.array(dicomJsonSchema), ...errors },
+      },
+    },
+    async (req, reply) => {
+      void reply.type(DICOM_JSON);
+      return searchStudies(ctx, { studyUid: pick(req.query, 'StudyInstanceUID', '0020000D') }, qidoPage(req.query));
+    },
+  );
+
+  r.get(
+    '/dicomweb/studies/:study/series',
+    {
+      config: { role: 'viewer' },
+      schema: {
+        tags: TAGS,
+        summary: 'QIDO-RS: series of a study',
+        querystring: qidoQuerySchema,
+        params: z.object({ study: uidParam }),
+        produces: [DICOM_JSON],
+        response: { 200: z.array(dicomJsonSchema), ...errors },
+      },
+    },
+    async (req, reply) => {
+      void reply.type(DICOM_JSON);
+      return searchSeries(ctx, req.params.study, { seriesUid: pick(req.query, 'SeriesInstanceUID', '0020000E'), modality: pick(req.query, 'Modality', '00080060') }, qidoPage(req.query));
+    },
+  );
+
+  r.get(
+    '/dicomweb/studies/:study/series/:series/instances',
+    {
+      config: { role: 'viewer' },
+      schema: {
+        tags: TAGS,
+        summary: 'QIDO-RS: instances of a series',
+        querystring: qidoQuerySchema,
+        params: z.object({ study: uidParam, series: uidParam }),
+        produces: [DICOM_JSON],
+        response: { 200: z.array(dicomJsonSchema), ...errors },
+      },
+    },
+    async (req, reply) => {
+      void reply.type(DICOM_JSON);
+      return searchInstances(ctx, req.params.study, req.params.series, { sopInstanceUid: pick(req.query, 'SOPInstanceUID', '00080018') }, qidoPage(req.query));
+    },
+  );
+}
