@@ -9,6 +9,7 @@ import { registerModels } from './commands/models.js';
 import { registerTrain } from './commands/train.js';
 import { registerEvaluate } from './commands/evaluate.js';
 import { registerBackup } from './commands/backup.js';
+import { registerObjects } from './commands/objects.js';
 
 const program = new Command();
 program.name('xray').description('xray-mlops: chest X-ray pneumonia MLOps platform').showHelpAfterError();
@@ -16,6 +17,7 @@ program.name('xray').description('xray-mlops: chest X-ray pneumonia MLOps platfo
 registerServe(program);
 registerKeys(program);
 registerBackup(program);
+registerObjects(program);
 registerData(program);
 registerAudit(program);
 registerModels(program);

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { pino, type Logger } from 'pino';
 import type { Config } from './config/index.js';
 import { openDatabase, type Database } from './db/index.js';
-import { openObjectStore, type ObjectStore } from './objects/index.js';
+import { objectStoreSettings, openObjectStore, type ObjectStore } from './objects/index.js';
 import { openCache, type Cache } from './cache/index.js';
 import { openQueue, type JobQueue } from './queue/index.js';
 import { openEventBus, type EventBus } from './events/index.js';
@@ -71,13 +71,7 @@ export async function openPlatform(config: Config, overrides: PlatformOverrides 
     if (!overrides.database) opened.push(database);
     const objects =
       overrides.objects ??
-      (await openObjectStore(config.objectStoreUrl, {
-        endpoint: config.s3.endpoint || undefined,
-        region: config.s3.region,
-        accessKeyId: config.s3.accessKeyId || undefined,
-        secretAccessKey: config.s3.secretAccessKey || undefined,
-        forcePathStyle: config.s3.forcePathStyle,
-      }));
+      (await openObjectStore(config.objectStoreUrl, objectStoreSettings(config)));
     if (!overrides.objects) opened.push(objects);
     const cache = overrides.cache ?? (await openCache(config.cacheUrl, { maxEntries: config.cacheMaxEntries }));
     if (!overrides.cache) opened.push(cache);

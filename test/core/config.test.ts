@@ -74,3 +74,12 @@ test('every secret setting can come from a <NAME>_FILE (Kubernetes secret, Vault
     h.cleanup();
   }
 });
+
+test('encryption at rest settings: S3 SSE values, a KMS key only with aws:kms, an existing object key file', () => {
+  const c = loadConfig({ XRAY_S3_SSE: 'aws:kms', XRAY_S3_SSE_KMS_KEY_ID: 'alias/xray' });
+  assert.equal(c.s3.sse, 'aws:kms');
+  assert.equal(c.s3.sseKmsKeyId, 'alias/xray');
+  assert.throws(() => loadConfig({ XRAY_S3_SSE: 'DES' }), (e: unknown) => e instanceof ConfigError && /XRAY_S3_SSE/.test(e.message));
+  assert.throws(() => loadConfig({ XRAY_S3_SSE: 'AES256', XRAY_S3_SSE_KMS_KEY_ID: 'k' }), (e: unknown) => e instanceof ConfigError && /needs XRAY_S3_SSE=aws:kms/.test(e.message));
+  assert.throws(() => loadConfig({ XRAY_OBJECT_KEY_FILE: '/nonexistent/key' }), (e: unknown) => e instanceof ConfigError && /XRAY_OBJECT_KEY_FILE/.test(e.message));
+});

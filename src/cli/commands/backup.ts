@@ -4,16 +4,11 @@ import { AuditLog } from '../../core/audit/index.js';
 import { backupKey, createBackup, listBackups, pruneBackups, restoreBackup, verifyBackup, type Progress } from '../../core/backup/index.js';
 import { loadConfig, type Config } from '../../core/config/index.js';
 import { openDatabase } from '../../core/db/index.js';
-import { openObjectStore, type ObjectStore } from '../../core/objects/index.js';
+import { objectStoreSettings, openObjectStore, type ObjectStore } from '../../core/objects/index.js';
 
+/** S3 credentials and encryption at rest: backup targets are encrypted like the store itself. */
 function s3Of(config: Config) {
-  return {
-    endpoint: config.s3.endpoint || undefined,
-    region: config.s3.region,
-    accessKeyId: config.s3.accessKeyId || undefined,
-    secretAccessKey: config.s3.secretAccessKey || undefined,
-    forcePathStyle: config.s3.forcePathStyle,
-  };
+  return objectStoreSettings(config);
 }
 
 /** Where backups go by default: beside the data, for a first try; production points --to at another site. */

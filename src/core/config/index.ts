@@ -18,7 +18,18 @@ export interface Config {
   readonly serviceUrls: Readonly<Record<ServiceName, string>>;
   readonly databaseUrl: string;
   readonly objectStoreUrl: string;
-  readonly s3: { readonly endpoint: string; readonly region: string; readonly accessKeyId: string; readonly secretAccessKey: string; readonly forcePathStyle: boolean };
+  readonly s3: {
+    readonly endpoint: string;
+    readonly region: string;
+    readonly accessKeyId: string;
+    readonly secretAccessKey: string;
+    readonly forcePathStyle: boolean;
+    /** Server-side encryption on every write ('' = bucket default). */
+    readonly sse: '' | 'AES256' | 'aws:kms';
+    readonly sseKmsKeyId: string;
+  };
+  /** Master key file of the filesystem store's envelope encryption ('' = not encrypted). */
+  readonly objectKeyFile: string;
   readonly cacheUrl: string;
   readonly cacheMaxEntries: number;
   readonly queueUrl: string;
@@ -204,6 +215,8 @@ function fromRaw(raw: RawConfig, monitoring: MonitoringSettings): Config {
     throw new ConfigError('XRAY_SERVICE_TOKEN_SECRET must be at least 32 characters (e.g. openssl rand -base64 48)');
   }
   const tls = tlsSettings(raw);
+  if (raw.XRAY_S3_SSE_KMS_KEY_ID && raw.XRAY_S3_SSE !== 'aws:kms') throw new ConfigError('XRAY_S3_SSE_KMS_KEY_ID needs XRAY_S3_SSE=aws:kms');
+  if (raw.XRAY_OBJECT_KEY_FILE && !existsSync(raw.XRAY_OBJECT_KEY_FILE)) throw new ConfigError(`XRAY_OBJECT_KEY_FILE: file '${raw.XRAY_OBJECT_KEY_FILE}' does not exist`);
   const eventsUrl =
     raw.XRAY_EVENTS_URL ||
     (raw.XRAY_QUEUE_URL.startsWith('redis') ? raw.XRAY_QUEUE_URL : raw.XRAY_CACHE_URL.startsWith('redis') ? raw.XRAY_CACHE_URL : 'memory:');
@@ -220,7 +233,10 @@ function fromRaw(raw: RawConfig, monitoring: MonitoringSettings): Config {
       accessKeyId: raw.XRAY_S3_ACCESS_KEY_ID,
       secretAccessKey: raw.XRAY_S3_SECRET_ACCESS_KEY,
       forcePathStyle: raw.XRAY_S3_FORCE_PATH_STYLE,
+      sse: raw.XRAY_S3_SSE,
+      sseKmsKeyId: raw.XRAY_S3_SSE_KMS_KEY_ID,
     }),
+    objectKeyFile: raw.XRAY_OBJECT_KEY_FILE ? path.resolve(raw.XRAY_OBJECT_KEY_FILE) : '',
     cacheUrl: raw.XRAY_CACHE_URL,
     cacheMaxEntries: raw.XRAY_CACHE_MAX_ENTRIES,
     queueUrl: raw.XRAY_QUEUE_URL,

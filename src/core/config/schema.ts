@@ -26,6 +26,9 @@ export const configSchema = z.object({
   XRAY_S3_ACCESS_KEY_ID: z.string().default('').describe('S3 access key (empty = the AWS default credential chain).'),
   XRAY_S3_SECRET_ACCESS_KEY: z.string().default('').describe('S3 secret key.'),
   XRAY_S3_FORCE_PATH_STYLE: onOff.default(true).describe('Use path-style S3 URLs (needed by MinIO).'),
+  XRAY_S3_SSE: z.enum(['', 'AES256', 'aws:kms']).default('').describe('S3 server-side encryption requested on every write: AES256 (SSE-S3) or aws:kms (SSE-KMS). Empty = the bucket default.'),
+  XRAY_S3_SSE_KMS_KEY_ID: z.string().default('').describe('KMS key id or ARN for XRAY_S3_SSE=aws:kms (empty = the account default aws/s3 key).'),
+  XRAY_OBJECT_KEY_FILE: z.string().default('').describe('Filesystem object store: encrypt every object at rest (AES-256-GCM, a data key per object wrapped by a master key). The file holds master keys, one per line (openssl rand -base64 32): the first is current, later ones only decrypt older objects; rotate with xray objects reencrypt.'),
   XRAY_CACHE_URL: z.string().default('memory:').describe('Cache: memory: (in-process LRU) or redis://host:6379/0.'),
   XRAY_CACHE_MAX_ENTRIES: z.coerce.number().int().positive().default(10000).describe('Entry limit of the in-memory cache.'),
   XRAY_QUEUE_URL: z.string().default('local:').describe('Job queue: local: (in-process, persisted in the relational store) or redis://host:6379/0 (BullMQ).'),
@@ -91,6 +94,7 @@ export const SECRET_SETTINGS = [
   'XRAY_ADMIN_KEY',
   'XRAY_SERVICE_TOKEN_SECRET',
   'XRAY_BACKUP_KEY',
+  'XRAY_DICOM_AUTOPREDICT_KEY',
   'XRAY_ALERT_WEBHOOK_URL',
   'XRAY_ALERT_SMTP_URL',
 ] as const;

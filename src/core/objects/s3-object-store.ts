@@ -13,6 +13,10 @@ export interface S3ObjectStoreOptions {
   forcePathStyle?: boolean;
   /** Create the bucket at first use when missing (MinIO/s3rver convenience). */
   createBucket?: boolean;
+  /** Server-side encryption requested on every PutObject (and the copy behind touch). */
+  sse?: 'AES256' | 'aws:kms';
+  /** KMS key for 'aws:kms' (empty = the account's default aws/s3 key). */
+  sseKmsKeyId?: string;
 }
 
 type S3Module = typeof import('@aws-sdk/client-s3');
@@ -52,6 +56,13 @@ export class S3ObjectStore implements ObjectStore {
     return this.#ready;
   }
 
+  /** The server-side encryption parameters of a write. */
+  #sse(): { ServerSideEncryption?: 'AES256' | 'aws:kms'; SSEKMSKeyId?: string } {
+    const o = this.#opts;
+    if (!o.sse) return {};
+    return o.sse === 'aws:kms' && o.sseKmsKeyId ? { ServerSideEncryption: o.sse, SSEKMSKeyId: o.sseKmsKeyId } : { ServerSideEncryption: o.sse };
+  }
+
   #full(key: string): string {
     validateKey(key);
     return this.#opts.prefix ? `${this.#opts.prefix}/${key}` : key;
@@ -63,7 +74,7 @@ export class S3ObjectStore implements ObjectStore {
 
   async put(key: string, data: Buffer | Uint8Array | string, contentType?: string): Promise<void> {
     const { client, s3 } = await this.#init();
-    await client.send(new s3.PutObjectCommand({ Bucket: this.#opts.bucket, Key: this.#full(key), Body: data, ContentType: contentType }));
+    await client.send(new s3.PutObjectCommand({ Bucket: this.#opts.bucket, Key: this.#full(key), Body: data, ContentType: contentType, ...this.#sse() }));
   }
 
   async putStream(key: string, body: Readable, contentType?: string): Promise<number> {
@@ -131,6 +142,7 @@ export class S3ObjectStore implements ObjectStore {
         CopySource: `${this.#opts.bucket}/${full.split('/').map(encodeURIComponent).join('/')}`,
         MetadataDirective: 'REPLACE',
         ContentType: before.ContentType,
+        ...this.#sse(),
       }),
     );
     const after = await head();
