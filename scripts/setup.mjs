@@ -21,10 +21,12 @@ const log = (msg) => console.error(`[setup] ${msg}`);
 const TRAINER_PACKAGES = ['python3-torch', 'python3-torchvision', 'python3-optuna', 'python3-onnx', 'python3-pytest', 'python3-pil'];
 // Debian package → a binary it installs. dcmtk, libgdcm-tools and openjph-tools are the real DICOM
 // encoders the codec tests make their compressed fixtures with (JPEG, JPEG Lossless, JPEG-LS, RLE;
-// JPEG 2000; HTJ2K).
+// JPEG 2000; HTJ2K). orthanc + orthanc-dicomweb, dcmtk's echoscu/storescu/img2dcm and dicom3tools'
+// dciodvfy are the real PACS peers of the DICOMweb / C-STORE tests (test/data-pipeline/pacs-peers.test.ts).
 const TEST_PACKAGES = {
   chromium: '/usr/bin/chromium', prometheus: '/usr/bin/promtool', dcmtk: '/usr/bin/dcmcjpls', 'libgdcm-tools': '/usr/bin/gdcmconv',
   'openjph-tools': '/usr/bin/ojph_compress',
+  orthanc: '/usr/sbin/Orthanc', 'orthanc-dicomweb': '/usr/share/orthanc/plugins/libOrthancDicomWeb.so', dicom3tools: '/usr/bin/dciodvfy',
 };
 
 function sha(file) {
@@ -85,7 +87,7 @@ function ensureTestTools() {
     log(`installing test tools: ${missing.join(' ')}`);
     aptInstall(missing);
   } else {
-    log(`browser, alert-rule and DICOM codec tests need: sudo apt-get install -y ${missing.join(' ')} (they skip until then)`);
+    log(`browser, alert-rule, DICOM codec and PACS tests need: sudo apt-get install -y ${missing.join(' ')} (they skip until then)`);
   }
 }
 
