@@ -12,7 +12,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { renderChestXray } from '../../src/core/imaging/synthetic.js';
 import { loadModel, startDeployment, type Harness } from '../deployment/helpers.js';
 import { anyFileContains, openPipeline, storedImageObjects, type Pipeline } from './helpers.js';
@@ -112,7 +112,7 @@ function dciodvfyErrors(bytes: Uint8Array, dir: string, name: string): string[] 
 }
 
 /** Logs of a pipeline, captured to check that no identifier is ever logged. */
-function captureLogs(): { logger: ReturnType<typeof pino>; text: () => string } {
+function captureLogs(): { logger: Logger; text: () => string } {
   const lines: string[] = [];
   const stream = new Writable({
     write(chunk, _e, cb) {
@@ -120,7 +120,7 @@ function captureLogs(): { logger: ReturnType<typeof pino>; text: () => string } 
       cb();
     },
   });
-  return { logger: pino({ level: 'debug' }, stream), text: () => lines.join('') };
+  return { logger: pino({ level: 'debug' }, stream) as unknown as Logger, text: () => lines.join('') };
 }
 
 if (ciMissing) {
