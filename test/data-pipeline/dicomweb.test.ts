@@ -1,6 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { makeDicom } from '../../src/core/imaging/dicom-writer.js';
+import { ConfigError, testConfig } from '../../src/core/config/index.js';
 import { anyFileContains, form, openPipeline, storedImageObjects, type Pipeline } from './helpers.js';
 import { chestDicom, related, uidsOf } from './pacs-helpers.js';
 
@@ -125,7 +126,7 @@ describe('DICOMweb STOW-RS and QIDO-RS on the data pipeline', () => {
     assert.equal(typeof bad.json().error.code, 'string');
   });
 
-  test('STOW-RS and C-STORE arrivals are audited per file and per request', async () => {
+  test('STOW-RS arrivals are audited per file and per request, without identifiers', async () => {
     await p.platform.audit.flush();
     const rows = await p.platform.database.db.selectFrom('audit_log').selectAll().execute();
     const stow = rows.filter((r: any) => r.action === 'dicom.stow');
@@ -160,5 +161,25 @@ describe('DICOMweb with XRAY_AUTH=on', () => {
     const q = await p.app.inject({ method: 'GET', url: '/dicomweb/studies', headers: { authorization: `Bearer ${viewer.key}` } });
     assert.equal(q.statusCode, 200);
     assert.equal(q.json().length, 1);
+  });
+});
+
+describe('PACS configuration', () => {
+  test('destinations parse as STOW-RS URL or AE@host:port; bad values stop the start naming the variable', () => {
+    const stow = testConfig('/tmp/x', { XRAY_DICOM_AUTOPREDICT_MODEL: 'pneumonia', XRAY_DICOM_RESULT_DESTINATION: 'http://pacs:8042/dicom-web/' }).dicomNetwork;
+    assert.deepEqual(stow.resultDestination, { kind: 'stow', url: 'http://pacs:8042/dicom-web/studies' });
+    const cstore = testConfig('/tmp/x', { XRAY_DICOM_RESULT_DESTINATION: 'ORTHANC@10.0.0.5:4242', XRAY_DIMSE_PORT: '11112', XRAY_DIMSE_ALLOWED_AES: 'A, B' }).dicomNetwork;
+    assert.deepEqual(cstore.resultDestination, { kind: 'c-store', aeTitle: 'ORTHANC', host: '10.0.0.5', port: 4242 });
+    assert.equal(cstore.dimsePort, 11112);
+    assert.deepEqual(cstore.allowedCallingAes, ['A', 'B']);
+    assert.equal(testConfig('/tmp/x').dicomNetwork.dimsePort, 0, 'the SCP is off by default');
+    for (const [env, pattern] of [
+      [{ XRAY_DICOM_RESULT_DESTINATION: 'pacs:4242' }, /XRAY_DICOM_RESULT_DESTINATION/],
+      [{ XRAY_DICOM_RESULT_DESTINATION: 'AE@host:70000' }, /XRAY_DICOM_RESULT_DESTINATION/],
+      [{ XRAY_DICOM_AUTOPREDICT_MODEL: 'pneumonia' }, /XRAY_DICOM_RESULT_DESTINATION/],
+      [{ XRAY_DIMSE_AE_TITLE: 'A_TITLE_FAR_TOO_LONG' }, /XRAY_DIMSE_AE_TITLE/],
+    ] as const) {
+      assert.throws(() => testConfig('/tmp/x', env as Record<string, string>), (err: unknown) => err instanceof ConfigError && pattern.test((err as Error).message));
+    }
   });
 });
