@@ -27,6 +27,11 @@ const TEST_PACKAGES = {
   chromium: '/usr/bin/chromium', prometheus: '/usr/bin/promtool', dcmtk: '/usr/bin/dcmcjpls', 'libgdcm-tools': '/usr/bin/gdcmconv',
   'openjph-tools': '/usr/bin/ojph_compress',
   orthanc: '/usr/sbin/Orthanc', 'orthanc-dicomweb': '/usr/share/orthanc/plugins/libOrthancDicomWeb.so', dicom3tools: '/usr/bin/dciodvfy',
+  // deploy/ checks (test/deploy/artifacts.test.ts): amtool, NGINX with njs for the gateway config, and
+  // kubectl for `kubectl kustomize` — only when no kubectl is on the machine (Debian's 1.20 embeds
+  // kustomize v2, too old for deploy/kubernetes: the test says so rather than pass).
+  'prometheus-alertmanager': '/usr/bin/amtool', nginx: '/usr/sbin/nginx', 'libnginx-mod-http-js': '/usr/lib/nginx/modules/ngx_http_js_module.so',
+  ...(spawnSync('kubectl', ['version', '--client'], { stdio: 'ignore' }).error ? { 'kubernetes-client': '/usr/bin/kubectl' } : {}),
 };
 
 function sha(file) {
@@ -87,7 +92,7 @@ function ensureTestTools() {
     log(`installing test tools: ${missing.join(' ')}`);
     aptInstall(missing);
   } else {
-    log(`browser, alert-rule, DICOM codec and PACS tests need: sudo apt-get install -y ${missing.join(' ')} (they skip until then)`);
+    log(`browser, alert-rule, DICOM codec, PACS and deploy tests need: sudo apt-get install -y ${missing.join(' ')} (they skip until then)`);
   }
 }
 
