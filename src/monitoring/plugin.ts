@@ -7,6 +7,7 @@ import { alertRoutes } from './routes/alerts.js';
 import { auditRoutes } from './routes/audit.js';
 import { explainRoutes } from './routes/explain.js';
 import { timelineRoutes } from './routes/timeline.js';
+import { keyRoutes } from '../core/auth/key-routes.js';
 
 /**
  * Monitoring service: model-level metrics on /metrics, prediction traffic over time, drift
@@ -20,6 +21,8 @@ const plugin: FastifyPluginAsync<ServicePluginOptions> = async (app, { platform 
   feedbackRoutes(app, ctx);
   alertRoutes(app, ctx);
   auditRoutes(app, platform.audit);
+  // API keys are managed next to the audit trail that records every change to them.
+  keyRoutes(app, platform.keys, platform.audit);
   explainRoutes(app, ctx.explain);
   timelineRoutes(app, ctx.predictions);
 };

@@ -1,10 +1,10 @@
 /**
- * The CLI: `xray audit verify` on the database directly (intact chain → 0; a row edited in SQL →
- * 1 naming it), and `xray drift detect` / `xray audit list` through the gateway.
+ * The CLI through the API only: `xray audit verify` and `xray keys …` call the platform at XRAY_URL
+ * with the caller's key (never a local database), and `xray drift detect` / `xray audit list`.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
@@ -12,21 +12,23 @@ import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { sql } from 'kysely';
 import { testConfig } from '../../src/core/config/index.js';
-import { openDatabase } from '../../src/core/db/index.js';
-import { openPlatform } from '../../src/core/platform.js';
-import { verifyAuditChain } from '../../src/cli/commands/audit.js';
+import { startPlatform, type RunningPlatform } from '../../src/main.js';
 import { buildGatewayApp } from '../../src/gateway/app.js';
 import { embeddings, insertPredictions, labelsWithRate, predictionRecords, probabilities, Rng, startMonitoring } from './helpers.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const run = promisify(execFile);
+const ADMIN = 'xk_admin_key_for_the_cli_test_0123456789';
 
 let home: string;
-const env = (): NodeJS.ProcessEnv => ({ PATH: process.env.PATH, HOME: process.env.HOME, XRAY_HOME: home, XRAY_LOG_LEVEL: 'silent' });
+/** The CLI's XRAY_HOME: empty, so any local database it opened would appear here. */
+let elsewhere: string;
+let running: RunningPlatform;
+const env = (): NodeJS.ProcessEnv => ({ PATH: process.env.PATH, HOME: process.env.HOME, XRAY_HOME: elsewhere, XRAY_LOG_LEVEL: 'silent', XRAY_URL: running.urls.gateway });
 
 async function cli(args: string[], extraEnv: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', 'src/cli/index.ts', ...args], { cwd: ROOT, env: { ...env(), ...extraEnv } });
+    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli/index.ts'), ...args], { cwd: ROOT, env: { ...env(), ...extraEnv } });
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code: number; stdout: string; stderr: string };
@@ -34,43 +36,93 @@ async function cli(args: string[], extraEnv: NodeJS.ProcessEnv = {}): Promise<{ 
   }
 }
 
+async function status(key: string): Promise<number> {
+  return (await fetch(`${running.urls.gateway}/api/monitoring/alerts`, { headers: { authorization: `Bearer ${key}` } })).status;
+}
+
 before(async () => {
   home = mkdtempSync(path.join(tmpdir(), 'xray-audit-cli-'));
-  const platform = await openPlatform(testConfig(home));
-  for (let i = 1; i <= 5; i++) platform.audit.record({ actor: 'alice', action: 'model.promote', resource: `model/pneumonia/${i}`, service: 'model-registry', details: { to: 'Production' } });
-  await platform.close();
+  elsewhere = mkdtempSync(path.join(tmpdir(), 'xray-cli-cwd-'));
+  running = await startPlatform({
+    config: testConfig(home, { XRAY_AUTH: 'on', XRAY_ADMIN_KEY: ADMIN, XRAY_WEB_DIR: path.join(home, 'no-web') }),
+    services: ['monitoring'],
+    gateway: true,
+    randomPorts: true,
+  });
 });
 
-after(() => rmSync(home, { recursive: true, force: true }));
-
-test('an intact chain: exit 0, "chain intact (N records)"', async () => {
-  const r = await cli(['audit', 'verify']);
-  assert.equal(r.code, 0, r.stderr);
-  assert.equal(r.stdout.trim(), 'chain intact (5 records)');
+after(async () => {
+  await running.close();
+  rmSync(home, { recursive: true, force: true });
+  rmSync(elsewhere, { recursive: true, force: true });
 });
 
-test('an empty or wrong database is not "intact": exit 1, saying nothing was verified', async () => {
-  const empty = mkdtempSync(path.join(tmpdir(), 'xray-audit-empty-'));
-  try {
-    const r = await cli(['audit', 'verify'], { XRAY_HOME: empty });
-    assert.equal(r.code, 1);
-    assert.match(r.stdout, /nothing verified: no audit records in sqlite:.*is XRAY_HOME \/ XRAY_DATABASE_URL this platform's\?/);
-  } finally {
-    rmSync(empty, { recursive: true, force: true });
-  }
-});
+describe('audit verify and keys through the API', () => {
+  test('an empty trail is not "intact"; without a key the command is refused', async () => {
+    const empty = await cli(['audit', 'verify'], { XRAY_API_KEY: ADMIN });
+    assert.equal(empty.code, 1, empty.stderr);
+    assert.match(empty.stdout, /nothing verified: the audit trail at http:\/\/127\.0\.0\.1:\d+ has no records/);
+    const anonymous = await cli(['audit', 'verify']);
+    assert.equal(anonymous.code, 1);
+    assert.match(anonymous.stderr, /an API key is required/);
+  });
 
-test('a record altered in the database: exit 1 naming the first broken record', async () => {
-  const database = await openDatabase(testConfig(home).databaseUrl);
-  await sql`update audit_log set details = ${'{"to":"Archived"}'} where seq = 3`.execute(database.db);
-  await database.close();
-  const r = await cli(['audit', 'verify']);
-  assert.equal(r.code, 1);
-  assert.match(r.stdout, /chain broken at record 3: record content does not match its hash \(2 records before it verified\)/);
+  test('keys: create (with expiry), use (last used), list, rotate, revoke — every change audited under the caller', async () => {
+    const created = await cli(['keys', 'create', '--name', 'pacs-bridge', '--role', 'viewer', '--expires-in-days', '30'], { XRAY_API_KEY: ADMIN });
+    assert.equal(created.code, 0, created.stderr);
+    const key = JSON.parse(created.stdout) as { id: string; key: string; expires_at: number; status: string };
+    assert.match(key.key, /^xk_/);
+    assert.equal(key.status, 'active');
+    assert.ok(Math.abs(key.expires_at - (Date.now() + 30 * 86400_000)) < 60_000);
+    assert.equal(await status(key.key), 200, 'the key works against the platform the CLI named');
 
-  const lines: string[] = [];
-  assert.equal(await verifyAuditChain(env(), (l) => lines.push(l)), 1);
-  assert.match(lines[0]!, /record 3/);
+    const listed = await cli(['keys', 'list', '--json'], { XRAY_API_KEY: ADMIN });
+    const mine = (JSON.parse(listed.stdout) as { id: string; last_used_at: number | null }[]).find((k) => k.id === key.id)!;
+    assert.ok(mine.last_used_at && Date.now() - mine.last_used_at < 60_000, 'last use recorded');
+
+    const viewerTries = await cli(['keys', 'list'], { XRAY_API_KEY: key.key });
+    assert.equal(viewerTries.code, 1);
+    assert.match(viewerTries.stderr, /role 'viewer' may not do this/);
+
+    const rotated = await cli(['keys', 'rotate', key.id], { XRAY_API_KEY: ADMIN });
+    assert.equal(rotated.code, 0, rotated.stderr);
+    const next = JSON.parse(rotated.stdout) as { id: string; key: string; previous: { status: string } };
+    assert.equal(next.previous.status, 'revoked');
+    assert.equal(await status(key.key), 401, 'the rotated-out key is refused');
+    assert.equal(await status(next.key), 200);
+
+    const graceful = JSON.parse((await cli(['keys', 'rotate', next.id, '--grace-seconds', '3600'], { XRAY_API_KEY: ADMIN })).stdout) as { id: string; key: string; previous: { status: string } };
+    assert.equal(graceful.previous.status, 'rotating');
+    assert.equal(await status(next.key), 200, 'the old key works during the grace period');
+
+    assert.equal((await cli(['keys', 'revoke', graceful.id], { XRAY_API_KEY: ADMIN })).code, 0);
+    assert.equal(await status(graceful.key), 401);
+    const unknown = await cli(['keys', 'revoke', 'no-such-key'], { XRAY_API_KEY: ADMIN });
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.stderr, /does not exist/);
+
+    // An expired key is refused.
+    const short = await running.platform.keys.create('short-lived', 'viewer', { expiresAt: Date.now() + 150 });
+    assert.equal(await status(short.key), 200);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(await status(short.key), 401);
+
+    await running.platform.audit.flush();
+    const changes = await running.platform.audit.query({ resource: `key:${key.id}` });
+    assert.deepEqual(changes.items.map((r) => [r.action, r.actor]).sort(), [['key.create', 'bootstrap-admin'], ['key.rotate', 'bootstrap-admin']]);
+    assert.deepEqual(readdirSync(elsewhere), [], 'the CLI opened no local database');
+  });
+
+  test('an intact chain: exit 0; a record altered in the database: exit 1 naming it', async () => {
+    const ok = await cli(['audit', 'verify'], { XRAY_API_KEY: ADMIN });
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.match(ok.stdout.trim(), /^chain intact \(\d+ records\)$/);
+    await sql`update audit_log set details = ${'{"to":"Archived"}'} where seq = 2`.execute(running.platform.database.db);
+    const broken = await cli(['audit', 'verify'], { XRAY_API_KEY: ADMIN });
+    assert.equal(broken.code, 1);
+    assert.match(broken.stdout, /chain broken at record 2: record content does not match its hash \(1 records before it verified\)/);
+    assert.equal(existsSync(path.join(elsewhere, 'xray.db')), false);
+  });
 });
 
 describe('commands through the gateway', () => {

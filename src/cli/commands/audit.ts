@@ -1,32 +1,25 @@
 import type { Command } from 'commander';
-import { loadConfig } from '../../core/config/index.js';
-import { openDatabase } from '../../core/db/index.js';
-import { AuditLog } from '../../core/audit/index.js';
 import { ServiceClient } from '../client.js';
 
 /**
- * Checks the audit chain straight in the database (works with the platform stopped).
- * @returns the process exit code: 0 intact, 1 broken.
+ * Checks the audit chain through the API (XRAY_URL, with the caller's admin key XRAY_API_KEY):
+ * the monitoring service walks the platform's own trail — no local database is opened, so the
+ * answer is about the platform the URL names.
+ * @returns the process exit code: 0 intact, 1 broken or nothing verified.
  */
-export async function verifyAuditChain(env: NodeJS.ProcessEnv = process.env, out: (line: string) => void = console.log): Promise<number> {
-  const config = loadConfig(env);
-  const database = await openDatabase(config.databaseUrl);
-  try {
-    const result = await new AuditLog(database).verify();
-    if (result.ok && result.checked === 0) {
-      // A check that passes on nothing is no check: most likely the wrong XRAY_HOME or database.
-      out(`nothing verified: no audit records in ${config.databaseUrl.startsWith('sqlite:') ? config.databaseUrl : 'the configured database'} — is XRAY_HOME / XRAY_DATABASE_URL this platform's?`);
-      return 1;
-    }
-    if (result.ok) {
-      out(`chain intact (${result.checked} records)`);
-      return 0;
-    }
-    out(`chain broken at record ${result.firstBrokenSeq}: ${result.reason} (${result.checked} records before it verified)`);
+export async function verifyAuditChain(client: ServiceClient = new ServiceClient('monitoring'), out: (line: string) => void = console.log): Promise<number> {
+  const result = await client.get<{ ok: boolean; checked: number; first_broken_seq?: number; reason?: string }>('/audit/verify');
+  if (result.ok && result.checked === 0) {
+    // A check that passes on nothing is no check: most likely the wrong platform.
+    out(`nothing verified: the audit trail at ${client.baseUrl} has no records — is XRAY_URL this platform's?`);
     return 1;
-  } finally {
-    await database.close();
   }
+  if (result.ok) {
+    out(`chain intact (${result.checked} records)`);
+    return 0;
+  }
+  out(`chain broken at record ${result.first_broken_seq}: ${result.reason} (${result.checked} records before it verified)`);
+  return 1;
 }
 
 function table(rows: Record<string, unknown>[], columns: string[]): string {
@@ -60,7 +53,7 @@ export function registerAudit(program: Command): void {
   const audit = program.command('audit').description('the tamper-evident audit trail');
   audit
     .command('verify')
-    .description('check the hash chain in the database directly; exit 1 naming the first broken record')
+    .description('check the hash chain of the platform at XRAY_URL (admin key); exit 1 naming the first broken record, or when nothing was verified')
     .action(async () => {
       process.exitCode = await verifyAuditChain();
     });
