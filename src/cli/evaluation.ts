@@ -8,6 +8,7 @@ import { evaluateBinary, globalAveragePool, randomProjection, Rng, type BinaryEv
 import { sha256Hex } from '../core/objects/index.js';
 import { dataContext, getManifest } from '../data-pipeline/service/index.js';
 import { planImport } from '../data-pipeline/service/import-files.js';
+import { LocalDataPipelineClient } from '../data-pipeline/service/local-client.js';
 import type { ClassLabel, Split } from '../data-pipeline/store/types.js';
 import { ModelRepository } from '../deployment/model-repository.js';
 import type { OnnxModel } from '../deployment/service/onnx-model.js';
@@ -15,6 +16,7 @@ import { ImagePool } from '../core/imaging/image-pool.js';
 import { RegistryModelSource } from '../deployment/service/registry-source.js';
 import { StoredImages } from '../deployment/service/stored-images.js';
 import { EMBEDDING_DIM, EMBEDDING_SEED, type PredictionStats } from '../deployment/store/prediction-store.js';
+import { LocalModelRegistryClient } from '../model-registry/service/local-client.js';
 import { ModelRegistryService } from '../model-registry/service/registry-service.js';
 
 /**
@@ -168,7 +170,7 @@ async function folderItems(dir: string): Promise<{ items: ImageItem[]; rejected:
 
 async function datasetItems(platform: Platform, version: string, split: Split): Promise<ImageItem[]> {
   const manifest = await getManifest(dataContext(platform), version);
-  const images = new StoredImages(platform.database, platform.objects);
+  const images = new StoredImages(new LocalDataPipelineClient(dataContext(platform)));
   return manifest.items
     .filter((i) => i.split === split)
     .map((i) => ({ file: `${split}/${i.label}/${i.hash}`, label: i.label, read: () => images.read(i.hash) }));
@@ -233,7 +235,7 @@ export async function evaluateModel(platform: Platform, options: EvaluationOptio
   const cores = availableParallelism();
   const repository = new ModelRepository({
     logger: platform.logger,
-    source: new RegistryModelSource(platform),
+    source: new RegistryModelSource(new LocalModelRegistryClient(new ModelRegistryService(platform))),
     threads: cores,
     allowedRoots: [],
     defaultName: 'model',

@@ -18,3 +18,22 @@ export class LocalServices {
     return this.#impls.get(key) as T | undefined;
   }
 }
+
+/** An object whose every property is read from `pick()` at the time of use (methods bound to it). */
+export function delegateTo<T extends object>(pick: () => T): T {
+  return new Proxy({} as T, {
+    get(_target, prop) {
+      const impl = pick();
+      const value: unknown = Reflect.get(impl, prop, impl);
+      return typeof value === 'function' ? value.bind(impl) : value;
+    },
+  });
+}
+
+/**
+ * `remote` (an HTTP client), except that each call goes to the implementation a service in this
+ * process offers under `key` when there is one: the one place where in-process vs HTTP is decided.
+ */
+export function preferLocal<T extends object>(local: LocalServices, key: string, remote: T): T {
+  return delegateTo(() => local.get<T>(key) ?? remote);
+}

@@ -2,6 +2,7 @@ import { availableParallelism } from 'node:os';
 import type { FastifyPluginAsync } from 'fastify';
 import type { ServicePluginOptions } from '../core/http/index.js';
 import { sharedImagePool } from '../core/imaging/image-pool.js';
+import { dataPipelineClient } from '../data-pipeline/client/index.js';
 import { DEPLOYMENT_LOCAL_KEY, type DeploymentClient } from './client/types.js';
 import { DataPlane } from './dataplane.js';
 import { ModelRepository } from './model-repository.js';
@@ -38,7 +39,7 @@ const plugin: FastifyPluginAsync<ServicePluginOptions> = async (app, { platform 
   const repository = new ModelRepository({
     logger: log,
     metrics,
-    source: await openRegistrySource(platform),
+    source: openRegistrySource(platform),
     threads: cores,
     allowedRoots: [config.importRoot, config.home],
     defaultName: defaultModel,
@@ -64,7 +65,7 @@ const plugin: FastifyPluginAsync<ServicePluginOptions> = async (app, { platform 
     audit: platform.audit,
     metrics,
     logger: log,
-    images: new StoredImages(platform.database, platform.objects),
+    images: new StoredImages(dataPipelineClient(platform)),
     defaultModel,
   });
 

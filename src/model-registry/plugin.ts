@@ -1,5 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { ServicePluginOptions } from '../core/http/index.js';
+import { MODEL_REGISTRY_LOCAL_KEY } from './client/types.js';
+import { LocalModelRegistryClient } from './service/local-client.js';
 import { ModelRegistryService } from './service/registry-service.js';
 import { mlflowApi, mlflowArtifactsApi } from './routes/mlflow/index.js';
 import { modelRoutes } from './routes/models.js';
@@ -23,6 +25,9 @@ const plugin: FastifyPluginAsync<ServicePluginOptions> = async (app, { platform 
   await app.register(mlflowApi, { prefix: '/api/2.0/mlflow' });
   await app.register(mlflowArtifactsApi, { prefix: '/api/2.0/mlflow-artifacts' });
   await app.register(modelRoutes);
+  // Embedded mode: the other services in this process reach this registry without HTTP.
+  const withdraw = platform.local.provide(MODEL_REGISTRY_LOCAL_KEY, new LocalModelRegistryClient(service));
+  app.addHook('onClose', async () => withdraw());
 };
 
 export default plugin;

@@ -23,8 +23,8 @@ const plugin: FastifyPluginAsync<ServicePluginOptions> = async (app, { platform 
   const service = new TrainingService(platform, {
     store,
     metrics: new TrainingMetrics(app.metrics, () => store.countJobs()),
-    tracker: await createRunTracker(platform),
-    registrar: await createRegistrar(platform),
+    tracker: createRunTracker(platform),
+    registrar: createRegistrar(platform),
   });
   app.decorate('training', service);
   await service.start();

@@ -17,6 +17,7 @@ import { evaluateModel, parseModelRef } from '../../src/cli/evaluation.js';
 import { evaluationOptions, formatReport, requestedShifts } from '../../src/cli/commands/evaluate.js';
 import { IMAGE_SHIFTS } from '../../src/core/imaging/index.js';
 import { PROJECT_ROOT, spawnNode } from '../helpers/process.js';
+import { provideLocalClients } from '../helpers/service-harness.js';
 
 const TINY_MODEL = path.resolve(import.meta.dirname, '../fixtures/tiny-model.onnx');
 /** Stored with the registered version; the tiny model's probabilities on these images straddle it. */
@@ -78,6 +79,7 @@ describe('xray evaluate: a labelled folder through the serving path', () => {
     writeFileSync(path.join(dataDir, 'NORMAL', 'IM-9999-0001.jpeg'), 'not an image at all');
     writeFileSync(path.join(dataDir, 'PNEUMONIA', 'notes.txt'), 'a stray file');
     platform = await openPlatform(testConfig(home, { XRAY_PROMOTION_CANARY: 'off' }));
+    provideLocalClients(platform);
     const registry = new ModelRegistryService(platform);
     const actor = { name: 'tester', role: 'admin' as const };
     await registry.register({

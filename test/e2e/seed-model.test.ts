@@ -12,6 +12,7 @@ import { buildDeploymentApp } from '../../src/deployment/app.js';
 import { ModelRegistryService } from '../../src/model-registry/service/registry-service.js';
 import { seedDefaultModel } from '../../src/model-registry/service/seed-model.js';
 import { registryReferenceLoader } from '../../src/monitoring/service/registry-references.js';
+import { provideLocalClients } from '../helpers/service-harness.js';
 
 const TINY_MODEL = path.resolve(import.meta.dirname, '../fixtures/tiny-model.onnx');
 
@@ -58,6 +59,7 @@ describe('the shipped default model is seeded on the first start', () => {
     modelsDir = path.join(home, 'project-models');
     writeShippedModel(modelsDir);
     platform = await openPlatform(testConfig(home, { XRAY_SEED_MODEL: 'on' }));
+    provideLocalClients(platform);
     registry = new ModelRegistryService(platform);
   });
   after(async () => {

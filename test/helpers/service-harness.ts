@@ -4,6 +4,21 @@ import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { testConfig } from '../../src/core/config/index.js';
 import { openPlatform, type Platform, type PlatformOverrides } from '../../src/core/platform.js';
+import { DATA_PIPELINE_LOCAL_KEY } from '../../src/data-pipeline/client/types.js';
+import { dataContext } from '../../src/data-pipeline/service/context.js';
+import { LocalDataPipelineClient } from '../../src/data-pipeline/service/local-client.js';
+import { MODEL_REGISTRY_LOCAL_KEY } from '../../src/model-registry/client/types.js';
+import { LocalModelRegistryClient } from '../../src/model-registry/service/local-client.js';
+import { ModelRegistryService } from '../../src/model-registry/service/registry-service.js';
+
+/**
+ * Single-service tests register models and ingest images on the same platform without running
+ * those services' apps: offer their in-process clients, as embedded mode would.
+ */
+export function provideLocalClients(platform: Platform): void {
+  platform.local.provide(MODEL_REGISTRY_LOCAL_KEY, new LocalModelRegistryClient(new ModelRegistryService(platform)));
+  platform.local.provide(DATA_PIPELINE_LOCAL_KEY, new LocalDataPipelineClient(dataContext(platform)));
+}
 
 export interface ServiceHarness {
   home: string;
@@ -24,6 +39,7 @@ export async function startService(
 ): Promise<ServiceHarness> {
   const home = mkdtempSync(path.join(tmpdir(), `xray-${prefix}-`));
   const platform = await openPlatform(testConfig(home, typeof overrides === 'function' ? overrides(home) : overrides), platformOverrides);
+  provideLocalClients(platform);
   const app = await build(platform);
   return {
     home,

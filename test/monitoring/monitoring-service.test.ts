@@ -19,6 +19,7 @@ import { driftOptionsFrom } from '../../src/monitoring/service/drift-service.js'
 import { monitoringSettings } from '../../src/monitoring/settings.js';
 import { flattenStats } from '../../src/monitoring/store/prediction-source.js';
 import { embeddings, insertPredictions, labelsWithRate, predictionRecords, probabilities, renderedStats, Rng, waitFor } from './helpers.js';
+import { provideLocalClients } from '../helpers/service-harness.js';
 
 const SETTINGS = monitoringSettings({
   XRAY_DRIFT_INTERVAL_MIN: 0,
@@ -65,6 +66,7 @@ describe('monitoring context', () => {
   before(async () => {
     home = mkdtempSync(path.join(tmpdir(), 'xray-monitoring-svc-'));
     platform = await openPlatform(testConfig(home));
+    provideLocalClients(platform);
     ctx = await createMonitoringContext(platform, new Registry(), { settings: SETTINGS });
   });
 

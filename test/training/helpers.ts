@@ -12,6 +12,7 @@ import { buildTrainingApp } from '../../src/training/app.js';
 import { findPython } from '../../src/training/runner/index.js';
 import { newJobId } from '../../src/training/service/paths.js';
 import { newJobRecord, type JobRecord } from '../../src/training/store/types.js';
+import { provideLocalClients } from '../helpers/service-harness.js';
 
 /**
  * Whether the real worker can run here (a Python with torch). When it cannot, the caller skips
@@ -45,6 +46,7 @@ export interface TrainingHarness {
 /** A training app on a platform in `home` (a fresh temp dir by default); XRAY_HOME is also the import root. */
 export async function openTraining(overrides: Record<string, string> = {}, home = mkdtempSync(path.join(tmpdir(), 'xray-train-test-'))): Promise<TrainingHarness> {
   const platform = await openPlatform(testConfig(home, { XRAY_IMPORT_ROOT: home, ...overrides }));
+  provideLocalClients(platform);
   const app = await buildTrainingApp(platform);
   let stopped: Promise<void> | null = null;
   const stop = () =>

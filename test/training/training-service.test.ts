@@ -3,6 +3,8 @@ import assert from 'node:assert/strict';
 import * as ort from 'onnxruntime-node';
 import { runCanary } from '../../src/deployment/service/canary.js';
 import { RegistryModelSource } from '../../src/deployment/service/registry-source.js';
+import { LocalModelRegistryClient } from '../../src/model-registry/service/local-client.js';
+import { ModelRegistryService } from '../../src/model-registry/service/registry-service.js';
 import { FINAL, allEvents, makeDatasetVersion, openTraining, torchOrSkip, waitForJob, type TrainingHarness } from './helpers.js';
 
 /** Tiny, fast jobs: 32-pixel synthetic images, a couple of batches per epoch. */
@@ -109,7 +111,7 @@ describe('training service with the real PyTorch worker', () => {
 
     // The version carries its reference images, and the deployment's canary load reproduces them.
     assert.ok(job.artifacts.canary, 'canary.json recorded from the parity samples');
-    const canary = await runCanary(new RegistryModelSource(h.platform), 'pneumonia-test', '1');
+    const canary = await runCanary(new RegistryModelSource(new LocalModelRegistryClient(new ModelRegistryService(h.platform))), 'pneumonia-test', '1');
     assert.equal(canary.servable, true, canary.message);
     assert.ok(canary.reference && canary.reference.n > 0 && canary.reference.max_abs_diff <= canary.reference.tolerance, JSON.stringify(canary.reference));
   });

@@ -12,8 +12,15 @@ export interface ServiceHttpOptions {
   transport?: ServiceTransport;
 }
 
+type Method = 'GET' | 'POST' | 'PUT' | 'DELETE';
+
 export interface CallOptions {
+  /** Sent as JSON. */
   body?: unknown;
+  /** Sent as multipart/form-data instead of `body`. */
+  form?: FormData;
+  /** Sent as application/octet-stream instead of `body`. */
+  raw?: Uint8Array;
   headers?: Record<string, string | undefined>;
   /** Safe to repeat (GET, or a POST that changes nothing): retried with backoff. */
   idempotent?: boolean;
@@ -39,12 +46,27 @@ export class ServiceHttpClient {
     this.#transport = transport;
   }
 
-  async call<T>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, options: CallOptions = {}): Promise<T> {
+  /** A JSON call: the parsed body on 2xx, else the AppError the error envelope names. */
+  async call<T>(method: Method, path: string, options: CallOptions = {}): Promise<T> {
+    return parseJson(await (await this.#send(method, path, options, 'application/json')).text()) as T;
+  }
+
+  /** A call whose 2xx body is bytes (an artifact, a stored image). */
+  async bytes(method: Method, path: string, options: CallOptions = {}): Promise<Buffer> {
+    return Buffer.from(await (await this.#send(method, path, options, '*/*')).arrayBuffer());
+  }
+
+  async #send(method: Method, path: string, options: CallOptions, accept: string): Promise<Response> {
     const attempts = options.idempotent || method === 'GET' ? this.#opts.retries + 1 : 1;
-    const headers: Record<string, string> = { accept: 'application/json' };
+    const headers: Record<string, string> = { accept };
     for (const [k, v] of Object.entries(options.headers ?? {})) if (v !== undefined) headers[k.toLowerCase()] = v;
-    let payload: string | undefined;
-    if (options.body !== undefined) {
+    let payload: string | FormData | Uint8Array<ArrayBuffer> | undefined;
+    if (options.form !== undefined) payload = options.form;
+    else if (options.raw !== undefined) {
+      headers['content-type'] = 'application/octet-stream';
+      payload = new Uint8Array(options.raw);
+    }
+    else if (options.body !== undefined) {
       headers['content-type'] = 'application/json';
       payload = JSON.stringify(options.body);
     }
@@ -61,10 +83,8 @@ export class ServiceHttpClient {
         lastError = new AppError('SERVICE_UNAVAILABLE', `the ${this.#opts.service} service at ${this.baseUrl} is unreachable (${why})`, { unreachable: true });
         continue;
       }
-      const text = await res.text();
-      const body = parseJson(text);
-      if (res.ok) return body as T;
-      lastError = toAppError(res.status, body, `${this.#opts.service} ${method} ${path}`);
+      if (res.ok) return res;
+      lastError = toAppError(res.status, parseJson(await res.text()), `${this.#opts.service} ${method} ${path}`);
       if (!RETRY_STATUS.has(res.status)) break;
     }
     throw lastError!;

@@ -1,8 +1,11 @@
 import type { Platform } from '../../core/platform.js';
-import { AppError, isAppError } from '../../core/errors.js';
+import { AppError } from '../../core/errors.js';
 import type { PreprocessSpecInput } from '../../core/imaging/index.js';
-import { ModelRegistryService } from '../../model-registry/service/registry-service.js';
+import { modelRegistryClient, type ModelRegistryClient } from '../../model-registry/client/index.js';
 import type { ModelSource, ResolvedModelVersion } from './model-source.js';
+
+/** The file the registry keeps a version's ONNX graph under. */
+const MODEL_FILE = 'model.onnx';
 
 const SPEC_KEYS = ['size', 'mode', 'pad', 'format'] as const;
 
@@ -15,23 +18,22 @@ function specOf(recorded: unknown): PreprocessSpecInput | null {
 }
 
 /**
- * The model registry (same database and object store, in-process) as the deployment service's
- * {@link ModelSource}: resolves versions and aliases, reads the ONNX artifact's bytes.
+ * The model registry, through its client (in-process in embedded mode, HTTP otherwise), as the
+ * deployment service's {@link ModelSource}: resolves versions and aliases, reads the ONNX file and
+ * the other files registered with a version.
  */
 export class RegistryModelSource implements ModelSource {
-  readonly #registry: ModelRegistryService;
-  readonly #platform: Platform;
+  readonly #registry: ModelRegistryClient;
 
-  constructor(platform: Platform, registry = new ModelRegistryService(platform)) {
-    this.#platform = platform;
+  constructor(registry: ModelRegistryClient) {
     this.#registry = registry;
   }
 
   async resolve(name: string, versionOrAlias: string): Promise<ResolvedModelVersion> {
-    const v = await this.#registry.resolve(name, versionOrAlias);
-    const onnx = v.onnx;
-    if (!onnx) throw new AppError('UNPROCESSABLE', `model '${name}' version ${v.version} has no ONNX artifact to serve`);
+    const v = await this.#registry.getVersion(name, versionOrAlias);
+    if (!v.onnx) throw new AppError('UNPROCESSABLE', `model '${name}' version ${v.version} has no ONNX artifact to serve`);
     const isNumber = /^v?\d+$/i.test(versionOrAlias.trim()) || versionOrAlias.trim().toLowerCase() === 'latest';
+    const artifact = (path: string) => this.#registry.artifact(v.name, v.version, path);
     return {
       name: v.name,
       version: String(v.version),
@@ -39,20 +41,17 @@ export class RegistryModelSource implements ModelSource {
       preprocessing: specOf(v.preprocessing),
       threshold: v.threshold,
       uri: `models:/${v.name}/${v.version}`,
-      fetch: () => this.#platform.objects.get(onnx.key),
-      fetchArtifact: async (artifactPath: string) => {
-        try {
-          return (await this.#registry.getArtifact(v.name, v.version, artifactPath)).data;
-        } catch (err) {
-          if (isAppError(err) && err.code === 'NOT_FOUND') return null;
-          throw err;
-        }
+      fetch: async () => {
+        const bytes = await artifact(MODEL_FILE);
+        if (!bytes) throw new AppError('UNPROCESSABLE', `model '${name}' version ${v.version} has no ${MODEL_FILE} to serve`);
+        return bytes;
       },
+      fetchArtifact: artifact,
     };
   }
 }
 
-/** The registry source for this platform. */
-export async function openRegistrySource(platform: Platform): Promise<ModelSource | null> {
-  return new RegistryModelSource(platform);
+/** The registry source for this platform (its registry client, chosen in one place). */
+export function openRegistrySource(platform: Platform): ModelSource {
+  return new RegistryModelSource(modelRegistryClient(platform));
 }

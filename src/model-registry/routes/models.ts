@@ -45,7 +45,8 @@ function jsonField(field: string, raw: string): Record<string, unknown> {
 }
 
 /**
- * Reads a multipart registration: the ONNX file (part `file` or `model`), an optional `metadata`
+ * Reads a multipart registration: the ONNX file (part `file` or `model`) or a tracked run's
+ * (fields run_id + artifact_path), an optional `metadata`
  * part (model.json, as a file or a JSON field), other files kept as extra artifacts, and the
  * fields name, description, dataset_version, code_version, parent_name, parent_version, tags (JSON).
  */
@@ -69,7 +70,9 @@ async function readMultipartRegistration(req: FastifyRequest): Promise<Omit<Regi
       fields[part.fieldname] = String(part.value);
     }
   }
-  if (!onnx) throw new AppError('INVALID_INPUT', 'no ONNX file: send it as the multipart part "file"');
+  const runId = fields.run_id?.trim();
+  if (!onnx && !runId) throw new AppError('INVALID_INPUT', 'no ONNX file: send it as the multipart part "file" (or the fields run_id + artifact_path)');
+  if (onnx && runId) throw new AppError('INVALID_INPUT', 'send either an ONNX file or run_id, not both');
   if (fields.metadata) metadata = jsonField('metadata', fields.metadata);
   const name = fields.name?.trim();
   if (!name) throw new AppError('INVALID_INPUT', "field 'name' is required");
@@ -82,7 +85,7 @@ async function readMultipartRegistration(req: FastifyRequest): Promise<Omit<Regi
   const tags = fields.tags ? Object.entries(jsonField('tags', fields.tags)).map(([key, value]) => ({ key, value: String(value) })) : undefined;
   return {
     name,
-    source: { kind: 'upload', data: onnx.data, filename: onnx.filename },
+    source: onnx ? { kind: 'upload', data: onnx.data, filename: onnx.filename } : { kind: 'run', runId: runId!, artifactPath: fields.artifact_path?.trim() || 'model.onnx' },
     metadata,
     description: fields.description,
     datasetVersion: fields.dataset_version || undefined,

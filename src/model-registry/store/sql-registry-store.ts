@@ -538,7 +538,7 @@ export class SqlRegistryStore implements RegistryStore {
   async getVersionArtifact(name: string, version: number, path: string): Promise<VersionArtifact> {
     await this.#versionRow(name, version);
     const a = await this.#db.selectFrom('model_version_artifacts').selectAll().where('name', '=', name).where('version', '=', version).where('path', '=', path).executeTakeFirst();
-    if (!a) throw new AppError('NOT_FOUND', `Artifact '${path}' of model ${name} version ${version} does not exist`);
+    if (!a) throw new AppError('NOT_FOUND', `Artifact '${path}' of model ${name} version ${version} does not exist`, { missing: 'artifact' });
     return { path: a.path, object_key: a.object_key, sha256: a.sha256, size: Number(a.size), content_type: a.content_type };
   }
 

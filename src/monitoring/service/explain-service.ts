@@ -74,7 +74,7 @@ export class ExplainService {
     const repository = new ModelRepository({
       logger: this.#logger,
       metrics,
-      source: await openRegistrySource(platform),
+      source: openRegistrySource(platform),
       threads: 1,
       allowedRoots: [],
       defaultName: platform.config.defaultModel,

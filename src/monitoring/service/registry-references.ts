@@ -1,6 +1,6 @@
 import type { Platform } from '../../core/platform.js';
 import { isAppError } from '../../core/errors.js';
-import { ModelRegistryService } from '../../model-registry/service/registry-service.js';
+import { modelRegistryClient } from '../../model-registry/client/index.js';
 
 /** The artifact a registered model version may ship with its reference statistics. */
 export const REFERENCE_ARTIFACT = 'reference.json';
@@ -9,18 +9,17 @@ export const REFERENCE_ARTIFACT = 'reference.json';
 export type RegistryReferenceLoader = (model: string, version: string) => Promise<unknown | null>;
 
 /**
- * Reads the artifact through the model registry's service (same database and object store in
- * embedded and scaled mode). Unknown models/versions and versions without the artifact give null.
+ * Reads the artifact through the model registry's client (in-process or HTTP). Versions without
+ * the artifact give null; an unknown model or version is null too (the reference is optional).
  */
 export function registryReferenceLoader(platform: Platform): RegistryReferenceLoader {
-  let registry: ModelRegistryService | null = null;
+  const registry = modelRegistryClient(platform);
   return async (model, version) => {
     const n = Number(version);
     if (!Number.isInteger(n) || n < 1) return null;
-    registry ??= new ModelRegistryService(platform);
     try {
-      const { data } = await registry.getArtifact(model, n, REFERENCE_ARTIFACT);
-      return JSON.parse(data.toString('utf8')) as unknown;
+      const data = await registry.artifact(model, n, REFERENCE_ARTIFACT);
+      return data ? (JSON.parse(data.toString('utf8')) as unknown) : null;
     } catch (err) {
       if (isAppError(err) && err.code === 'NOT_FOUND') return null;
       throw err;
