@@ -48,6 +48,47 @@ function quantile(sorted: number[], q: number): number {
   return sorted[lo]! + (sorted[hi]! - sorted[lo]!) * (pos - lo);
 }
 
+type LatencyLabels = { model: string; version: string; variant: string };
+
+/**
+ * Prediction latency over the metrics window as a Prometheus summary: quantile series plus `_sum`
+ * and `_count`, recomputed from the prediction records on each refresh (every replica's predictions,
+ * not only this process's). A gauge with a `quantile` label is not valid exposition (promtool).
+ */
+class WindowLatencySummary {
+  readonly name = 'xray_model_latency_seconds';
+  readonly help: string;
+  readonly type = 'summary';
+  readonly aggregator = 'omit' as const;
+  readonly #collect: () => Promise<void>;
+  #series: { labels: LatencyLabels; sortedMs: number[] }[] = [];
+
+  constructor(registry: Registry, help: string, collect: () => Promise<void>) {
+    this.help = help;
+    this.#collect = collect;
+    registry.registerMetric(this as unknown as Parameters<Registry['registerMetric']>[0]);
+  }
+
+  set(labels: LatencyLabels, sortedMs: number[]): void {
+    this.#series.push({ labels, sortedMs });
+  }
+
+  reset(): void {
+    this.#series = [];
+  }
+
+  async get() {
+    await this.#collect();
+    const values: { labels: Record<string, string | number>; value: number; metricName?: string }[] = [];
+    for (const { labels, sortedMs } of this.#series) {
+      for (const q of QUANTILES) values.push({ labels: { ...labels, quantile: q }, value: quantile(sortedMs, q) / 1000 });
+      values.push({ metricName: `${this.name}_sum`, labels, value: sortedMs.reduce((a, b) => a + b, 0) / 1000 });
+      values.push({ metricName: `${this.name}_count`, labels, value: sortedMs.length });
+    }
+    return { name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator };
+  }
+}
+
 /**
  * Model-level Prometheus metrics on the monitoring service's registry. Traffic, performance and
  * alert gauges are recomputed from the stores when scraped (at most once per `cacheMs`); drift
@@ -64,7 +105,7 @@ export class MonitoringMetrics {
   readonly predictionsWindow: Gauge;
   readonly positiveRate: Gauge;
   readonly meanProbability: Gauge;
-  readonly latency: Gauge;
+  readonly latency: WindowLatencySummary;
   readonly auc: Gauge;
   readonly sensitivity: Gauge;
   readonly specificity: Gauge;
@@ -95,7 +136,7 @@ export class MonitoringMetrics {
     this.predictionsWindow = new Gauge({ name: 'xray_model_predictions_window', help: `Predictions ${windowText}`, labelNames: traffic, registers, collect: refresh });
     this.positiveRate = new Gauge({ name: 'xray_model_positive_rate', help: `Share of predictions at or above the decision threshold ${windowText}`, labelNames: traffic, registers, collect: refresh });
     this.meanProbability = new Gauge({ name: 'xray_model_mean_probability', help: `Mean positive-class probability ${windowText}`, labelNames: traffic, registers, collect: refresh });
-    this.latency = new Gauge({ name: 'xray_model_latency_seconds', help: `Prediction latency quantiles ${windowText}`, labelNames: [...traffic, 'quantile'], registers, collect: refresh });
+    this.latency = new WindowLatencySummary(registry, `Prediction latency ${windowText} (summary over the prediction records)`, refresh);
     this.auc = new Gauge({ name: 'xray_model_auc', help: 'Rolling ROC AUC over labelled predictions (feedback)', labelNames: perf, registers, collect: refresh });
     this.sensitivity = new Gauge({ name: 'xray_model_sensitivity', help: 'Rolling sensitivity over labelled predictions', labelNames: perf, registers, collect: refresh });
     this.specificity = new Gauge({ name: 'xray_model_specificity', help: 'Rolling specificity over labelled predictions', labelNames: perf, registers, collect: refresh });
@@ -147,7 +188,7 @@ export class MonitoringMetrics {
       this.positiveRate.set(labels, g.count ? g.positives / g.count : 0);
       this.meanProbability.set(labels, g.count ? g.probabilitySum / g.count : 0);
       const sorted = g.latenciesMs.sort((a, b) => a - b);
-      for (const q of QUANTILES) this.latency.set({ ...labels, quantile: String(q) }, quantile(sorted, q) / 1000);
+      this.latency.set(labels, sorted);
     }
 
     const tally: Record<string, number> = {};
