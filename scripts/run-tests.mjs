@@ -44,6 +44,7 @@ if (!args.includes('--no-checks')) {
     ['typecheck (src, test, bench)', bin('tsc'), ['--noEmit', '-p', 'tsconfig.json']],
     ['typecheck (web)', bin('tsc'), ['--noEmit', '-p', 'web/tsconfig.json']],
     ['lint (typescript-eslint)', bin('eslint'), ['--max-warnings=0', 'src', 'web/src', 'bench', 'test']],
+    ['service boundaries (dependency-cruiser)', bin('depcruise'), ['src', '--config', '.dependency-cruiser.cjs']],
   ];
   for (const [what, cmd, cmdArgs] of checks) {
     const started = Date.now();

@@ -1,4 +1,19 @@
 /** What the data pipeline's client offers other services (import-free: types only). */
+import type { z } from 'zod';
+import type { exportManifestSchema } from '../routes/schemas.js';
+
+/** A version's manifest.json as an export writes it (the route's schema). */
+export type ExportManifest = z.infer<typeof exportManifestSchema>;
+
+/** What training needs to know about a dataset version before it trains. */
+export interface DatasetVersionInfo {
+  versionId: string;
+  /** sha256 of the preprocessing spec. */
+  preprocessingHash: string;
+  itemCount: number;
+  /** The side images are stored at (the preprocessing size). */
+  preprocessingSize: number | null;
+}
 
 /** On whose behalf a call is made: their credential travels with it over HTTP. */
 export interface DataCallContext {
@@ -15,6 +30,13 @@ export interface DataPipelineClient {
    * @throws AppError NOT_FOUND when no stored image has that hash.
    */
   imageBytes(sha256: string, ctx?: DataCallContext): Promise<Buffer>;
+  /** @throws AppError NOT_FOUND for an unknown version, INVALID_INPUT for a malformed id. */
+  describeVersion(versionId: string, ctx?: DataCallContext): Promise<DatasetVersionInfo>;
+  /**
+   * Writes the version's export (images/<hash>.png preprocessed, then manifest.json last) into
+   * `dir` on this host, which must not exist yet or be empty.
+   */
+  exportVersion(versionId: string, dir: string, ctx?: DataCallContext): Promise<void>;
 }
 
 /** Key under which an in-process data pipeline offers its client (LocalServices). */

@@ -1,6 +1,8 @@
-import type { DataPipelineClient } from '../client/types.js';
+import type { DataPipelineClient, DatasetVersionInfo } from '../client/types.js';
 import type { DataContext } from './context.js';
+import { exportDatasetVersion } from './export.js';
 import { getImageBytes } from './preprocessed.js';
+import { getManifest, getVersion } from './versions.js';
 
 /** The data pipeline's client in embedded mode: the same calls its routes make, without HTTP. */
 export class LocalDataPipelineClient implements DataPipelineClient {
@@ -13,5 +15,15 @@ export class LocalDataPipelineClient implements DataPipelineClient {
 
   imageBytes(sha256: string): Promise<Buffer> {
     return getImageBytes(this.#ctx, sha256);
+  }
+
+  async describeVersion(versionId: string): Promise<DatasetVersionInfo> {
+    const v = await getVersion(this.#ctx, versionId);
+    const manifest = await getManifest(this.#ctx, v.id);
+    return { versionId: v.id, preprocessingHash: v.preprocessingHash, itemCount: v.itemCount, preprocessingSize: manifest.preprocessing?.size ?? null };
+  }
+
+  async exportVersion(versionId: string, dir: string): Promise<void> {
+    await exportDatasetVersion(this.#ctx.platform, versionId, dir, { actor: 'training' });
   }
 }

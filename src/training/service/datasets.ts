@@ -3,6 +3,7 @@ import { readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { AppError } from '../../core/errors.js';
 import type { Platform } from '../../core/platform.js';
+import { dataPipelineClient, type DataPipelineClient } from '../../data-pipeline/client/index.js';
 import { exportDir } from './paths.js';
 
 /** What a job needs to know about its dataset before it trains. */
@@ -26,23 +27,19 @@ export interface DatasetSource {
   exportDir(versionId: string): Promise<string>;
 }
 
-const loadDataPipeline = () => import('../../data-pipeline/service/index.js');
-
-/** {@link DatasetSource} on the data pipeline's service API (same platform, no HTTP). */
+/** {@link DatasetSource} on the data pipeline's client (in-process in embedded mode, HTTP otherwise). */
 export class PipelineDatasetSource implements DatasetSource {
   readonly #platform: Platform;
+  readonly #pipeline: DataPipelineClient;
   readonly #inFlight = new Map<string, Promise<string>>();
 
   constructor(platform: Platform) {
     this.#platform = platform;
+    this.#pipeline = dataPipelineClient(platform);
   }
 
-  async describe(versionId: string): Promise<DatasetInfo> {
-    const { dataPipelineService } = await loadDataPipeline();
-    const pipeline = dataPipelineService(this.#platform);
-    const v = await pipeline.getVersion(versionId);
-    const manifest = await pipeline.getManifest(v.id);
-    return { versionId: v.id, preprocessingHash: v.preprocessingHash, itemCount: v.itemCount, preprocessingSize: manifest.preprocessing?.size ?? null };
+  describe(versionId: string): Promise<DatasetInfo> {
+    return this.#pipeline.describeVersion(versionId);
   }
 
   exportDir(versionId: string): Promise<string> {
@@ -58,12 +55,11 @@ export class PipelineDatasetSource implements DatasetSource {
   }
 
   async #export(versionId: string, dir: string): Promise<string> {
-    const { dataPipelineService } = await loadDataPipeline();
     // Export beside the target and rename, so a crash mid-export never leaves a half folder that looks done.
     const tmp = `${dir}.partial-${process.pid}`;
     await rm(tmp, { recursive: true, force: true });
     try {
-      await dataPipelineService(this.#platform).exportDatasetVersion(versionId, tmp, { actor: 'training' });
+      await this.#pipeline.exportVersion(versionId, tmp);
       if (existsSync(path.join(dir, 'manifest.json'))) return dir; // another process finished first
       await rm(dir, { recursive: true, force: true });
       await rename(tmp, dir);

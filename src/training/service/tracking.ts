@@ -1,7 +1,7 @@
 import { AppError } from '../../core/errors.js';
 import type { Logger } from 'pino';
 import type { ExperimentSummary, Run, RunTracker, StartRunInput } from '../../model-registry/client/index.js';
-import type { Page, PageRequest } from '../store/types.js';
+import type { Page } from '../store/types.js';
 
 export const DEFAULT_EXPERIMENT = 'pneumonia';
 
