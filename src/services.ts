@@ -2,7 +2,10 @@ import type { FastifyInstance } from 'fastify';
 import type { Platform } from './core/platform.js';
 import type { ServiceName } from './core/config/index.js';
 
-/** How to build each service's app; loaded lazily so a single service only imports its own code. */
+/**
+ * How to build each service's app; loaded lazily so a single service loads its own code (and other
+ * services' clients only — see .dependency-cruiser.cjs).
+ */
 export const SERVICE_BUILDERS: Record<ServiceName, (platform: Platform) => Promise<FastifyInstance>> = {
   'data-pipeline': async (p) => (await import('./data-pipeline/app.js')).buildDataPipelineApp(p),
   training: async (p) => (await import('./training/app.js')).buildTrainingApp(p),
