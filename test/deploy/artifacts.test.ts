@@ -17,7 +17,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, mkdirSync, cpSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, mkdirSync, cpSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test, type TestContext } from 'node:test';
@@ -218,8 +218,9 @@ describe('Kubernetes (kustomize)', () => {
     }
     if (!usable) return;
     for (const o of OVERLAYS) rendered.set(o, await kustomize(path.join(K8S, 'overlays', o)));
-    // The GPU component on top of production, from a scratch kustomization (relative paths only).
-    const scratch = mkdtempSync(path.join(K8S, '.gpu-check-'));
+    // The GPU component on top of production, from a scratch kustomization (kustomize takes
+    // relative paths only, so ../../work/main/… from the temporary folder).
+    const scratch = mkdtempSync(path.join(tmpdir(), 'xray-gpu-check-'));
     try {
       const rel = (p: string) => path.relative(scratch, p);
       writeFileSync(
@@ -429,14 +430,12 @@ test('every XRAY_* name in deploy/ (and in the rendered manifests) is a real con
       if (!known.has(n)) unknown.push(`${path.relative(ROOT, f)}: ${n}`);
     }
   }
-  if (existsSync('/usr/bin/kubectl') || process.env.PATH) {
-    for (const o of OVERLAYS) {
-      try {
-        const { stdout } = await run('kubectl', ['kustomize', path.join(K8S, 'overlays', o)], { maxBuffer: 64 * 1024 * 1024 });
-        for (const n of xrayNames(stdout)) if (!known.has(n)) unknown.push(`overlays/${o} (rendered): ${n}`);
-      } catch {
-        // rendering is checked (and reported) by the Kubernetes tests
-      }
+  for (const o of OVERLAYS) {
+    try {
+      const { stdout } = await run('kubectl', ['kustomize', path.join(K8S, 'overlays', o)], { maxBuffer: 64 * 1024 * 1024 });
+      for (const n of xrayNames(stdout)) if (!known.has(n)) unknown.push(`overlays/${o} (rendered): ${n}`);
+    } catch {
+      // no usable kubectl: rendering is checked (and reported) by the Kubernetes tests
     }
   }
   assert.ok(seen > 50, `only ${seen} XRAY_* names found under deploy/`);
@@ -739,6 +738,7 @@ describe('live services', () => {
       return;
     }
     const dir = mkdtempSync(path.join(tmpdir(), 'xray-nginx-'));
+    chmodSync(dir, 0o755);
     cpSync(path.join(DEPLOY, 'nginx'), dir, { recursive: true });
     mkdirSync(path.join(dir, 'conf.d'), { recursive: true });
     const web = mkdtempSync(path.join(tmpdir(), 'xray-web-'));
@@ -795,9 +795,4 @@ describe('live services', () => {
       rmSync(web, { recursive: true, force: true });
     }
   });
-});
-
-// The scratch folders above never land in deploy/.
-test('no scratch kustomizations left in deploy/kubernetes', () => {
-  assert.deepEqual(readdirSync(K8S).filter((f) => f.startsWith('.gpu-check-') && statSync(path.join(K8S, f)).isDirectory()), []);
 });
