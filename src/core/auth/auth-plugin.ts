@@ -6,6 +6,7 @@ import type { ApiKeyStore } from './key-store.js';
 import type { AuditLog } from '../audit/index.js';
 import type { Cache } from '../cache/index.js';
 import { AuthGuard, type AuthGuardOptions } from './auth-guard.js';
+import { SERVICE_TOKEN_HEADER } from './service-token.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -24,7 +25,16 @@ export interface AuthOptions {
   service: string;
   /** Lockout after repeated wrong keys, and aggregated denial audit (omit: every denial audited, no lockout). */
   guard?: { cache: Cache } & AuthGuardOptions;
+  /**
+   * Verifies an `X-Service-Token` for this service: the calling service's name, or null. A call a
+   * service makes on its own behalf (no caller's key to forward: following the production alias,
+   * logging a training run) authenticates with it as `service:<name>` in the role SERVICE_ROLE.
+   */
+  serviceCaller?: (token: string) => Promise<string | null>;
 }
+
+/** What another platform service may do on its own behalf: read, register and track, never administer. */
+export const SERVICE_ROLE = 'ml-engineer' as const;
 
 const LOCAL_ADMIN: Principal = Object.freeze({ id: 'local', name: 'local-admin', role: 'admin', anonymous: true });
 const ANONYMOUS: Principal = Object.freeze({ id: 'anonymous', name: 'anonymous', role: 'viewer', anonymous: true });
@@ -79,7 +89,12 @@ export const authPlugin = fp(
         req.principal = ANONYMOUS;
         throw new AppError('RATE_LIMITED', `too many wrong API keys from this address; locked out for up to ${guard.lockoutSeconds} s`, { retryAfter: guard.lockoutSeconds });
       }
-      const info = key ? await opts.keys.resolve(key) : null;
+      let info: { id: string; name: string; role: Principal['role'] } | null = key ? await opts.keys.resolve(key) : null;
+      const serviceToken = req.headers[SERVICE_TOKEN_HEADER];
+      if (!key && opts.serviceCaller && typeof serviceToken === 'string' && serviceToken) {
+        const caller = await opts.serviceCaller(serviceToken);
+        if (caller) info = { id: `service:${caller}`, name: `service:${caller}`, role: SERVICE_ROLE };
+      }
       req.principal = info ? { id: info.id, name: info.name, role: info.role, anonymous: false } : ANONYMOUS;
       if (key && !info && guard && (await guard.failed(req.ip, prefix, req.id))) {
         throw new AppError('RATE_LIMITED', `too many wrong API keys from this address; locked out for ${guard.lockoutSeconds} s`, { retryAfter: guard.lockoutSeconds });

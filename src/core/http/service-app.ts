@@ -160,7 +160,17 @@ export async function createServiceApp(opts: ServiceAppOptions): Promise<Fastify
   });
   await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: false });
 
-  await app.register(authPlugin, { enabled: platform.config.auth, keys: platform.keys, audit: platform.audit, service: opts.name, guard: { cache: platform.cache, ...platform.config.authGuard } });
+  await app.register(authPlugin, {
+    enabled: platform.config.auth,
+    keys: platform.keys,
+    audit: platform.audit,
+    service: opts.name,
+    guard: { cache: platform.cache, ...platform.config.authGuard },
+    serviceCaller: async (token) => {
+      const result = await platform.transport.verify(token, opts.name);
+      return 'caller' in result ? result.caller : null;
+    },
+  });
   await app.register(serviceIdentityPlugin, {
     service: opts.name,
     transport: platform.transport,
