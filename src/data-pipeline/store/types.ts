@@ -55,15 +55,7 @@ export interface ImageSource {
   ingestedAt: number;
 }
 
-export interface Page<T> {
-  items: T[];
-  nextPageToken?: string;
-}
-
-export interface PageRequest {
-  pageSize?: number;
-  pageToken?: string;
-}
+export type { Page, PageRequest } from '../../core/db/page.js';
 
 /** Image counts per split per class. */
 export type SplitCounts = Record<Split, Record<ClassLabel, number>>;

@@ -1,19 +1,12 @@
 /** What the model registry's client offers other services (import-free: types only). */
+import type { Page, PageRequest } from '../../core/db/page.js';
 import type { ModelVersionView } from '../routes/schemas.js';
 import type { KeyValue, Run, RunStatus } from '../store/tracking-store.js';
 
 export type { ModelVersionView } from '../routes/schemas.js';
 export type { Run, RunStatus } from '../store/tracking-store.js';
 
-export interface Page<T> {
-  items: T[];
-  nextPageToken?: string;
-}
-
-export interface PageRequest {
-  pageSize?: number;
-  pageToken?: string;
-}
+export type { Page, PageRequest } from '../../core/db/page.js';
 
 export interface StartRunInput {
   experiment: string;

@@ -1,15 +1,8 @@
 import { AppError } from '../../core/errors.js';
 
-/** A page of results and the token for the next one (absent on the last page). */
-export interface Page<T> {
-  items: T[];
-  nextPageToken?: string;
-}
+import type { Page } from '../../core/db/page.js';
 
-export interface PageRequest {
-  pageSize?: number;
-  pageToken?: string;
-}
+export type { Page, PageRequest } from '../../core/db/page.js';
 
 /** Offset tokens, opaque to callers (MLflow's SQL store pages the same way). */
 export function encodeOffsetToken(offset: number): string {

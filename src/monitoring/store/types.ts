@@ -1,14 +1,6 @@
 /** Domain types of the monitoring service, shared by stores, services and routes. */
 
-export interface PageRequest {
-  pageSize?: number;
-  pageToken?: string;
-}
-
-export interface Page<T> {
-  items: T[];
-  nextPageToken?: string;
-}
+export type { Page, PageRequest } from '../../core/db/page.js';
 
 /** Numeric per-image statistics of one prediction (nested objects flattened to dotted keys). */
 export type StatsRow = Record<string, number>;

@@ -194,12 +194,4 @@ export interface EpochRecord {
   time: number;
 }
 
-export interface Page<T> {
-  items: T[];
-  nextPageToken?: string;
-}
-
-export interface PageRequest {
-  pageSize?: number;
-  pageToken?: string;
-}
+export type { Page, PageRequest } from '../../core/db/page.js';
