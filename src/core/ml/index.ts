@@ -84,5 +84,21 @@ export {
 } from './cam.js';
 export type { Grid, OcclusionMap, HeatmapPngOptions, OcclusionOptions, MapAgreement } from './cam.js';
 
+export {
+  PROBABILITY_EPS,
+  DEFAULT_MIN_CASES,
+  ABSOLUTE_MIN_CASES,
+  probabilityLogit,
+  applyServingTemperature,
+  normalQuantile,
+  wilsonInterval,
+  clopperPearsonInterval,
+  proportion,
+  casesForHalfWidth,
+  requireEnoughCases,
+  fitSiteCalibration,
+} from './calibration.js';
+export type { CiMethod, Proportion, SiteThresholdMethod, SiteCalibrationOptions, SampleSizeAdvice, SiteCalibrationFit } from './calibration.js';
+
 export { rocCurveSvg, reliabilitySvg, rocCurvePng, reliabilityPng } from './plots.js';
 export type { RocCurveInput, PlotOptions } from './plots.js';
