@@ -33,6 +33,12 @@ export async function createPostgresDatabase(url: string, options: PostgresOptio
   pool.on('error', () => {
     /* idle client errors surface on the next query; never crash the process */
   });
+  // pg listens for errors only on idle clients: a client checked out between two statements (a
+  // transaction) whose connection ends (PostgreSQL restarted) emits 'error' with no listener and
+  // would crash the process. The next statement on it fails instead, and the pool drops it.
+  pool.on('connect', (client) => {
+    client.on('error', () => {});
+  });
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- see Database.db
   const db = new Kysely<any>({ dialect: new PostgresDialect({ pool }) });
   return wrapDatabase(db, { engine: 'postgres', supportsReturning: true, ilike: 'ilike' }, schema, (target) => pgSnapshot(db, url, schema, target));
