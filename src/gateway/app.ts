@@ -11,6 +11,7 @@ import { httpsServerOptions, reloadOnChange } from '../core/http/tls.js';
 import { ServiceTransport } from '../core/http/service-transport.js';
 import { SERVICE_TOKEN_HEADER } from '../core/auth/service-token.js';
 import type { Server as TlsServer } from 'node:tls';
+import { registerSignIn } from './oidc.js';
 
 // The gateway never passes on a service token: people and machines behind it are not services.
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'host', 'content-length', 'proxy-connection', 'te', 'trailer', SERVICE_TOKEN_HEADER]);
@@ -42,6 +43,7 @@ export async function buildGatewayApp(config: Config, logger: Logger): Promise<F
   app.addContentTypeParser('*', (_req, payload, done) => done(null, payload));
 
   app.get('/health', async () => ({ status: 'ok', service: 'gateway' }));
+  registerSignIn(app, { config, logger });
   app.get('/api/services', async () => ({
     services: await Promise.all(
       SERVICE_NAMES.map(async (name) => {

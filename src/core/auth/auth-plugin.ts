@@ -7,10 +7,13 @@ import type { AuditLog } from '../audit/index.js';
 import type { Cache } from '../cache/index.js';
 import { AuthGuard, type AuthGuardOptions } from './auth-guard.js';
 import { SERVICE_TOKEN_HEADER } from './service-token.js';
+import { SESSION_COOKIE, looksLikeJwt, readCookie, verifySession } from './session.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
     principal: Principal;
+    /** The caller's sign-in session token when they were authenticated by one (forwarded on their behalf). */
+    sessionToken: string | null;
   }
   interface FastifyContextConfig {
     /** Minimum role for the route, or 'public'. Every route must declare it. */
@@ -31,7 +34,15 @@ export interface AuthOptions {
    * logging a training run) authenticates with it as `service:<name>` in the role SERVICE_ROLE.
    */
   serviceCaller?: (token: string) => Promise<string | null>;
+  /**
+   * Key verifying sign-in sessions (derived from XRAY_SESSION_SECRET; omit: sessions not accepted).
+   * A session comes in the `xray_session` cookie (a browser, through the gateway) or as
+   * `Authorization: Bearer <session JWT>` (a service calling on the person's behalf).
+   */
+  sessionKey?: Uint8Array;
 }
+
+const STATE_CHANGING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
 /** What another platform service may do on its own behalf: read, register and track, never administer. */
 export const SERVICE_ROLE = 'ml-engineer' as const;
@@ -53,8 +64,9 @@ function presentedKey(req: FastifyRequest): string | null {
   return typeof header === 'string' && header ? header : null;
 }
 
-/** The caller's credential as an Authorization header, for a call made on their behalf to another service. */
+/** The caller's credential as an Authorization header, for a call made on their behalf to another service (an API key or their session). */
 export function forwardedCredential(req: FastifyRequest): string | undefined {
+  if (req.sessionToken) return `Bearer ${req.sessionToken}`;
   const key = presentedKey(req);
   return key ? `Bearer ${key}` : undefined;
 }
@@ -67,6 +79,7 @@ export function forwardedCredential(req: FastifyRequest): string | undefined {
 export const authPlugin = fp(
   async (app: FastifyInstance, opts: AuthOptions) => {
     app.decorateRequest('principal', null as unknown as Principal);
+    app.decorateRequest('sessionToken', null);
 
     app.addHook('onRoute', (route) => {
       const role = (route.config as { role?: RouteAccess } | undefined)?.role;
@@ -83,7 +96,18 @@ export const authPlugin = fp(
         req.principal = LOCAL_ADMIN;
         return;
       }
-      const key = presentedKey(req);
+      let key = presentedKey(req);
+      // A session: a bearer shaped like a JWT (never an API key), or the sign-in cookie.
+      let session: { token: string; via: 'cookie' | 'header' } | null = null;
+      if (opts.sessionKey) {
+        if (key && looksLikeJwt(key)) {
+          session = { token: key, via: 'header' };
+          key = null;
+        } else if (!key) {
+          const cookie = readCookie(req.headers.cookie, SESSION_COOKIE);
+          if (cookie) session = { token: cookie, via: 'cookie' };
+        }
+      }
       const prefix = key ? key.slice(0, 8) : null;
       if (key && guard && (await guard.locked(req.ip, prefix))) {
         req.principal = ANONYMOUS;
@@ -94,6 +118,20 @@ export const authPlugin = fp(
       if (!key && opts.serviceCaller && typeof serviceToken === 'string' && serviceToken) {
         const caller = await opts.serviceCaller(serviceToken);
         if (caller) info = { id: `service:${caller}`, name: `service:${caller}`, role: SERVICE_ROLE };
+      }
+      let sessionProblem: string | null = null;
+      if (!info && session && opts.sessionKey) {
+        const verified = await verifySession(opts.sessionKey, session.token);
+        if ('user' in verified) {
+          info = { id: verified.user.id, name: verified.user.name, role: verified.user.role };
+          req.sessionToken = session.token;
+          // Defence in depth besides SameSite=Strict: a state-changing request carried by the cookie
+          // must come from a page (Origin present — the origin check already refused foreign ones).
+          if (session.via === 'cookie' && STATE_CHANGING.has(req.method) && req.headers.origin === undefined) {
+            req.principal = ANONYMOUS;
+            throw new AppError('FORBIDDEN', 'a state-changing request signed in by the session cookie must carry an Origin header');
+          }
+        } else sessionProblem = verified.problem;
       }
       req.principal = info ? { id: info.id, name: info.name, role: info.role, anonymous: false } : ANONYMOUS;
       if (key && !info && guard && (await guard.failed(req.ip, prefix, req.id))) {
@@ -116,7 +154,9 @@ export const authPlugin = fp(
         }
         return new AppError(code, message);
       };
-      if (!info) throw await deny('UNAUTHENTICATED', key ? 'unknown or revoked API key' : 'an API key is required (Authorization: Bearer <key> or X-API-Key)');
+      if (!info) {
+        throw await deny('UNAUTHENTICATED', key ? 'unknown or revoked API key' : sessionProblem ?? 'an API key is required (Authorization: Bearer <key> or X-API-Key), or a sign-in session');
+      }
       if (!hasRole(info.role, access)) throw await deny('FORBIDDEN', `role '${info.role}' may not do this; '${access}' or higher is required`);
     });
   },

@@ -5,6 +5,7 @@ import { configSchema, SECRET_SETTINGS, type RawConfig } from './schema.js';
 import { ConfigError } from './errors.js';
 import { loadMonitoringSettings, type MonitoringSettings } from './monitoring.js';
 import { dicomNetworkSettings, type DicomNetworkSettings } from './dicom-network.js';
+import { oidcSettings, sessionSettings, type OidcSettings, type SessionSettings } from './sign-in.js';
 
 export { configSchema, SECRET_SETTINGS };
 
@@ -74,6 +75,10 @@ export interface Config {
   readonly monitoring: Readonly<MonitoringSettings>;
   /** PACS connectivity of the data pipeline: C-STORE SCP, auto-predict destination (XRAY_DIMSE_*, XRAY_DICOM_*). */
   readonly dicomNetwork: DicomNetworkSettings;
+  /** Web sign-in sessions (XRAY_SESSION_*): null = no session cookies accepted. */
+  readonly session: SessionSettings | null;
+  /** Sign-in at the hospital's identity provider (XRAY_OIDC_*): null = API keys only. */
+  readonly oidc: OidcSettings | null;
 }
 
 /** Files of the platform's TLS material (absolute paths; read and watched by src/core/http/tls.ts). */
@@ -87,6 +92,8 @@ export interface TlsSettings {
 }
 
 export { ConfigError } from './errors.js';
+export type { OidcSettings, SessionSettings } from './sign-in.js';
+export { parseRoleMap } from './sign-in.js';
 export { monitoringSettingsSchema, loadMonitoringSettings, monitoringSettings, type MonitoringSettings } from './monitoring.js';
 
 /** The project root: two levels above src/core/config. */
@@ -268,6 +275,8 @@ function fromRaw(raw: RawConfig, monitoring: MonitoringSettings): Config {
     projectRoot: PROJECT_ROOT,
     monitoring: Object.freeze(monitoring),
     dicomNetwork: dicomNetworkSettings(raw),
+    session: sessionSettings(raw),
+    oidc: oidcSettings(raw, { tls: tls !== null, hsts: raw.XRAY_HSTS }),
   });
 }
 

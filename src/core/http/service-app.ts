@@ -8,6 +8,7 @@ import { z } from 'zod';
 import type { Platform } from '../platform.js';
 import { authPlugin } from '../auth/index.js';
 import { serviceIdentityPlugin } from '../auth/service-identity.js';
+import { deriveSessionKeys } from '../auth/session.js';
 import { httpsServerOptions, reloadOnChange, requireClientCertificates } from './tls.js';
 import type { Server as TlsServer } from 'node:tls';
 import { installErrorHandlers } from './error-handler.js';
@@ -170,6 +171,7 @@ export async function createServiceApp(opts: ServiceAppOptions): Promise<Fastify
       const result = await platform.transport.verify(token, opts.name);
       return 'caller' in result ? result.caller : null;
     },
+    sessionKey: platform.config.session ? deriveSessionKeys(platform.config.session.secret).session : undefined,
   });
   await app.register(serviceIdentityPlugin, {
     service: opts.name,
