@@ -8,6 +8,7 @@ import { registerAudit } from './commands/audit.js';
 import { registerModels } from './commands/models.js';
 import { registerTrain } from './commands/train.js';
 import { registerEvaluate } from './commands/evaluate.js';
+import { registerCalibrate } from './commands/calibrate.js';
 import { registerBackup } from './commands/backup.js';
 import { registerObjects } from './commands/objects.js';
 
@@ -23,6 +24,7 @@ registerAudit(program);
 registerModels(program);
 registerTrain(program);
 registerEvaluate(program);
+registerCalibrate(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -136,6 +136,7 @@ export class ModelRepository {
       source: { kind: 'registry', uri: resolved.uri },
       preprocessing: resolved.preprocessing,
       threshold: resolved.threshold,
+      temperature: resolved.temperature ?? null,
     };
     await this.loadBytes(bytes, identity, { ...req, followAlias: req.version ? null : resolved.alias });
     return this.info(resolved.name, resolved.version);

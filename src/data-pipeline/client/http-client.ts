@@ -3,7 +3,7 @@ import path from 'node:path';
 import { AppError } from '../../core/errors.js';
 import { ServiceHttpClient } from '../../core/http/service-client.js';
 import type { ServiceTransport } from '../../core/http/service-transport.js';
-import type { DataCallContext, DataPipelineClient, DatasetVersionInfo, ExportManifest } from './types.js';
+import type { DataCallContext, DataPipelineClient, DatasetVersionInfo, ExportManifest, VersionItem } from './types.js';
 
 const headersOf = (ctx: DataCallContext = {}) => ({ authorization: ctx.authorization, 'x-request-id': ctx.requestId });
 /** Preprocessed images fetched at once while exporting over HTTP. */
@@ -33,6 +33,11 @@ export class HttpDataPipelineClient implements DataPipelineClient {
     const m = await this.#manifest(versionId, ctx);
     const size = (m.preprocessing as { size?: unknown }).size;
     return { versionId: m.version_id, preprocessingHash: m.preprocessing.hash, itemCount: m.items.length, preprocessingSize: typeof size === 'number' ? size : null };
+  }
+
+  async versionItems(versionId: string, ctx?: DataCallContext): Promise<VersionItem[]> {
+    const m = await this.#manifest(versionId, ctx);
+    return m.items.map((i) => ({ hash: i.hash, label: i.label, split: i.split }));
   }
 
   /** The same folder an in-process export writes, from the manifest and each preprocessed PNG. */

@@ -15,6 +15,13 @@ export interface DatasetVersionInfo {
   preprocessingSize: number | null;
 }
 
+/** One labelled image of a dataset version (its manifest item, without the patient). */
+export interface VersionItem {
+  hash: string;
+  label: 'NORMAL' | 'PNEUMONIA';
+  split: 'train' | 'val' | 'test';
+}
+
 /** On whose behalf a call is made: their credential travels with it over HTTP. */
 export interface DataCallContext {
   authorization?: string;
@@ -32,6 +39,11 @@ export interface DataPipelineClient {
   imageBytes(sha256: string, ctx?: DataCallContext): Promise<Buffer>;
   /** @throws AppError NOT_FOUND for an unknown version, INVALID_INPUT for a malformed id. */
   describeVersion(versionId: string, ctx?: DataCallContext): Promise<DatasetVersionInfo>;
+  /**
+   * The labelled images of a version (hash, label, split), from its manifest; the version id is
+   * the manifest's sha256. @throws AppError NOT_FOUND for an unknown version.
+   */
+  versionItems(versionId: string, ctx?: DataCallContext): Promise<VersionItem[]>;
   /**
    * Writes the version's export (images/<hash>.png preprocessed, then manifest.json last) into
    * `dir` on this host, which must not exist yet or be empty.

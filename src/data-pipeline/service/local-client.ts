@@ -1,4 +1,4 @@
-import type { DataPipelineClient, DatasetVersionInfo } from '../client/types.js';
+import type { DataPipelineClient, DatasetVersionInfo, VersionItem } from '../client/types.js';
 import type { DataContext } from './context.js';
 import { exportDatasetVersion } from './export.js';
 import { getImageBytes } from './preprocessed.js';
@@ -21,6 +21,11 @@ export class LocalDataPipelineClient implements DataPipelineClient {
     const v = await getVersion(this.#ctx, versionId);
     const manifest = await getManifest(this.#ctx, v.id);
     return { versionId: v.id, preprocessingHash: v.preprocessingHash, itemCount: v.itemCount, preprocessingSize: manifest.preprocessing?.size ?? null };
+  }
+
+  async versionItems(versionId: string): Promise<VersionItem[]> {
+    const v = await getVersion(this.#ctx, versionId);
+    return (await getManifest(this.#ctx, v.id)).items.map((i) => ({ hash: i.hash, label: i.label, split: i.split }));
   }
 
   async exportVersion(versionId: string, dir: string): Promise<void> {

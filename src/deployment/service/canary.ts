@@ -67,7 +67,7 @@ export async function runCanary(source: ModelSource | null, name: string, versio
   try {
     model = await OnnxModel.create(
       bytes,
-      { name: resolved.name, version: resolved.version, alias: null, source: { kind: 'registry', uri: resolved.uri }, preprocessing: resolved.preprocessing, threshold: resolved.threshold },
+      { name: resolved.name, version: resolved.version, alias: null, source: { kind: 'registry', uri: resolved.uri }, preprocessing: resolved.preprocessing, threshold: resolved.threshold, temperature: resolved.temperature ?? null },
       { batching: { maxBatchSize: 1, maxQueueDelayMs: 0, maxQueueSize: 64 }, threads: 1, logger },
     );
   } catch (err) {
@@ -78,7 +78,8 @@ export async function runCanary(source: ModelSource | null, name: string, versio
   }
   try {
     checks.push({ name: 'load', passed: true, message: `ONNX session created (sha256 ${model.sha256.slice(0, 12)}…)` });
-    checks.push({ name: 'contract', passed: true, message: `input ${model.inputSize}x${model.inputSize} equals the recorded preprocessing size ${model.preprocessing.size}` });
+    const calibrated = model.temperature !== null ? `; served probabilities are sigmoid(logit(p)/${model.temperature.toPrecision(4)}) of the file's output (site calibration)` : '';
+    checks.push({ name: 'contract', passed: true, message: `input ${model.inputSize}x${model.inputSize} equals the recorded preprocessing size ${model.preprocessing.size}${calibrated}` });
     checks.push({ name: 'warm_up', passed: true, message: 'warm-up inference is finite' });
     const extra = { input_size: model.inputSize, preprocessing: { size: model.preprocessing.size, hash: model.preprocessingHash } };
     const raw = resolved.fetchArtifact ? await resolved.fetchArtifact(CANARY_ARTIFACT) : null;
@@ -126,7 +127,7 @@ async function compareReference(model: OnnxModel, raw: Uint8Array): Promise<{ ch
   const result = { n, max_abs_diff: maxDiff, tolerance };
   const passed = maxDiff <= tolerance;
   const message = passed
-    ? `${n} reference images give the recorded outputs (max |Δp| ${maxDiff.toExponential(2)} <= ${tolerance})`
+    ? `${n} reference images give the recorded outputs (max |Δp| ${maxDiff.toExponential(2)} <= ${tolerance}${model.temperature !== null ? "; the file's own outputs, before the site temperature, as recorded at training" : ''})`
     : `${n} reference images do not give the recorded outputs: max |Δp| ${maxDiff.toFixed(4)} > ${tolerance} (a different model file, or a runtime that computes it differently)`;
   return { check: { name: 'reference', passed, message }, result };
 }

@@ -10,6 +10,11 @@ export interface ResolvedModelVersion {
   preprocessing: PreprocessSpecInput | null;
   /** The decision threshold recorded with the version (the file's metadata is the fallback). */
   threshold: number | null;
+  /**
+   * The site temperature recorded with a calibrated version (served probability =
+   * sigmoid(logit(p) / T)); null when the version carries none (the file's output is served as is).
+   */
+  temperature?: number | null;
   /** Where the ONNX file lives, for display. */
   uri: string;
   /** Reads the ONNX file's bytes. */

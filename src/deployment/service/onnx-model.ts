@@ -7,6 +7,7 @@ import { parsePreprocessSpec, preprocessingHash, type PreprocessSpec, type Prepr
 import { DynamicBatcher, type BatcherHooks, type BatchingOptions } from './batcher.js';
 import { executionProviders } from './execution-providers.js';
 import { readOnnxMetadata } from '../../core/ml/onnx-metadata.js';
+import { applyServingTemperature } from '../../core/ml/calibration.js';
 
 /** Where a model came from and what the registry says about it (the file's metadata fills gaps). */
 export interface ModelIdentity {
@@ -19,11 +20,19 @@ export interface ModelIdentity {
   preprocessing?: PreprocessSpecInput | null;
   /** Overrides the file's `threshold` metadata. */
   threshold?: number | null;
+  /**
+   * A site calibration's temperature: every served probability is sigmoid(logit(p) / T) of the
+   * file's output p (null or absent: the output as is). Raw outputs (runRaw) are never scaled.
+   */
+  temperature?: number | null;
 }
 
 /** One image's share of a batch. */
 export interface InferenceOutput {
+  /** The served probability: the file's output under the site temperature, if any. */
   probability: number;
+  /** The file's own output, before any site temperature. */
+  rawProbability: number;
   /** This image's `features` map (C·h·w values, CHW), or null when the model has none. */
   features: Float32Array | null;
 }
@@ -92,6 +101,8 @@ export class OnnxModel {
   readonly inputName: string;
   readonly inputSize: number;
   readonly threshold: number;
+  /** Site temperature applied to served probabilities (null: none). */
+  readonly temperature: number | null;
   readonly preprocessing: PreprocessSpec;
   readonly preprocessingHash: string;
   /** false when the file's preprocessing_hash could not be matched to the spec used to serve it. */
@@ -147,6 +158,9 @@ export class OnnxModel {
     const threshold = identity.threshold ?? NUMERIC(this.metadata.threshold) ?? 0.5;
     if (!(threshold > 0 && threshold < 1)) throw contract(`threshold ${threshold} is not in (0, 1)`);
     this.threshold = threshold;
+    const temperature = identity.temperature ?? null;
+    if (temperature !== null && !(Number.isFinite(temperature) && temperature > 0)) throw contract(`site temperature ${temperature} is not a finite number > 0`);
+    this.temperature = temperature;
 
     const weight = parseWeights(this.metadata.classifier_weight);
     this.classifierWeight = weight;
@@ -295,7 +309,8 @@ export class OnnxModel {
     const { probability, features } = await this.runRaw(data, n);
     const per = features ? features.length / n : 0;
     return inputs.map((_, i) => ({
-      probability: probability[i]!,
+      probability: applyServingTemperature(probability[i]!, this.temperature),
+      rawProbability: probability[i]!,
       features: features ? features.slice(i * per, (i + 1) * per) : null,
     }));
   }

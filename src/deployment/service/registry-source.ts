@@ -18,6 +18,16 @@ function specOf(recorded: unknown): PreprocessSpecInput | null {
 }
 
 /**
+ * The serving temperature of a site-calibrated version (metadata.site_calibration.temperature),
+ * or null. The trainer's own `temperature` is not this one: it is already inside the ONNX graph.
+ */
+export function siteTemperature(metadata: unknown): number | null {
+  const cal = metadata && typeof metadata === 'object' ? (metadata as Record<string, unknown>).site_calibration : null;
+  const t = cal && typeof cal === 'object' ? (cal as Record<string, unknown>).temperature : null;
+  return typeof t === 'number' && Number.isFinite(t) && t > 0 ? t : null;
+}
+
+/**
  * The model registry, through its client (in-process in embedded mode, HTTP otherwise), as the
  * deployment service's {@link ModelSource}: resolves versions and aliases, reads the ONNX file and
  * the other files registered with a version.
@@ -40,6 +50,7 @@ export class RegistryModelSource implements ModelSource {
       alias: isNumber ? null : versionOrAlias.trim(),
       preprocessing: specOf(v.preprocessing),
       threshold: v.threshold,
+      temperature: siteTemperature(v.metadata),
       uri: `models:/${v.name}/${v.version}`,
       fetch: async () => {
         const bytes = await artifact(MODEL_FILE);

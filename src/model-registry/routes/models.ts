@@ -6,7 +6,11 @@ import { AppError } from '../../core/errors.js';
 import { forwardedCredential } from '../../core/auth/index.js';
 import { errorResponses, pageQuery } from '../../core/http/index.js';
 import type { RegisterInput } from '../service/registry-service.js';
+import type { CalibrateInput, SiteLabel } from '../service/site-calibration.js';
 import {
+  calibrateJsonBody,
+  calibrateOptions,
+  calibrateResult,
   comparison,
   deleteResult,
   gcBody,
@@ -94,6 +98,24 @@ async function readMultipartRegistration(req: FastifyRequest): Promise<Omit<Regi
     tags,
     extraArtifacts: extras,
   };
+}
+
+/**
+ * Reads a site calibration upload: each image a file part named by its label (NORMAL or
+ * PNEUMONIA; the filename is its path in the site's folder, for messages), and the options as
+ * fields (method, target_sensitivity, min_cases, ci_method, promote).
+ */
+async function readCalibrationUpload(req: FastifyRequest): Promise<{ files: { file: string; label: SiteLabel; data: Buffer }[]; fields: Record<string, string> }> {
+  const fields: Record<string, string> = {};
+  const files: { file: string; label: SiteLabel; data: Buffer }[] = [];
+  for await (const part of req.parts()) {
+    if (part.type === 'file') {
+      const label = part.fieldname.toUpperCase();
+      if (label !== 'NORMAL' && label !== 'PNEUMONIA') throw new AppError('INVALID_INPUT', `file part '${part.fieldname}' (${part.filename}): name each image part by its label, NORMAL or PNEUMONIA`);
+      files.push({ file: part.filename || `${label}/${files.length}`, label, data: await part.toBuffer() });
+    } else fields[part.fieldname] = String(part.value);
+  }
+  return { files, fields };
 }
 
 /** The registry's own API (platform error envelope): register, browse, promote, compare, lineage, cards, delete, gc. */
@@ -269,6 +291,55 @@ export const modelRoutes: FastifyPluginAsync = async (fastify) => {
         return service().cardMarkdown(req.params.name, req.params.version);
       }
       return service().card(req.params.name, req.params.version);
+    },
+  );
+
+  app.post(
+    '/models/:name/versions/:version/calibrate',
+    {
+      config: { role: 'ml-engineer' },
+      schema: {
+        tags: TAGS,
+        summary: "Site calibration: fit a threshold and a temperature on a site's labelled cases and register them as a child version (same ONNX bytes)",
+        description:
+          "The cases are scored by the deployment through its serving path. Send the images as multipart file parts named NORMAL or PNEUMONIA (fields: method=sensitivity|youden, target_sensitivity, min_cases, ci_method=wilson|clopper-pearson, promote), or JSON {dataset_version, split?, …} for a dataset version the data pipeline stores. Fewer than min_cases (default 30) of either class is refused with 422 TOO_FEW_CASES. With promote=true the child goes through the promotion gate, which compares AUCs on the site's cases.",
+        params: versionParams,
+        consumes: ['multipart/form-data', 'application/json'],
+        body: z.any(),
+        response: { 201: calibrateResult, ...errorResponses },
+      },
+    },
+    async (req, reply) => {
+      let data: CalibrateInput['data'];
+      let raw: Record<string, unknown>;
+      if (req.isMultipart()) {
+        const upload = await readCalibrationUpload(req);
+        data = { kind: 'upload', files: upload.files };
+        raw = upload.fields;
+      } else {
+        const parsed = calibrateJsonBody.safeParse(req.body ?? {});
+        if (!parsed.success) throw new AppError('INVALID_INPUT', `send the images as multipart parts named NORMAL / PNEUMONIA, or JSON {dataset_version, …}: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
+        data = { kind: 'dataset', datasetVersion: parsed.data.dataset_version, split: parsed.data.split };
+        raw = req.body as Record<string, unknown>;
+      }
+      const options = calibrateOptions.safeParse(raw);
+      if (!options.success) throw new AppError('INVALID_INPUT', `invalid calibration options: ${options.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+      const o = options.data;
+      const out = await service().calibrate({
+        name: req.params.name,
+        version: req.params.version,
+        data,
+        method: o.method,
+        targetSensitivity: o.target_sensitivity,
+        minCases: o.min_cases,
+        ciMethod: o.ci_method,
+        promote: o.promote,
+        actor: actorOf(req),
+        requestId: req.id,
+        authorization: forwardedCredential(req),
+      });
+      void reply.status(201);
+      return { model_version: toVersionView(out.version), calibration: out.calibration, failures: out.failures, promotion: out.promotion };
     },
   );
 

@@ -31,7 +31,78 @@ export const gateVerdict = z.object({
     })
     .optional()
     .describe('The canary load in the deployment service that ran before the production alias moved'),
+  basis: z
+    .object({ kind: z.enum(['validation', 'site']), site_data: z.string().nullable(), n: z.number().nullable() })
+    .optional()
+    .describe("What the AUCs were measured on: the versions' validation splits, or one site's labelled cases (a site-calibrated candidate)"),
 });
+
+const proportion = z.object({ k: z.number(), n: z.number(), value: z.number(), ci: z.tuple([z.number(), z.number()]), method: z.enum(['wilson', 'clopper-pearson']), level: z.number() });
+
+/** A site calibration, as recorded in a calibrated version's metadata (`site_calibration`). */
+export const siteCalibration = z.object({
+  format: z.literal('xray-site-calibration/1'),
+  parent: z.object({ name: z.string(), version: z.number(), onnx_sha256: z.string() }),
+  data: z.object({
+    kind: z.enum(['folder', 'dataset_version']),
+    manifest_sha256: z.string().describe('The site data: a dataset version id (its manifest hash), or the sha256 of the folder manifest (distinct image hashes + labels)'),
+    dataset_version: z.string().nullable(),
+    split: z.string().nullable(),
+    n: z.number(),
+    positives: z.number(),
+    negatives: z.number(),
+    duplicates_dropped: z.number(),
+    failed: z.number().describe('Images that could not be decoded or scored (left out of the fit)'),
+  }),
+  method: z.enum(['sensitivity', 'youden']),
+  target_sensitivity: z.number().nullable(),
+  threshold: z.number().describe('On the served (calibrated) probability scale'),
+  temperature: z.number().describe("Served probability = sigmoid(logit(p) / T) of the model file's output p"),
+  nll_before: z.number(),
+  nll_after: z.number(),
+  ece_before: z.number(),
+  ece_after: z.number(),
+  auc: z.number(),
+  auc_ci: z.tuple([z.number(), z.number()]).nullable(),
+  sensitivity: proportion,
+  specificity: proportion,
+  confusion: z.object({ tp: z.number(), fp: z.number(), tn: z.number(), fn: z.number() }),
+  sample_size: z.object({
+    half_width: z.number(),
+    positives_needed: z.number(),
+    negatives_needed: z.number(),
+    positives: z.number(),
+    negatives: z.number(),
+    sufficient: z.boolean(),
+    achieved_half_width: z.number(),
+  }),
+  min_cases: z.number(),
+  gate_evidence: z.object({
+    site_auc: z.number(),
+    production: z.object({ version: z.number(), onnx_sha256: z.string(), site_auc: z.number().nullable() }).nullable(),
+  }),
+  calibrated_by: z.string(),
+  calibrated_at: z.string(),
+});
+export type SiteCalibration = z.infer<typeof siteCalibration>;
+
+export const calibrateOptions = z.object({
+  method: z.enum(['sensitivity', 'youden']).default('sensitivity'),
+  target_sensitivity: z.coerce.number().gt(0).lt(1).default(0.95),
+  min_cases: z.coerce.number().int().min(10).max(100_000).default(30),
+  ci_method: z.enum(['wilson', 'clopper-pearson']).default('wilson'),
+  promote: z
+    .union([z.boolean(), z.enum(['true', 'false', '1', '0'])])
+    .default(false)
+    .transform((v) => v === true || v === 'true' || v === '1'),
+});
+
+export const calibrateJsonBody = calibrateOptions.extend({
+  dataset_version: z.string().regex(/^[0-9a-f]{64}$/, 'a dataset version id (sha256)'),
+  split: z.enum(['train', 'val', 'test']).optional().describe('Only this split of the version (default: every image in it)'),
+});
+
+
 
 export const stage = z.enum(STAGES as readonly Stage[] as [Stage, ...Stage[]]);
 
@@ -55,6 +126,7 @@ export const modelVersionView = z.object({
   has_features: z.boolean(),
   threshold: z.number().nullable(),
   threshold_method: z.string().nullable(),
+  temperature: z.number().nullable().describe("Site temperature the deployment applies to this version's probabilities (null: none; the trainer's own temperature is inside the ONNX file)"),
   preprocessing: z.unknown(),
   preprocessing_hash: z.string().nullable(),
   dataset_version: z.string().nullable(),
@@ -208,6 +280,33 @@ export const modelCard = z.object({
   evaluation: z.array(evaluationSummary),
   threshold: z.object({ value: z.number().nullable(), method: z.string().nullable(), how_chosen: z.string() }),
   training: z.record(z.string(), z.unknown()),
+  site_calibrations: z.array(
+    z.object({
+      version: z.number(),
+      parent: z.object({ name: z.string(), version: z.number() }),
+      this_version: z.boolean(),
+      stage: z.string(),
+      data_kind: z.string(),
+      data_hash: z.string(),
+      split: z.string().nullable(),
+      n: z.number(),
+      positives: z.number(),
+      negatives: z.number(),
+      method: z.string(),
+      target_sensitivity: z.number().nullable(),
+      threshold: z.number(),
+      temperature: z.number(),
+      auc: z.number(),
+      sensitivity: z.object({ value: z.number(), ci: z.tuple([z.number(), z.number()]), k: z.number(), n: z.number() }),
+      specificity: z.object({ value: z.number(), ci: z.tuple([z.number(), z.number()]), k: z.number(), n: z.number() }),
+      ci_method: z.string(),
+      sufficient: z.boolean(),
+      positives_needed: z.number(),
+      negatives_needed: z.number(),
+      by: z.string(),
+      at: z.string(),
+    }),
+  ),
   limitations: z.array(z.string()),
   generated_at: z.string(),
 });
@@ -227,3 +326,15 @@ export const gcBody = z
     min_age_s: z.number().int().min(0).max(365 * 86400).optional().describe('Keep objects written or reused within this many seconds (default 3600): a registration may be about to reference them'),
   })
   .optional();
+
+export const calibrateResult = z.object({
+  model_version: modelVersionView,
+  calibration: siteCalibration,
+  failures: z.array(z.object({ file: z.string(), code: z.string(), message: z.string() })),
+  promotion: z.object({
+    requested: z.boolean(),
+    promoted: z.boolean(),
+    gate: gateVerdict.nullable(),
+    error: z.object({ code: z.string(), message: z.string() }).nullable(),
+  }),
+});

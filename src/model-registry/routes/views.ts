@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import type { ModelVersionRecord, StageEvent } from '../store/registry-store.js';
+import { siteCalibrationOf } from '../service/site-calibration-record.js';
 import type { ModelVersionView, stageEvent } from './schemas.js';
 
 /** A version as the registry API shows it; `full` adds the trainer's metadata (model.json). */
@@ -25,6 +26,7 @@ export function toVersionView(v: ModelVersionRecord, full = true): ModelVersionV
     has_features: v.has_features,
     threshold: v.threshold,
     threshold_method: v.threshold_method,
+    temperature: siteCalibrationOf(v)?.temperature ?? null,
     preprocessing: v.preprocessing ?? null,
     preprocessing_hash: v.preprocessing_hash,
     dataset_version: v.dataset_version,

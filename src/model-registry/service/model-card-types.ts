@@ -54,6 +54,38 @@ export interface ModelCard {
     seed: unknown;
     best_epoch: unknown;
   };
+  /** Site calibrations of these weights: this version's own (a calibrated child) and those registered from it. */
+  site_calibrations: SiteCalibrationSummary[];
   limitations: string[];
   generated_at: string;
+}
+
+/** One site calibration as a card lists it. */
+export interface SiteCalibrationSummary {
+  /** The calibrated version. */
+  version: number;
+  parent: { name: string; version: number };
+  /** true on the calibrated version's own card. */
+  this_version: boolean;
+  stage: string;
+  data_kind: string;
+  /** Dataset version id, or the sha256 of the folder manifest. */
+  data_hash: string;
+  split: string | null;
+  n: number;
+  positives: number;
+  negatives: number;
+  method: string;
+  target_sensitivity: number | null;
+  threshold: number;
+  temperature: number;
+  auc: number;
+  sensitivity: { value: number; ci: [number, number]; k: number; n: number };
+  specificity: { value: number; ci: [number, number]; k: number; n: number };
+  ci_method: string;
+  sufficient: boolean;
+  positives_needed: number;
+  negatives_needed: number;
+  by: string;
+  at: string;
 }

@@ -1,5 +1,6 @@
 import type { ModelVersionRecord } from '../store/registry-store.js';
-import type { EvaluationSummary, ModelCard } from './model-card-types.js';
+import type { EvaluationSummary, ModelCard, SiteCalibrationSummary } from './model-card-types.js';
+import { siteCalibrationOf } from './site-calibration-record.js';
 
 export type { EvaluationSummary, ModelCard } from './model-card-types.js';
 
@@ -31,6 +32,9 @@ const THRESHOLD_METHODS: Record<string, string> = {
   robust:
     "Chosen away from the razor's edge of the validation ROC: the validation images and 12 shifted copies of them (exposure, contrast, gamma, blur, noise, aspect, crop, zoom) pooled; every threshold whose pooled Youden's J is within 0.02 of the best; the middle of that range in logit space.",
   fixed: 'A fixed value set by the trainer.',
+  'site-sensitivity':
+    "Site calibration: fitted on the site's own labelled cases, after a temperature fitted there by NLL — the highest served probability reaching the target sensitivity on those cases (see site_calibrations).",
+  'site-youden': "Site calibration: fitted on the site's own labelled cases, after a temperature fitted there by NLL — Youden's J on those cases (see site_calibrations).",
   default: 'No threshold was recorded; the default 0.5 is used.',
 };
 
@@ -94,13 +98,78 @@ function countsPerClass(meta: Record<string, unknown>): Record<string, Record<st
   return Object.keys(out).length ? out : null;
 }
 
-export function buildModelCard(v: ModelVersionRecord, now = Date.now()): ModelCard {
+function siteSummary(x: ModelVersionRecord, self: number): SiteCalibrationSummary | null {
+  const s = siteCalibrationOf(x);
+  if (!s) return null;
+  const prop = (p: typeof s.sensitivity) => ({ value: p.value, ci: p.ci, k: p.k, n: p.n });
+  return {
+    version: x.version,
+    parent: { name: s.parent.name, version: s.parent.version },
+    this_version: x.version === self,
+    stage: x.current_stage,
+    data_kind: s.data.kind,
+    data_hash: s.data.manifest_sha256,
+    split: s.data.split,
+    n: s.data.n,
+    positives: s.data.positives,
+    negatives: s.data.negatives,
+    method: s.method,
+    target_sensitivity: s.target_sensitivity,
+    threshold: s.threshold,
+    temperature: s.temperature,
+    auc: s.auc,
+    sensitivity: prop(s.sensitivity),
+    specificity: prop(s.specificity),
+    ci_method: s.sensitivity.method,
+    sufficient: s.sample_size.sufficient,
+    positives_needed: s.sample_size.positives_needed,
+    negatives_needed: s.sample_size.negatives_needed,
+    by: s.calibrated_by,
+    at: s.calibrated_at,
+  };
+}
+
+/**
+ * The card of a version. `calibrated`: versions carrying a site calibration of these weights (the
+ * version itself, if calibrated, and its calibrated children), listed under site_calibrations.
+ */
+export function buildModelCard(v: ModelVersionRecord, now = Date.now(), calibrated: ModelVersionRecord[] = []): ModelCard {
   const meta = v.metadata ?? {};
   const card = obj(meta.card) ?? {};
   const evaluation: EvaluationSummary[] = [];
   if (v.metrics) evaluation.push(summarizeEvaluation('validation', v.metrics));
   const tests = obj(meta.test_metrics);
   if (tests) for (const [split, m] of Object.entries(tests)) if (obj(m)) evaluation.push(summarizeEvaluation(split, m as Record<string, unknown>));
+  const own = siteCalibrationOf(v);
+  const limitations = [...(strings(card.limitations) ?? [])];
+  if (own) {
+    evaluation.push({
+      split: `site ${own.data.manifest_sha256.slice(0, 12)}`,
+      n: own.data.n,
+      positives: own.data.positives,
+      negatives: own.data.negatives,
+      auc: own.auc,
+      auc_ci: own.auc_ci,
+      ci_level: own.auc_ci ? 0.95 : null,
+      sensitivity: own.sensitivity.value,
+      specificity: own.specificity.value,
+      ppv: own.confusion.tp + own.confusion.fp ? own.confusion.tp / (own.confusion.tp + own.confusion.fp) : null,
+      npv: own.confusion.tn + own.confusion.fn ? own.confusion.tn / (own.confusion.tn + own.confusion.fn) : null,
+      f1: own.confusion.tp ? (2 * own.confusion.tp) / (2 * own.confusion.tp + own.confusion.fp + own.confusion.fn) : 0,
+      accuracy: (own.confusion.tp + own.confusion.tn) / own.data.n,
+      threshold: own.threshold,
+      confusion: own.confusion,
+    });
+    limitations.push(
+      `Threshold and temperature were fitted on the site's own ${own.data.n} labelled cases (${own.data.positives} PNEUMONIA, ${own.data.negatives} NORMAL); the site sensitivity and specificity are measured on the same cases they were fitted on, so they are optimistic — confirm them on cases collected later.`,
+    );
+    if (!own.sample_size.sufficient) {
+      limitations.push(
+        `The site's intervals are wider than ±${own.sample_size.half_width}: about ${own.sample_size.positives_needed} PNEUMONIA and ${own.sample_size.negatives_needed} NORMAL cases are needed for ±${own.sample_size.half_width}.`,
+      );
+    }
+  }
+  const siteCalibrations = calibrated.map((x) => siteSummary(x, v.version)).filter((x): x is SiteCalibrationSummary => x !== null).sort((a, b) => a.version - b.version);
   const method = v.threshold_method;
   const outputs = Array.isArray(meta.outputs) ? strings(meta.outputs) ?? [] : Object.keys(obj(meta.outputs) ?? {});
   return {
@@ -144,7 +213,8 @@ export function buildModelCard(v: ModelVersionRecord, now = Date.now()): ModelCa
       seed: meta.seed ?? null,
       best_epoch: meta.best_epoch ?? null,
     },
-    limitations: [...(strings(card.limitations) ?? []), ...DEFAULT_LIMITATIONS],
+    site_calibrations: siteCalibrations,
+    limitations: [...limitations, ...DEFAULT_LIMITATIONS],
     generated_at: new Date(now).toISOString(),
   };
 }
@@ -188,6 +258,22 @@ export function renderModelCardMarkdown(card: ModelCard): string {
   const t = card.training;
   lines.push('', '## Training', '', `- Run: ${t.run_id ?? 'not recorded'}`, `- Code version: ${t.code_version ?? 'not recorded'}`, `- Parent model: ${t.parent ? `${t.parent.name} v${t.parent.version}` : 'none'}`);
   if (t.hyperparameters) lines.push(`- Hyperparameters: \`${JSON.stringify(t.hyperparameters)}\``);
+  lines.push('', '## Site calibrations', '');
+  if (card.site_calibrations.length === 0) lines.push('None: no site has calibrated these weights on its own labelled cases yet (`xray calibrate`).');
+  else {
+    lines.push(
+      '| version | site data | n (pos/neg) | method | threshold | temperature | sensitivity (95% CI) | specificity (95% CI) | by, when |',
+      '|---|---|---|---|---:|---:|---|---|---|',
+    );
+    const ci = (p: { value: number; ci: [number, number] }) => `${p.value.toFixed(3)} (${p.ci[0].toFixed(3)}–${p.ci[1].toFixed(3)})`;
+    for (const s of card.site_calibrations) {
+      const method = s.method === 'sensitivity' ? `sensitivity ≥ ${s.target_sensitivity}` : "Youden's J";
+      lines.push(
+        `| v${s.version}${s.this_version ? ' (this)' : ''} from v${s.parent.version} | ${s.data_kind === 'folder' ? 'folder' : 'dataset'} \`${s.data_hash.slice(0, 16)}…\`${s.split ? ` ${s.split}` : ''} | ${s.n} (${s.positives}/${s.negatives}) | ${method} | ${s.threshold.toFixed(4)} | ${s.temperature.toFixed(3)} | ${ci(s.sensitivity)} | ${ci(s.specificity)} | ${s.by}, ${s.at.slice(0, 16).replace('T', ' ')} |`,
+      );
+    }
+    lines.push('', `Intervals: ${card.site_calibrations[0]!.ci_method === 'wilson' ? 'Wilson score' : 'exact Clopper–Pearson'}; measured on the cases the threshold was fitted on.`);
+  }
   lines.push('', '## Limitations', '');
   for (const l of card.limitations) lines.push(`- ${l}`);
   lines.push('', `_Generated ${card.generated_at} from the registration record._`, '');

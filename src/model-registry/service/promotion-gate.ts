@@ -51,3 +51,64 @@ function fmt(x: number): string {
 function signed(x: number): string {
   return `${x >= 0 ? '+' : ''}${x.toFixed(4)}`;
 }
+
+export interface SiteGateInput {
+  candidate: { version: number; onnx_sha256: string | null };
+  /** The candidate's site calibration: its AUC on the site's cases, and the production version scored on the same cases then. */
+  site: {
+    auc: number;
+    data: string;
+    n: number;
+    production: { version: number; onnx_sha256: string; site_auc: number | null } | null;
+  };
+  production: { version: number; onnx_sha256: string | null } | null;
+  margin: number;
+  actor: string;
+  now?: number;
+}
+
+/**
+ * The promotion gate for a site-calibrated candidate, on that site's data: its AUC on the site's
+ * labelled cases against the production version's AUC on the same cases. A production version
+ * with the candidate's weights has the same AUC there (a temperature and a threshold do not change
+ * the ranking); another one must have been scored on the site's cases when the candidate was
+ * calibrated, else the gate fails (calibrate again) — an admin may force it like any gate.
+ */
+export function evaluateSiteGate(input: SiteGateInput): GateVerdict {
+  const { candidate, site, production, margin } = input;
+  const base = {
+    forced: false,
+    margin,
+    candidate_auc: site.auc,
+    production_version: production?.version ?? null,
+    decided_by: input.actor,
+    decided_at: input.now ?? Date.now(),
+    basis: { kind: 'site' as const, site_data: site.data, n: site.n },
+  };
+  const where = `on the site's ${site.n} cases (${site.data.slice(0, 12)}…)`;
+  if (!production) {
+    return { ...base, production_auc: null, passed: true, delta: null, message: `no version is in Production; version ${candidate.version} (site AUC ${fmt(site.auc)} ${where}) is promoted` };
+  }
+  let productionAuc: number | null = null;
+  let how = '';
+  if (production.onnx_sha256 && production.onnx_sha256 === candidate.onnx_sha256) {
+    productionAuc = site.auc;
+    how = ' (same weights)';
+  } else if (site.production && production.onnx_sha256 && site.production.onnx_sha256 === production.onnx_sha256 && site.production.site_auc !== null) {
+    productionAuc = site.production.site_auc;
+  } else {
+    return {
+      ...base,
+      production_auc: null,
+      passed: false,
+      delta: null,
+      message: `production version ${production.version} was not scored on this site's cases when version ${candidate.version} was calibrated, so the two cannot be compared ${where}; calibrate again against the current production`,
+    };
+  }
+  const delta = site.auc - productionAuc;
+  const passed = delta >= -margin - 1e-12;
+  const message = passed
+    ? `site AUC ${fmt(site.auc)} of version ${candidate.version} is within ${margin} of production version ${production.version}${how} (${fmt(productionAuc)}; delta ${signed(delta)}) ${where}`
+    : `site AUC ${fmt(site.auc)} of version ${candidate.version} is ${fmt(-delta)} below production version ${production.version} (${fmt(productionAuc)}) ${where}, more than the allowed margin ${margin} (XRAY_PROMOTION_MARGIN)`;
+  return { ...base, production_auc: productionAuc, passed, delta, message };
+}

@@ -25,7 +25,9 @@ import type { KeyValue, Run } from '../store/tracking-store.js';
 import { currentCodeVersion } from './code-version.js';
 import { buildModelCard, renderModelCardMarkdown, summarizeEvaluation, type EvaluationSummary, type ModelCard } from './model-card.js';
 import { inspectOnnx, metadataValue } from './onnx-inspect.js';
-import { evaluateGate } from './promotion-gate.js';
+import { evaluateGate, evaluateSiteGate } from './promotion-gate.js';
+import { siteCalibrationOf } from './site-calibration-record.js';
+import { calibrateVersion, type CalibrateInput, type CalibrateOutcome } from './site-calibration.js';
 import { TrackingService } from './tracking-service.js';
 
 /** The caller of a state change: who (for the audit trail) and with which role (force, hard delete). */
@@ -49,6 +51,8 @@ export interface RegisterInput {
   parent?: { name: string; version: number } | null;
   /** More files to keep with the version (evaluation.json, …). */
   extraArtifacts?: { path: string; data: Buffer; contentType?: string }[];
+  /** The version's source URI instead of `upload:sha256:…` (a site calibration: `calibration:models:/<name>/<parent>`). */
+  sourceUri?: string;
 }
 
 export interface SetStageInput {
@@ -94,7 +98,7 @@ export interface GcResult {
 export const GC_MIN_AGE_S = 3600;
 
 export interface LineageNode {
-  kind: 'model_version' | 'run' | 'dataset_version' | 'preprocessing' | 'code_version' | 'parent_model';
+  kind: 'model_version' | 'run' | 'dataset_version' | 'preprocessing' | 'code_version' | 'site_data' | 'parent_model';
   id: string;
   details: Record<string, unknown>;
 }
@@ -296,7 +300,7 @@ export class ModelRegistryService {
     if (parent) await this.registry.getModelVersion(parent.name, parent.version, { includeDeleted: true });
 
     const stored = await putContentAddressed(this.#platform.objects, ARTIFACT_NAMESPACE, data, '', 'application/octet-stream');
-    if (input.source.kind === 'upload') source = `upload:sha256:${stored.sha256}`;
+    if (input.source.kind === 'upload') source = input.sourceUri ?? `upload:sha256:${stored.sha256}`;
     const artifacts: VersionArtifact[] = [{ path: MODEL_FILE, object_key: stored.key, sha256: stored.sha256, size: data.length, content_type: 'application/octet-stream' }];
 
     // metadata_props fill what the trainer's model.json did not say (classifier weights stay in the file).
@@ -486,7 +490,16 @@ export class ModelRegistryService {
     let verdict: GateVerdict | null = null;
     if (stage === 'Production' && v.current_stage !== 'Production') {
       const production = await this.#currentProduction(name, version);
-      verdict = evaluateGate({ candidate: v, production, margin: this.promotionMargin, actor: actor.name });
+      const site = siteCalibrationOf(v);
+      verdict = site
+        ? evaluateSiteGate({
+            candidate: { version: v.version, onnx_sha256: v.onnx?.sha256 ?? null },
+            site: { auc: site.auc, data: site.data.manifest_sha256, n: site.data.n, production: site.gate_evidence.production },
+            production: production ? { version: production.version, onnx_sha256: production.onnx?.sha256 ?? null } : null,
+            margin: this.promotionMargin,
+            actor: actor.name,
+          })
+        : { ...evaluateGate({ candidate: v, production, margin: this.promotionMargin, actor: actor.name }), basis: { kind: 'validation', site_data: null, n: null } };
       if (!verdict.passed) {
         if (!input.force) {
           await refuse('GATE_FAILED', `promotion of ${name} version ${version} to Production refused: ${verdict.message}. An admin may force it with a reason.`, verdict);
@@ -756,6 +769,14 @@ export class ModelRegistryService {
     }
     if (v.preprocessing_hash) chain.push({ kind: 'preprocessing', id: v.preprocessing_hash, details: { spec: v.preprocessing ?? null } });
     if (v.code_version) chain.push({ kind: 'code_version', id: v.code_version, details: {} });
+    const site = siteCalibrationOf(v);
+    if (site) {
+      chain.push({
+        kind: 'site_data',
+        id: site.data.manifest_sha256,
+        details: { kind: site.data.kind, split: site.data.split, n: site.data.n, positives: site.data.positives, negatives: site.data.negatives, threshold: site.threshold, temperature: site.temperature, calibrated_by: site.calibrated_by, calibrated_at: site.calibrated_at },
+      });
+    }
     for (const p of parents) chain.push({ kind: 'parent_model', id: `${p.name}/${p.version}`, details: { onnx_sha256: p.onnx_sha256, dataset_version: p.dataset_version, deleted: p.deleted } });
     return {
       model: { name: v.name, version: v.version },
@@ -780,7 +801,30 @@ export class ModelRegistryService {
   }
 
   async card(name: string, versionOrAlias: string | number): Promise<ModelCard> {
-    return buildModelCard(await this.resolve(name, versionOrAlias));
+    const v = await this.resolve(name, versionOrAlias);
+    // Site calibrations of these weights: the version's own, and those registered from it.
+    const { versions } = await this.getModel(v.name);
+    const calibrated = versions.filter((x) => x.version === v.version || (x.parent?.name === v.name && x.parent.version === v.version));
+    return buildModelCard(v, Date.now(), calibrated.filter((x) => siteCalibrationOf(x)));
+  }
+
+  // ── site calibration ──────────────────────────────────────────────────────────────────────
+
+  /**
+   * Fits a threshold and a temperature on a site's labelled cases (scored by the deployment
+   * through its serving path) and registers them as a child version with the same ONNX bytes;
+   * with `promote`, the child then goes through the promotion gate on that site's data.
+   * @throws AppError TOO_FEW_CASES (422) below the minimum; NOT_FOUND; INVALID_INPUT.
+   */
+  async calibrate(input: CalibrateInput): Promise<CalibrateOutcome> {
+    return calibrateVersion(
+      {
+        registry: this,
+        platform: this.#platform,
+        audit: (action, resource, outcome, details) => this.#audit(input.actor.name, action, resource, outcome, input.requestId, details),
+      },
+      input,
+    );
   }
 
   async cardMarkdown(name: string, versionOrAlias: string | number): Promise<string> {

@@ -37,6 +37,8 @@ export interface GateVerdict {
   reason?: string;
   /** The servability check: a canary load in the deployment service before the alias moves. */
   servability?: ServabilityVerdict;
+  /** What the AUCs were measured on (absent in verdicts recorded before site calibration existed: validation). */
+  basis?: { kind: 'validation' | 'site'; site_data: string | null; n: number | null };
 }
 
 export interface ServabilityVerdict {

@@ -1,0 +1,81 @@
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { AppError } from '../../core/errors.js';
+import { errorResponses } from '../../core/http/schemas.js';
+import { MAX_SCORE_IMAGES, type ScoreImage, type ScoreReport } from '../client/scoring.js';
+import { callerOf } from './http.js';
+
+const scoreResult = z.union([
+  z.object({ ok: z.literal(true), raw_probability: z.number(), probability: z.number() }),
+  z.object({ ok: z.literal(false), error: z.object({ code: z.string(), message: z.string() }) }),
+]);
+
+/** The response of POST /models/score (the client's ScoreReport). */
+export const scoreReportSchema = z.object({
+  name: z.string(),
+  version: z.string(),
+  onnx_sha256: z.string(),
+  threshold: z.number(),
+  temperature: z.number().nullable().describe("Site temperature the version serves with; 'probability' has it applied, 'raw_probability' is the file's own output"),
+  input_size: z.number(),
+  preprocessing_hash: z.string(),
+  results: z.array(scoreResult),
+  duration_ms: z.number(),
+}) satisfies z.ZodType<ScoreReport>;
+
+const jsonBody = z.object({
+  name: z.string().min(1).max(128),
+  version: z.string().regex(/^\d{1,9}$/, 'a registered version number'),
+  hashes: z.array(z.string().regex(/^[0-9a-f]{64}$/, 'a sha256 hex digest')).min(1).max(MAX_SCORE_IMAGES),
+});
+
+async function readMultipart(req: FastifyRequest): Promise<{ name: string; version: string; images: ScoreImage[] }> {
+  const fields: Record<string, string> = {};
+  const images: ScoreImage[] = [];
+  for await (const part of req.parts()) {
+    if (part.type === 'file') {
+      if (images.length >= MAX_SCORE_IMAGES) throw new AppError('INVALID_INPUT', `at most ${MAX_SCORE_IMAGES} images per call`);
+      images.push({ bytes: await part.toBuffer(), filename: part.filename });
+    } else fields[part.fieldname] = String(part.value);
+  }
+  const name = fields.name?.trim();
+  const version = fields.version?.trim();
+  if (!name || !version || !/^\d{1,9}$/.test(version)) throw new AppError('INVALID_INPUT', "fields 'name' and 'version' (a registered version number) are required");
+  return { name, version, images };
+}
+
+/**
+ * POST /models/score: labelled-case scoring for the registry's site calibration, through the
+ * serving path, in a session that never serves; nothing is recorded as a prediction.
+ */
+export const scoreRoutes: FastifyPluginAsync<{ score: (name: string, version: string, images: ScoreImage[], caller: ReturnType<typeof callerOf>) => Promise<ScoreReport> }> = async (
+  instance,
+  { score },
+) => {
+  const app = instance.withTypeProvider<ZodTypeProvider>();
+  app.post(
+    '/models/score',
+    {
+      // Internal: the model registry calls it with a service token while it calibrates a version.
+      config: { role: 'ml-engineer', internal: true },
+      schema: {
+        tags: ['models'],
+        summary:
+          "Score images with a registered version through the serving path (decode, the version's preprocessing, ONNX Runtime), in a session of its own; nothing is recorded as a prediction. The registry's site calibration calls this.",
+        consumes: ['multipart/form-data', 'application/json'],
+        body: z.any().describe('Multipart: fields name, version and the image files in order; or JSON {name, version, hashes} of images the data pipeline stores'),
+        response: { 200: scoreReportSchema, ...errorResponses },
+      },
+    },
+    async (req) => {
+      if (req.isMultipart()) {
+        const m = await readMultipart(req);
+        return score(m.name, m.version, m.images, callerOf(req));
+      }
+      const parsed = jsonBody.safeParse(req.body);
+      if (!parsed.success) throw new AppError('INVALID_INPUT', `invalid body: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
+      return score(parsed.data.name, parsed.data.version, parsed.data.hashes.map((sha256) => ({ sha256 })), callerOf(req));
+    },
+  );
+};
