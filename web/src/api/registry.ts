@@ -1,6 +1,7 @@
 import type { z } from 'zod';
 import { request } from './http.js';
 import type {
+  calibrateResult,
   comparison,
   gateVerdict,
   lineage as lineageSchema,
@@ -54,4 +55,15 @@ export function lineage(name: string, version: number): Promise<Lineage> {
 
 export function card(name: string, version: number): Promise<ModelCard> {
   return request('model-registry', `${m(name)}/versions/${version}/card`);
+}
+
+export type CalibrateResult = z.infer<typeof calibrateResult>;
+
+/**
+ * Site calibration of a version: `body` is FormData (image parts named NORMAL / PNEUMONIA and the
+ * option fields) or JSON {dataset_version, split?, method, target_sensitivity, min_cases, ci_method, promote}.
+ */
+export function calibrate(name: string, version: number, body: FormData | Record<string, unknown>): Promise<CalibrateResult> {
+  const path = `${m(name)}/versions/${version}/calibrate`;
+  return body instanceof FormData ? request('model-registry', path, { method: 'POST', body }) : request('model-registry', path, { method: 'POST', json: body });
 }

@@ -1,7 +1,7 @@
 import { Fragment, useEffect, useId, useState, type ReactNode } from 'react';
 import { loadedModels, loadModel } from '../api/deployment.js';
 import { ApiError } from '../api/http.js';
-import { card, compare, getModel, lineage, listModels, setStage, type Comparison, type EvaluationSummary, type GateVerdict, type ModelCard, type ModelVersion, type Stage } from '../api/registry.js';
+import { calibrate, card, compare, getModel, lineage, listModels, setStage, type CalibrateResult, type Comparison, type EvaluationSummary, type GateVerdict, type ModelCard, type ModelVersion, type Stage } from '../api/registry.js';
 import type { Evaluation } from '../api/training.js';
 import { Badge } from '../components/Badge.js';
 import { PALETTE } from '../components/Chart.js';
@@ -72,6 +72,120 @@ function RecordView({ data }: { data: Record<string, unknown> }) {
   return <KeyValues items={Object.entries(data).map(([k, v]) => [k.replace(/_/g, ' '), <Value v={v} />])} />;
 }
 
+const ciText = (p: { value: number; ci: [number, number]; k: number; n: number }) => `${p.value.toFixed(3)} (${p.ci[0].toFixed(3)}–${p.ci[1].toFixed(3)}; ${p.k}/${p.n})`;
+
+/** The images of a picked folder whose path has a NORMAL or PNEUMONIA segment, with that label. */
+function labelledFiles(files: FileList | null): { file: File; label: 'NORMAL' | 'PNEUMONIA'; path: string }[] {
+  const out: { file: File; label: 'NORMAL' | 'PNEUMONIA'; path: string }[] = [];
+  for (const file of Array.from(files ?? [])) {
+    const path = (file as File & { webkitRelativePath?: string }).webkitRelativePath || file.name;
+    const label = path.split('/').map((s) => s.toUpperCase()).find((s) => s === 'NORMAL' || s === 'PNEUMONIA') as 'NORMAL' | 'PNEUMONIA' | undefined;
+    if (label && /\.(png|jpe?g|dcm|dicom)$/i.test(path)) out.push({ file, label, path });
+  }
+  return out;
+}
+
+/** Site calibration of one version: a labelled folder (or a stored dataset version) → a calibrated child version. */
+function CalibrateView({ name, version, onDone }: { name: string; version: number; onDone: () => void }) {
+  const id = useId();
+  const [files, setFiles] = useState<ReturnType<typeof labelledFiles>>([]);
+  const [dataset, setDataset] = useState('');
+  const [method, setMethod] = useState<'sensitivity' | 'youden'>('sensitivity');
+  const [target, setTarget] = useState('0.95');
+  const [minCases, setMinCases] = useState('30');
+  const [promote, setPromote] = useState(false);
+  const [busy, setBusy] = useState(false);
+  const [result, setResult] = useState<CalibrateResult | null>(null);
+  const [error, setError] = useState<unknown>(null);
+  const counts = { PNEUMONIA: files.filter((f) => f.label === 'PNEUMONIA').length, NORMAL: files.filter((f) => f.label === 'NORMAL').length };
+  const submit = async (e: React.FormEvent) => {
+    e.preventDefault();
+    setBusy(true);
+    setError(null);
+    setResult(null);
+    const options = { method, target_sensitivity: target, min_cases: minCases, ci_method: 'wilson', promote: String(promote) };
+    try {
+      let body: FormData | Record<string, unknown>;
+      if (dataset.trim()) body = { ...options, target_sensitivity: Number(target), min_cases: Number(minCases), promote, dataset_version: dataset.trim() };
+      else {
+        body = new FormData();
+        for (const [k, v] of Object.entries(options)) body.append(k, v);
+        for (const f of files) body.append(f.label, f.file, f.path);
+      }
+      setResult(await calibrate(name, version, body));
+      onDone();
+    } catch (err) {
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  };
+  const c = result?.calibration;
+  return (
+    <div data-testid="calibrate">
+      <p className="small">
+        Fit a decision threshold and a temperature on <strong>your site's own labelled cases</strong>, scored through the serving path; the result is registered as a child
+        version with the same weights. Nothing of the shipped model was tuned on data outside its training split — this calibration is, by definition, on yours.
+      </p>
+      <form onSubmit={(e) => void submit(e)} className="form-grid">
+        <label htmlFor={`${id}-folder`}>Labelled folder ({'{NORMAL,PNEUMONIA}'}/…)</label>
+        <input id={`${id}-folder`} type="file" multiple {...{ webkitdirectory: '' }} onChange={(e) => setFiles(labelledFiles(e.target.files))} />
+        {files.length > 0 && (
+          <p className="small" role="status">
+            {counts.PNEUMONIA} PNEUMONIA and {counts.NORMAL} NORMAL images picked
+          </p>
+        )}
+        <label htmlFor={`${id}-dataset`}>or a dataset version id</label>
+        <input id={`${id}-dataset`} value={dataset} onChange={(e) => setDataset(e.target.value)} placeholder="64 hex digits" />
+        <label htmlFor={`${id}-method`}>Threshold</label>
+        <select id={`${id}-method`} value={method} onChange={(e) => setMethod(e.target.value as 'sensitivity' | 'youden')}>
+          <option value="sensitivity">target sensitivity</option>
+          <option value="youden">Youden's J</option>
+        </select>
+        {method === 'sensitivity' && (
+          <>
+            <label htmlFor={`${id}-target`}>Target sensitivity</label>
+            <input id={`${id}-target`} type="number" min="0.5" max="0.999" step="0.01" value={target} onChange={(e) => setTarget(e.target.value)} />
+          </>
+        )}
+        <label htmlFor={`${id}-min`}>Minimum cases per class</label>
+        <input id={`${id}-min`} type="number" min="10" step="1" value={minCases} onChange={(e) => setMinCases(e.target.value)} />
+        <label>
+          <input type="checkbox" checked={promote} onChange={(e) => setPromote(e.target.checked)} /> then promote to Production through the gate (on this site's data)
+        </label>
+        <button type="submit" className="btn primary" disabled={busy || (files.length === 0 && !dataset.trim())}>
+          {busy ? 'Calibrating…' : `Calibrate v${version}`}
+        </button>
+      </form>
+      <ErrorCard error={error} title="Calibration refused" />
+      {result && c && (
+        <div className="outcome" aria-live="polite" data-testid="calibration-result">
+          <p className="success" role="status">
+            Registered v{result.model_version.version} (child of v{c.parent.version}, same weights).
+          </p>
+          <KeyValues
+            items={[
+              ['site data', <code title={c.data.manifest_sha256}>{shortId(c.data.manifest_sha256, 16)}</code>],
+              ['cases', `${c.data.n}: ${c.data.positives} PNEUMONIA, ${c.data.negatives} NORMAL${c.data.failed ? ` (${c.data.failed} not scored)` : ''}`],
+              ['threshold', `${num(c.threshold)} (${c.method === 'sensitivity' ? `target sensitivity ${c.target_sensitivity}` : "Youden's J"})`],
+              ['temperature', `${num(c.temperature)} (ECE ${num(c.ece_before)} → ${num(c.ece_after)})`],
+              ['sensitivity', ciText(c.sensitivity)],
+              ['specificity', ciText(c.specificity)],
+              ['AUC', num(c.auc)],
+              [
+                'sample size',
+                `±${c.sample_size.half_width} needs ~${c.sample_size.positives_needed} PNEUMONIA and ~${c.sample_size.negatives_needed} NORMAL — ${c.sample_size.sufficient ? 'enough' : 'not enough yet'}`,
+              ],
+            ]}
+          />
+          {result.promotion.gate && <GateBox verdict={result.promotion.gate} title={`v${result.model_version.version} → Production`} />}
+          {result.promotion.error && <p className="error">Not promoted: {result.promotion.error.message}</p>}
+        </div>
+      )}
+    </div>
+  );
+}
+
 function ModelCardView({ c }: { c: ModelCard }) {
   return (
     <article className="model-card" data-testid="model-card">
@@ -104,6 +218,51 @@ function ModelCardView({ c }: { c: ModelCard }) {
       </p>
       <h3>Training</h3>
       <RecordView data={c.training} />
+      <h3>Site calibrations</h3>
+      {c.site_calibrations.length === 0 ? (
+        <p className="muted">None: no site has calibrated these weights on its own labelled cases yet.</p>
+      ) : (
+        <table className="table" data-testid="site-calibrations">
+          <thead>
+            <tr>
+              <th>Version</th>
+              <th>Site data</th>
+              <th>n (pos/neg)</th>
+              <th>Method</th>
+              <th>Threshold</th>
+              <th>Temperature</th>
+              <th>Sensitivity (95% CI)</th>
+              <th>Specificity (95% CI)</th>
+              <th>By, when</th>
+            </tr>
+          </thead>
+          <tbody>
+            {c.site_calibrations.map((s) => (
+              <tr key={s.version}>
+                <td>
+                  v{s.version}
+                  {s.this_version ? ' (this)' : ''} from v{s.parent.version}
+                </td>
+                <td>
+                  <code title={s.data_hash}>{shortId(s.data_hash, 12)}</code> {s.data_kind === 'folder' ? 'folder' : 'dataset'}
+                  {s.split ? ` ${s.split}` : ''}
+                </td>
+                <td>
+                  {s.n} ({s.positives}/{s.negatives})
+                </td>
+                <td>{s.method === 'sensitivity' ? `sensitivity ≥ ${s.target_sensitivity}` : "Youden's J"}</td>
+                <td>{num(s.threshold)}</td>
+                <td>{num(s.temperature)}</td>
+                <td>{ciText(s.sensitivity)}</td>
+                <td>{ciText(s.specificity)}</td>
+                <td>
+                  {s.by}, {dateTime(s.at)}
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
       <h3>Limitations</h3>
       <ul>
         {c.limitations.map((x) => (
@@ -297,7 +456,7 @@ function ModelDetailView({ name, onChanged }: { name: string; onChanged?: () => 
   const [checked, setChecked] = useState<number[] | null>(null);
   const [selected, setSelected] = useState<number | null>(null);
   const [outcome, setOutcome] = useState<{ verdict?: GateVerdict | null; error?: unknown; version: number; stage: Stage } | null>(null);
-  const [tab, setTab] = useState<'lineage' | 'card'>('lineage');
+  const [tab, setTab] = useState<'lineage' | 'card' | 'calibrate'>('lineage');
   const [loadError, setLoadError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
   const [confirm, setConfirm] = useState<{ v: ModelVersion; stage: Stage } | null>(null);
@@ -461,11 +620,24 @@ function ModelDetailView({ name, onChanged }: { name: string; onChanged?: () => 
               <button type="button" role="tab" aria-selected={tab === 'card'} className={tab === 'card' ? 'on' : ''} onClick={() => setTab('card')}>
                 Model card
               </button>
+              <button type="button" role="tab" aria-selected={tab === 'calibrate'} className={tab === 'calibrate' ? 'on' : ''} onClick={() => setTab('calibrate')}>
+                Site calibration
+              </button>
             </div>
           }
         >
           {tab === 'lineage' ? (
             <LineageView name={name} version={current} />
+          ) : tab === 'calibrate' ? (
+            <CalibrateView
+              name={name}
+              version={current}
+              onDone={() => {
+                detail.reload();
+                serving.reload();
+                onChanged?.();
+              }}
+            />
           ) : cardData.error ? (
             <ErrorCard error={cardData.error} title="Model card unavailable" />
           ) : cardData.data ? (
