@@ -121,7 +121,7 @@ describe('the shipped default model is seeded on the first start', () => {
     assert.equal((await registry.getModel('pneumonia')).versions.length, 1);
   });
 
-  test('absent file: one info line, nothing registered; switched off or scaled mode: skipped', async () => {
+  test('absent file: one info line, nothing registered; switched off: skipped', async () => {
     const other = mkdtempSync(path.join(tmpdir(), 'xray-seed-absent-'));
     const logs = captureLogs();
     const p = await openPlatform(testConfig(other, { XRAY_SEED_MODEL: 'on' }), { logger: logs.logger });
@@ -135,8 +135,6 @@ describe('the shipped default model is seeded on the first start', () => {
 
       const off = { ...p, config: { ...p.config, seedModel: false } } as Platform;
       assert.equal((await seedDefaultModel(off, { modelsDir })).status, 'skipped');
-      const scaled = { ...p, config: { ...p.config, databaseUrl: 'postgres://db/xray' } } as Platform;
-      assert.equal((await seedDefaultModel(scaled, { modelsDir })).status, 'skipped');
     } finally {
       await p.close();
       rmSync(other, { recursive: true, force: true });

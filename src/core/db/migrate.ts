@@ -1,5 +1,6 @@
 import { Migrator, type Migration, type MigrationProvider } from 'kysely';
 import type { Database } from './database.js';
+import { withClusterLock } from './cluster-lock.js';
 import { MIGRATIONS } from './migrations/index.js';
 
 class StaticMigrationProvider implements MigrationProvider {
@@ -12,8 +13,14 @@ class StaticMigrationProvider implements MigrationProvider {
 /**
  * Applies every pending migration (the same files for SQLite and PostgreSQL). Service migrations
  * are numbered in ranges (0100 data, 0200 training, …) so they can be added independently.
+ * On PostgreSQL under a cluster-wide advisory lock: replicas booting together on an empty database
+ * run each migration once (the others wait, then find nothing pending).
  */
-export async function migrateToLatest(database: Database): Promise<string[]> {
+export function migrateToLatest(database: Database): Promise<string[]> {
+  return withClusterLock(database, 'migrations', () => migrate(database));
+}
+
+async function migrate(database: Database): Promise<string[]> {
   const migrator = new Migrator({
     db: database.db,
     provider: new StaticMigrationProvider(MIGRATIONS),

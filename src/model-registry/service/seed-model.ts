@@ -1,5 +1,6 @@
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { withClusterLock } from '../../core/db/cluster-lock.js';
 import { AppError, isAppError } from '../../core/errors.js';
 import type { Platform } from '../../core/platform.js';
 import { ModelRegistryService, type Actor } from './registry-service.js';
@@ -56,8 +57,9 @@ async function registryHas(registry: ModelRegistryService, name: string): Promis
 
 /**
  * Registers the shipped model as version 1 of `name` and promotes it to Production (alias
- * `production`), as actor 'system' in the audit trail — only in embedded mode (SQLite), with
- * `config.seedModel` on, when the file exists and the registry has no model of that name yet.
+ * `production`), as actor 'system' in the audit trail — with `config.seedModel` on, when the file
+ * exists and the registry has no model of that name yet. Scaled, replicas starting together take
+ * a cluster-wide lock for this, so the model is registered once.
  * Idempotent: once the model exists nothing is read or written. The start path costs one
  * registry lookup; the copy into the object store happens once.
  * @throws AppError when the shipped files are unusable (a malformed model.json, an ONNX file the
@@ -67,10 +69,6 @@ export async function seedDefaultModel(platform: Platform, options: SeedOptions 
   const { config, logger } = platform;
   const name = options.name ?? config.defaultModel;
   if (!config.seedModel) return { status: 'skipped', name, reason: 'XRAY_SEED_MODEL is off' };
-  if (!config.databaseUrl.startsWith('sqlite:')) {
-    // Several replicas start at once in scaled mode; registering there is an operator's step.
-    return { status: 'skipped', name, reason: 'scaled mode (not SQLite): register the shipped model with the CLI' };
-  }
   const dir = path.join(options.modelsDir ?? path.join(config.projectRoot, 'models'), name);
   const onnxFile = path.join(dir, 'model.onnx');
   const present = await stat(onnxFile).then((s) => s.isFile(), () => false);
@@ -78,6 +76,13 @@ export async function seedDefaultModel(platform: Platform, options: SeedOptions 
     logger.info({ file: onnxFile }, `no shipped model at ${path.relative(config.projectRoot, onnxFile) || onnxFile}; /predict needs a model registered and promoted (see docs/TRAINING.md)`);
     return { status: 'absent', name, file: onnxFile };
   }
+  // Replicas booting together on an empty PostgreSQL database: one registers, the others wait for
+  // the lock and then find the model.
+  return withClusterLock(platform.database, `seed-model:${name}`, () => seedUnderLock(platform, name, dir, onnxFile));
+}
+
+async function seedUnderLock(platform: Platform, name: string, dir: string, onnxFile: string): Promise<SeedResult> {
+  const { logger } = platform;
   const registry = new ModelRegistryService(platform);
   if (await registryHas(registry, name)) return { status: 'exists', name };
 
