@@ -81,7 +81,9 @@ describe('processes', () => {
       const body = await (await fetch(`${base}/ready`)).json();
       assert.equal(body.checks.accepting, false);
       assert.equal((await fetch(`${base}/health`)).status, 200, 'still alive');
-      assert.equal((await fetch(`${base}/models`)).status, 200, 'and still serving requests during the drain');
+      const during = await fetch(`${base}/models`);
+      assert.equal(during.status, 200, 'and still serving requests during the drain');
+      assert.equal(during.headers.get('connection'), 'close', 'each answer closes its connection: the load balancer keeps no idle one to reuse as the replica closes');
       const { code } = await p.exited;
       assert.equal(code, 0, p.output());
       assert.ok(Date.now() - signalled >= 1900, 'it served for the drain period before closing');

@@ -97,6 +97,11 @@ export async function createServiceApp(opts: ServiceAppOptions): Promise<Fastify
   }
   app.addHook('onSend', async (req, reply) => {
     void reply.header('x-request-id', req.id);
+    // Draining (SIGTERM): every answer closes its connection, so a load balancer holds no idle
+    // keep-alive connection to this replica when it closes. Reusing one just as it is closed fails
+    // a non-idempotent request (POST /predict) that NGINX may not retry; a refused new connection
+    // it retries on another replica.
+    if (platform.lifecycle.draining) void reply.header('connection', 'close');
   });
   // Nothing answered is lost: the response waits for the audit and prediction records queued
   // during its request (group commit, a few ms), and fails instead when they cannot be stored.
