@@ -22,6 +22,8 @@ export interface StartOptions {
   platform?: Platform;
 }
 
+const PROVIDERS_FIRST: readonly ServiceName[] = ['model-registry', 'data-pipeline'];
+
 /** Opens the stores once and starts the requested services (and the gateway) listening. */
 export async function startPlatform(opts: StartOptions): Promise<RunningPlatform> {
   const { config } = opts;
@@ -42,7 +44,11 @@ export async function startPlatform(opts: StartOptions): Promise<RunningPlatform
   const apps = new Map<ServiceName | 'gateway', FastifyInstance>();
   const urls: Record<string, string> = {};
   try {
-    const built = await Promise.all(services.map(async (name) => [name, await SERVICE_BUILDERS[name](platform)] as const));
+    // Services others read at boot (the deployment loads its production model from the registry)
+    // offer their in-process clients first, so embedded mode never falls back to HTTP at start.
+    const waves = [services.filter((n) => PROVIDERS_FIRST.includes(n)), services.filter((n) => !PROVIDERS_FIRST.includes(n))];
+    const built: (readonly [ServiceName, FastifyInstance])[] = [];
+    for (const wave of waves) built.push(...(await Promise.all(wave.map(async (name) => [name, await SERVICE_BUILDERS[name](platform)] as const))));
     for (const [name, app] of built) {
       apps.set(name, app);
       const address = await app.listen({ host: config.host, port: opts.randomPorts ? 0 : config.ports[name] });

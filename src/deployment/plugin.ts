@@ -3,14 +3,18 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { ServicePluginOptions } from '../core/http/index.js';
 import { sharedImagePool } from '../core/imaging/image-pool.js';
 import { dataPipelineClient } from '../data-pipeline/client/index.js';
-import { DEPLOYMENT_LOCAL_KEY, type DeploymentClient } from './client/types.js';
+import { DEPLOYMENT_LOCAL_KEY, PREDICTION_QUERIES_LOCAL_KEY, type DeploymentClient } from './client/types.js';
 import { DataPlane } from './dataplane.js';
 import { ModelRepository } from './model-repository.js';
 import { predictRoutes } from './routes/predict.js';
+import { explainRoutes, toExplanationView } from './routes/explain.js';
+import { predictionQueryRoutes } from './routes/prediction-queries.js';
 import { modelRoutes } from './routes/models.js';
 import { v2Routes } from './routes/v2.js';
 import { AbRouter } from './service/ab-router.js';
 import { HeatmapStore } from './service/heatmaps.js';
+import { ExplainService } from './service/explain-service.js';
+import { StorePredictionQueries } from './service/prediction-queries.js';
 import { DeploymentMetrics } from './service/metrics.js';
 import { ModelManager } from './service/model-manager.js';
 import { PredictionRecorder } from './service/prediction-recorder.js';
@@ -36,10 +40,11 @@ const plugin: FastifyPluginAsync<ServicePluginOptions> = async (app, { platform 
   const recorder = new PredictionRecorder(predictions, { events: platform.events, logger: log });
   const unregisterRecorder = platform.durability.register(recorder.writer);
   const pool = sharedImagePool(platform);
+  const source = openRegistrySource(platform);
   const repository = new ModelRepository({
     logger: log,
     metrics,
-    source: openRegistrySource(platform),
+    source,
     threads: cores,
     allowedRoots: [config.importRoot, config.home],
     defaultName: defaultModel,
@@ -88,11 +93,27 @@ const plugin: FastifyPluginAsync<ServicePluginOptions> = async (app, { platform 
   await app.register(predictRoutes, { dataplane });
   await app.register(modelRoutes, { manager });
   await app.register(v2Routes, { dataplane });
+  const explainer = new ExplainService({ platform, logger: log, serving: repository, source, pool, predictions });
+  app.addHook('onClose', async () => explainer.close());
+  explainRoutes(app, explainer);
+  const queries = new StorePredictionQueries(platform.database, predictions);
+  predictionQueryRoutes(app, queries);
+  const withdrawQueries = platform.local.provide(PREDICTION_QUERIES_LOCAL_KEY, queries);
+  app.addHook('onClose', async () => withdrawQueries());
 
   // Embedded mode: the other services in this process reach this deployment without HTTP.
   const local: DeploymentClient = {
     target: 'in-process',
     canary: (name, version, ctx = {}) => manager.canary(name, String(version), { actor: ctx.actor ?? 'system', requestId: ctx.requestId ?? null }),
+    explain: async (request, ctx = {}) => {
+      const caller = { actor: ctx.actor ?? 'system', requestId: ctx.requestId ?? null };
+      const options = { ...(request.patch ? { patch: request.patch } : {}), ...(request.stride ? { stride: request.stride } : {}) };
+      const e =
+        'predictionId' in request
+          ? await explainer.explainPrediction(request.predictionId, caller, options)
+          : await explainer.explainImage(request.image, { model: request.model ?? null, version: request.version ?? null }, caller, options);
+      return toExplanationView(e);
+    },
   };
   const withdraw = platform.local.provide(DEPLOYMENT_LOCAL_KEY, local);
   app.addHook('onClose', async () => withdraw());

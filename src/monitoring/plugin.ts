@@ -8,6 +8,7 @@ import { auditRoutes } from './routes/audit.js';
 import { explainRoutes } from './routes/explain.js';
 import { timelineRoutes } from './routes/timeline.js';
 import { keyRoutes } from '../core/auth/key-routes.js';
+import { deploymentClient } from '../deployment/client/index.js';
 
 /**
  * Monitoring service: model-level metrics on /metrics, prediction traffic over time, drift
@@ -23,7 +24,7 @@ const plugin: FastifyPluginAsync<ServicePluginOptions> = async (app, { platform 
   auditRoutes(app, platform.audit);
   // API keys are managed next to the audit trail that records every change to them.
   keyRoutes(app, platform.keys, platform.audit);
-  explainRoutes(app, ctx.explain);
+  explainRoutes(app, deploymentClient(platform));
   timelineRoutes(app, ctx.predictions);
 };
 

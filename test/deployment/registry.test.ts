@@ -1,14 +1,20 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { generateChestXray } from '../../src/core/imaging/index.js';
 import { buildDeploymentApp } from '../../src/deployment/app.js';
+import { testConfig } from '../../src/core/config/index.js';
+import { openPlatform } from '../../src/core/platform.js';
+import { MODEL_REGISTRY_LOCAL_KEY } from '../../src/model-registry/client/types.js';
+import { LocalModelRegistryClient } from '../../src/model-registry/service/local-client.js';
 import { ModelRegistryService } from '../../src/model-registry/service/registry-service.js';
 import { NO_FEATURES_MODEL, TINY_MODEL, predictRaw, startDeployment, type Harness } from './helpers.js';
 
 async function waitForVersion(app: FastifyInstance, version: string): Promise<void> {
-  for (let i = 0; i < 200; i++) {
+  for (let i = 0; i < 600; i++) {
     const models = (await app.inject({ method: 'GET', url: '/models' })).json().models as { name: string; version: string; default: boolean }[];
     if (models.some((m) => m.name === 'pneumonia' && m.version === version && m.default)) return;
     await new Promise((r) => setTimeout(r, 25));
@@ -63,6 +69,33 @@ describe('deployment: models from the registry', () => {
       await waitForVersion(second, String(prod.version));
     } finally {
       await second.close();
+    }
+  });
+});
+
+describe('deployment: a registry that is not up yet', () => {
+  test('the production version loads once the registry answers (retried with backoff, not given up)', async () => {
+    const home = mkdtempSync(path.join(tmpdir(), 'xray-registry-late-'));
+    // Nothing listens on port 9: the registry client's HTTP calls are refused (SERVICE_UNAVAILABLE, unreachable).
+    const platform = await openPlatform(testConfig(home, { XRAY_SERVICE_URLS: 'model-registry=http://127.0.0.1:9' }));
+    try {
+      const registry = new ModelRegistryService(platform);
+      const actor = { name: 'tester', role: 'admin' as const };
+      const v = await registry.register({ name: 'pneumonia', actor, source: { kind: 'upload', data: readFileSync(TINY_MODEL), filename: 'model.onnx' } });
+      await registry.setStage({ name: 'pneumonia', version: v.version, stage: 'Production', actor, force: true, reason: 'test', skipCanary: 'no deployment yet' });
+      const app = await buildDeploymentApp(platform);
+      try {
+        await new Promise((r) => setTimeout(r, 800));
+        assert.equal((await app.inject({ method: 'GET', url: '/models' })).json().models.length, 0, 'nothing loads while the registry is unreachable');
+        // The registry comes up (here: in this process, as embedded mode offers it).
+        platform.local.provide(MODEL_REGISTRY_LOCAL_KEY, new LocalModelRegistryClient(registry));
+        await waitForVersion(app, String(v.version));
+      } finally {
+        await app.close();
+      }
+    } finally {
+      await platform.close();
+      rmSync(home, { recursive: true, force: true });
     }
   });
 });

@@ -7,17 +7,20 @@ import { openPlatform, type Platform, type PlatformOverrides } from '../../src/c
 import { DATA_PIPELINE_LOCAL_KEY } from '../../src/data-pipeline/client/types.js';
 import { dataContext } from '../../src/data-pipeline/service/context.js';
 import { LocalDataPipelineClient } from '../../src/data-pipeline/service/local-client.js';
+import { PREDICTION_QUERIES_LOCAL_KEY } from '../../src/deployment/client/types.js';
+import { StorePredictionQueries } from '../../src/deployment/service/prediction-queries.js';
 import { MODEL_REGISTRY_LOCAL_KEY } from '../../src/model-registry/client/types.js';
 import { LocalModelRegistryClient } from '../../src/model-registry/service/local-client.js';
 import { ModelRegistryService } from '../../src/model-registry/service/registry-service.js';
 
 /**
- * Single-service tests register models and ingest images on the same platform without running
- * those services' apps: offer their in-process clients, as embedded mode would.
+ * Single-service tests register models, ingest images and insert prediction records on the same
+ * platform without running those services' apps: offer their in-process clients, as embedded mode would.
  */
 export function provideLocalClients(platform: Platform): void {
   platform.local.provide(MODEL_REGISTRY_LOCAL_KEY, new LocalModelRegistryClient(new ModelRegistryService(platform)));
   platform.local.provide(DATA_PIPELINE_LOCAL_KEY, new LocalDataPipelineClient(dataContext(platform)));
+  platform.local.provide(PREDICTION_QUERIES_LOCAL_KEY, new StorePredictionQueries(platform.database));
 }
 
 export interface ServiceHarness {

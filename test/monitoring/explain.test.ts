@@ -1,4 +1,8 @@
-/** POST /explain: the deployment data plane's heatmap plus an occlusion-sensitivity second opinion. */
+/**
+ * POST /explain: the deployment data plane's heatmap plus an occlusion-sensitivity second opinion,
+ * computed by the deployment (its own POST /explain) and reached from monitoring's route through the
+ * deployment client (in-process here; over HTTP in test/e2e/split-services.test.ts).
+ */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -7,12 +11,15 @@ import sharp from 'sharp';
 import { generateChestXray } from '../../src/core/imaging/synthetic.js';
 import { ModelRegistryService } from '../../src/model-registry/service/registry-service.js';
 import { KyselyPredictionStore } from '../../src/deployment/store/prediction-store.js';
+import type { FastifyInstance } from 'fastify';
+import { buildDeploymentApp } from '../../src/deployment/app.js';
 import { insertPredictions, predictionRecords, startMonitoring, type Harness } from './helpers.js';
 
 const TINY_MODEL = path.resolve(import.meta.dirname, '../fixtures/tiny-model.onnx');
 
 describe('POST /explain', () => {
   let h: Harness;
+  let deployment: FastifyInstance;
   let image: Buffer;
   let fromUpload: Record<string, any>;
 
@@ -23,9 +30,13 @@ describe('POST /explain', () => {
     const v = await registry.register({ name: 'pneumonia', actor, source: { kind: 'upload', data: readFileSync(TINY_MODEL), filename: 'model.onnx' } });
     await registry.setStage({ name: 'pneumonia', version: v.version, stage: 'Production', actor, force: true, reason: 'test' });
     image = await generateChestXray({ seed: 3, size: 64 });
+    deployment = await buildDeploymentApp(h.platform);
   });
 
-  after(() => h.close());
+  after(async () => {
+    await deployment.close();
+    await h.close();
+  });
 
   test('an uploaded image: CAM and occlusion maps as PNG overlays and raw grids, not logged as a prediction', async () => {
     const res = await h.app.inject({ method: 'POST', url: '/explain?patch=4', headers: { 'content-type': 'image/png' }, payload: image });
@@ -55,6 +66,16 @@ describe('POST /explain', () => {
     await h.platform.audit.flush();
     const audit = await h.platform.audit.query({ action: 'explain.create' });
     assert.equal(audit.items[0]!.resource, `image:${e.image_sha256}`);
+    assert.equal(audit.items[0]!.service, 'deployment', 'computed by the deployment data plane');
+  });
+
+  test("the deployment's own POST /explain gives the same explanation, on the served model's session", async () => {
+    const res = await deployment.inject({ method: 'POST', url: '/explain?patch=4', headers: { 'content-type': 'image/png' }, payload: image });
+    assert.equal(res.statusCode, 200, res.body);
+    const e = res.json();
+    assert.deepEqual(e.heatmap.grid, fromUpload.heatmap.grid);
+    assert.deepEqual(e.occlusion.grid, fromUpload.occlusion.grid);
+    assert.equal(e.probability, fromUpload.probability);
   });
 
   test('a logged prediction by id: the same maps from the stored heatmap source', async () => {

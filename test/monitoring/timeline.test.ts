@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import { openDatabase, type Database } from '../../src/core/db/index.js';
 import { dropPostgresSchema } from '../../src/core/db/postgres.js';
 import { KyselyPredictionStore, type PredictionRecord } from '../../src/deployment/store/prediction-store.js';
-import { DeploymentPredictionSource } from '../../src/monitoring/store/prediction-source.js';
+import { StorePredictionQueries } from '../../src/deployment/service/prediction-queries.js';
 import { defaultBucketSeconds } from '../../src/monitoring/routes/timeline.js';
 import { engineGate, postgresReachable, POSTGRES_URL, tempHome, uniqueName } from '../helpers/engines.js';
 import { insertPredictions, predictionRecords, startMonitoring, type Harness } from './helpers.js';
@@ -34,12 +34,12 @@ function records(): PredictionRecord[] {
 function describeTimeline(name: string, make: () => Promise<{ database: Database; cleanup(): Promise<void> } | null>): void {
   describe(`prediction timeline: ${name}`, () => {
     let fx: { database: Database; cleanup(): Promise<void> } | null = null;
-    let source: DeploymentPredictionSource;
+    let source: StorePredictionQueries;
     before(async () => {
       fx = await make();
       if (!fx) return;
       await new KyselyPredictionStore(fx.database).insertMany(records());
-      source = new DeploymentPredictionSource(fx.database);
+      source = new StorePredictionQueries(fx.database);
     });
     after(async () => fx && (await fx.database.close(), await fx.cleanup()));
 

@@ -1,6 +1,8 @@
+import { preferLocal } from '../../core/local-services.js';
 import type { Platform } from '../../core/platform.js';
 import { HttpDeploymentClient } from './http-client.js';
-import { DEPLOYMENT_LOCAL_KEY, type CallContext, type CanaryReport, type DeploymentClient } from './types.js';
+import { HttpPredictionQueries } from './http-predictions.js';
+import { DEPLOYMENT_LOCAL_KEY, PREDICTION_QUERIES_LOCAL_KEY, type DeploymentClient, type PredictionQueries } from './types.js';
 
 export * from './types.js';
 export { HttpDeploymentClient } from './http-client.js';
@@ -10,14 +12,13 @@ export { HttpDeploymentClient } from './http-client.js';
  * runs in this process (embedded mode), else HTTP to XRAY_SERVICE_URLS' deployment URL.
  */
 export function deploymentClient(platform: Platform): DeploymentClient {
-  const http = new HttpDeploymentClient(platform.config.serviceUrls.deployment, { transport: platform.transport });
-  const pick = (): DeploymentClient => platform.local.get<DeploymentClient>(DEPLOYMENT_LOCAL_KEY) ?? http;
-  return {
-    get target() {
-      return pick().target;
-    },
-    canary(name: string, version: number | string, ctx?: CallContext): Promise<CanaryReport> {
-      return pick().canary(name, version, ctx);
-    },
-  };
+  return preferLocal(platform.local, DEPLOYMENT_LOCAL_KEY, new HttpDeploymentClient(platform.config.serviceUrls.deployment, { transport: platform.transport }));
+}
+
+/**
+ * The deployment's prediction queries for this platform (monitoring's only way to read prediction
+ * records): in-process when the deployment runs here, else its internal HTTP routes.
+ */
+export function predictionQueries(platform: Platform): PredictionQueries {
+  return preferLocal(platform.local, PREDICTION_QUERIES_LOCAL_KEY, new HttpPredictionQueries(platform.config.serviceUrls.deployment, { transport: platform.transport }));
 }

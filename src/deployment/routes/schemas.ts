@@ -160,11 +160,39 @@ export const servingProblemSchema = z
   })
   .describe('A followed alias this deployment could not load');
 
+const desiredModelSchema = z.object({
+  name: z.string(),
+  version: z.string(),
+  default: z.boolean().describe('Served when a request names no version'),
+  reason: z.string().describe("'production alias', 'load' (POST /models/load, cluster-wide) or 'routing'"),
+});
+
+export const clusterViewSchema = z
+  .object({
+    converged: z.boolean().describe('Every live replica serves every desired version'),
+    desired: z.array(desiredModelSchema).describe('What every replica should serve, aliases resolved now'),
+    replicas: z.array(
+      z.object({
+        id: z.string().describe('host/pid/random of the replica process'),
+        host: z.string(),
+        self: z.boolean().describe('The replica that answered this request'),
+        last_seen: z.number().describe('Its last heartbeat (epoch ms; every 15 s and after each load)'),
+        converged: z.boolean(),
+        missing: z.array(desiredModelSchema).describe('Desired versions it does not serve (yet)'),
+        serving: z.array(z.object({ name: z.string(), version: z.string(), default: z.boolean(), alias: z.string().nullable() })),
+        problems: z.array(z.unknown()),
+      }),
+    ),
+    stale: z.array(z.object({ id: z.string(), host: z.string(), last_seen: z.number() })).describe('Replicas silent for three periods (stopped or cut off)'),
+  })
+  .describe('What every deployment replica serves against the desired state in the database');
+
 export const modelsResponse = z.object({
   default_model: z.string(),
   models: z.array(modelInfoSchema),
   routing: z.array(routingSchema),
   problems: z.array(servingProblemSchema),
+  cluster: clusterViewSchema.nullable().describe('Every replica of this deployment service (null when the database cannot be read)'),
 });
 
 export const canaryBody = z.object({
@@ -223,4 +251,98 @@ export const v2MetadataResponse = z.object({
   platform: z.string(),
   inputs: z.array(z.object({ name: z.string(), datatype: z.string(), shape: z.array(z.number()) })),
   outputs: z.array(z.object({ name: z.string(), datatype: z.string(), shape: z.array(z.number()) })),
+});
+
+/** POST /explain: the data plane's heatmap plus an occlusion-sensitivity second opinion. */
+const saliencyMapSchema = z.object({
+  method: z.enum(['cam', 'occlusion']),
+  h: z.number(),
+  w: z.number(),
+  grid: z.array(z.number()).describe('Row-major h×w values in [0, 1]'),
+  png_base64: z.string().describe('Overlay on the preprocessed image, PNG, base64'),
+});
+
+export const explanationSchema = z.object({
+  prediction_id: z.string().nullable(),
+  model: z.object({ name: z.string(), version: z.string() }),
+  probability: z.number(),
+  threshold: z.number(),
+  image_sha256: z.string(),
+  heatmap: saliencyMapSchema.describe("The deployment service's heatmap: class activation map (occlusion for models without a features output)"),
+  occlusion: saliencyMapSchema.extend({ patch: z.number(), stride: z.number(), baseline: z.number() }).describe('Occlusion sensitivity: the model-agnostic second opinion'),
+  agreement: z
+    .object({ spearman: z.number().nullable(), level: z.enum(['high', 'moderate', 'low', 'undefined']) })
+    .describe('Do the two maps point at the same regions? Spearman rank correlation on a common 16×16 grid: >= 0.6 high, >= 0.3 moderate, below low (treat the heatmap with suspicion)'),
+});
+
+
+// ── Prediction queries: what monitoring reads of the prediction records (internal routes). ──
+const statsRowSchema = z.record(z.string(), z.number());
+
+export const windowQuerySchema = z.object({
+  model: z.string().min(1).max(128),
+  version: z.string().min(1).max(64),
+  since: z.number().optional().describe('Inclusive lower bound on time (epoch ms)'),
+  until: z.number().optional().describe('Inclusive upper bound on time'),
+  after: z.number().optional().describe('Exclusive lower bound (rows after a reference window)'),
+  lastN: z.number().int().positive().optional().describe('The most recent n rows (after the time filters)'),
+  firstN: z.number().int().positive().optional().describe('The oldest n rows instead (reference windows)'),
+  ids: z.array(z.string().min(1).max(200)).max(10_000).optional().describe('Only these prediction ids'),
+  limit: z.number().int().positive().max(1_000_000).describe('Upper bound on rows read'),
+  embeddingSample: z.number().int().min(0).max(1_000_000).describe('Embeddings of at most this many rows (uniform subsample)'),
+  seed: z.union([z.string().max(200), z.number()]).optional(),
+});
+
+export const predictionWindowSchema = z.object({
+  ids: z.array(z.string()),
+  times: z.array(z.number()),
+  probabilities: z.array(z.number()),
+  thresholds: z.array(z.number()),
+  stats: z.array(statsRowSchema),
+  embeddings: z.array(z.array(z.number())),
+});
+
+export const monitoredPredictionSchema = z.object({
+  id: z.string(),
+  time: z.number(),
+  model: z.string(),
+  version: z.string(),
+  variant: z.string().nullable(),
+  shadow: z.boolean(),
+  probability: z.number(),
+  threshold: z.number(),
+  latencyMs: z.number().nullable(),
+  requestId: z.string().nullable(),
+  imageSha256: z.string().nullable(),
+  stats: statsRowSchema,
+  embedding: z.array(z.number()).nullable(),
+});
+
+export const trafficGroupSchema = z.object({
+  model: z.string(),
+  version: z.string(),
+  variant: z.string(),
+  count: z.number(),
+  positives: z.number(),
+  probabilitySum: z.number(),
+  latenciesMs: z.array(z.number()),
+  firstTime: z.number(),
+  lastTime: z.number(),
+});
+
+export const timelineQuerySchema = z.object({
+  model: z.string().min(1).max(128).optional(),
+  version: z.string().min(1).max(64).optional(),
+  since: z.coerce.number(),
+  until: z.coerce.number(),
+  bucketMs: z.coerce.number().int().positive(),
+});
+
+export const timelineBucketSchema = z.object({
+  t: z.number(),
+  count: z.number(),
+  positives: z.number(),
+  cached: z.number(),
+  latencyMeanMs: z.number().nullable(),
+  latencyMaxMs: z.number().nullable(),
 });

@@ -7,6 +7,7 @@ import type { LoadedModelInfo, LocalLoad, ModelRepository, RegistryLoad } from '
 import type { CanaryReport } from '../client/types.js';
 import { normaliseRouting, type AbRouter } from './ab-router.js';
 import { runCanary } from './canary.js';
+import { ClusterState, type ClusterView } from './cluster-state.js';
 import type { RoutingConfig, RoutingStore } from '../store/routing-store.js';
 
 /** Topic on which replicas tell each other that a routing config changed. */
@@ -22,6 +23,8 @@ export interface ModelManagerDeps {
   /** Model loaded at start (its 'production' alias) and served when a request names none. */
   defaultModel: string;
   service?: string;
+  /** Period of the cluster-state reconcile and heartbeat (default 15 s; 0 = start and events only). */
+  reconcileMs?: number;
 }
 
 /** A model whose alias this deployment follows but could not load: what it serves instead. */
@@ -55,10 +58,38 @@ export class ModelManager {
   readonly #background = new Set<Promise<unknown>>();
   /** Serialises registry-driven reloads per model name. */
   readonly #chains = new Map<string, Promise<unknown>>();
+  /** Resolves when stop() begins: ends the retry waits of loads whose registry was unreachable. */
+  #stopping: (() => void) | null = null;
+  readonly #stopped = new Promise<void>((resolve) => (this.#stopping = resolve));
   readonly #problems = new Map<string, ServingProblem>();
+
+  readonly #cluster: ClusterState;
 
   constructor(deps: ModelManagerDeps) {
     this.#d = deps;
+    this.#cluster = new ClusterState({
+      repository: deps.repository,
+      router: deps.router,
+      store: deps.routingStore,
+      events: deps.events,
+      logger: deps.logger,
+      defaultModel: deps.defaultModel,
+      reconcileMs: deps.reconcileMs,
+      followAlias: (name, alias, quiet) => this.#followAlias(name, alias, quiet),
+      ensure: (name, version) => this.#ensure(name, version),
+      problems: () => this.problems(),
+      track: (p) => this.#track(p),
+    });
+  }
+
+  /** What every replica serves against the desired state (GET /models/cluster). */
+  cluster(): Promise<ClusterView> {
+    return this.#cluster.view();
+  }
+
+  /** Converges this replica on the cluster's desired state now (also runs every period). */
+  reconcile(): Promise<void> {
+    return this.#cluster.reconcile();
   }
 
   get defaultModel(): string {
@@ -83,8 +114,13 @@ export class ModelManager {
     return this.#audited('model.canary', `model:${name}/${version}`, caller, {}, () => runCanary(this.#d.repository.source, name, version, this.#d.logger));
   }
 
+  /** Loads a registered version or alias here and makes it desired state: every replica loads it. */
   async load(req: RegistryLoad, caller: Caller): Promise<LoadedModelInfo> {
-    return this.#audited('model.load', `model:${req.name}`, caller, { version: req.version, alias: req.alias }, () => this.#d.repository.load(req));
+    return this.#audited('model.load', `model:${req.name}`, caller, { version: req.version, alias: req.alias }, async () => {
+      const info = await this.#d.repository.load(req);
+      await this.#cluster.recordLoad(req, info, caller.actor);
+      return info;
+    });
   }
 
   async loadLocal(req: LocalLoad, caller: Caller): Promise<LoadedModelInfo> {
@@ -94,7 +130,11 @@ export class ModelManager {
   }
 
   async unload(name: string, version: string | undefined, caller: Caller): Promise<string[]> {
-    return this.#audited('model.unload', `model:${name}`, caller, { version }, () => this.#d.repository.unload(name, version));
+    return this.#audited('model.unload', `model:${name}`, caller, { version }, async () => {
+      const unloaded = await this.#d.repository.unload(name, version);
+      await this.#cluster.recordUnload(name, version, unloaded);
+      return unloaded;
+    });
   }
 
   /**
@@ -147,16 +187,20 @@ export class ModelManager {
     this.#unsubscribe.push(await ev.subscribe(TOPICS.modelStageChanged, (p: unknown) => this.#onRegistryEvent(p)));
     this.#unsubscribe.push(await ev.subscribe(ROUTING_TOPIC, (p: unknown) => this.#onRoutingEvent(p)));
     if (this.#d.repository.hasSource) {
-      this.#track(this.#followAlias(this.#d.defaultModel, 'production', true));
+      // A default pinned cluster-wide (POST /models/load with default) replaces following production.
+      if (!(await this.#cluster.pinsDefault(this.#d.defaultModel))) this.#track(this.#followAlias(this.#d.defaultModel, 'production', true));
       for (const config of this.#d.router.list()) {
         for (const v of config.variants) this.#track(this.#ensure(config.model, v.version));
       }
     }
+    await this.#cluster.start();
   }
 
   /** Unsubscribes and waits for background loads. */
   async stop(): Promise<void> {
+    this.#stopping?.();
     for (const u of this.#unsubscribe.splice(0)) await u().catch(() => {});
+    await this.#cluster.stop();
     await Promise.allSettled([...this.#background]);
   }
 
@@ -201,7 +245,7 @@ export class ModelManager {
       .catch(() => {})
       .then(async () => {
         try {
-          const info = await this.#d.repository.load({ name, alias });
+          const info = await this.#loadRetryingUnreachable(name, alias);
           this.#d.audit.record({
             actor: 'system',
             action: 'model.load',
@@ -209,6 +253,7 @@ export class ModelManager {
             service: this.#d.service ?? 'deployment',
             details: { version: info.version, alias, reason: 'registry alias' },
           });
+          this.#cluster.touch();
           if (this.#problems.delete(`${name}@${alias}`)) {
             await this.#d.events.publish(TOPICS.modelServing, { name, alias, version: info.version, at: Date.now() }).catch(() => {});
           }
@@ -226,6 +271,26 @@ export class ModelManager {
       if (this.#chains.get(name) === next) this.#chains.delete(name);
     });
     return next;
+  }
+
+  /**
+   * Loads `name`@`alias`, retrying with backoff (0.5 s doubling to 10 s) while the registry is
+   * unreachable — at start it may not be up yet (replicas start in any order) — until it answers or
+   * this manager stops. Any other error is final.
+   */
+  async #loadRetryingUnreachable(name: string, alias: string) {
+    for (let delay = 500; ; delay = Math.min(delay * 2, 10_000)) {
+      try {
+        return await this.#d.repository.load({ name, alias });
+      } catch (err) {
+        if (!(err instanceof AppError && err.code === 'SERVICE_UNAVAILABLE' && (err.details as { unreachable?: boolean } | undefined)?.unreachable)) throw err;
+        this.#d.logger.warn({ model: name, alias, retryInMs: delay }, `the registry is unreachable; loading ${name}@${alias} again in ${delay} ms`);
+        let timer: NodeJS.Timeout | undefined;
+        const stopped = await Promise.race([this.#stopped.then(() => true), new Promise<false>((r) => (timer = setTimeout(() => r(false), delay)))]);
+        clearTimeout(timer);
+        if (stopped) throw err;
+      }
+    }
   }
 
   /**

@@ -1,11 +1,11 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { errorResponses } from '../../core/http/index.js';
+import { forwardedCredential } from '../../core/auth/index.js';
 import { AppError } from '../../core/errors.js';
-import { readSingleImage } from '../../deployment/routes/http.js';
-import type { ExplainService, Explanation, SaliencyMap } from '../service/explain-service.js';
-import { explanationSchema } from './schemas.js';
+import { errorResponses, readSingleImage } from '../../core/http/index.js';
+import type { DeploymentClient } from '../../deployment/client/index.js';
+import { explanationSchema } from '../../deployment/routes/schemas.js';
 
 const TAGS = ['explain'];
 const CONSUMES = ['application/json', 'multipart/form-data', 'image/png', 'image/jpeg', 'application/dicom', 'application/octet-stream'];
@@ -23,25 +23,16 @@ const jsonBody = z.object({
   stride: z.number().int().min(1).max(1024).optional(),
 });
 
-function toView(e: Explanation): z.infer<typeof explanationSchema> {
-  const map = (m: SaliencyMap) => ({ method: m.method, h: m.h, w: m.w, grid: m.grid, png_base64: m.png.toString('base64') });
-  return {
-    prediction_id: e.predictionId,
-    model: { name: e.model, version: e.version },
-    probability: e.probability,
-    threshold: e.threshold,
-    image_sha256: e.imageSha256,
-    heatmap: map(e.heatmap),
-    occlusion: { ...map(e.occlusion), patch: e.occlusion.patch, stride: e.occlusion.stride, baseline: e.occlusion.baseline },
-    agreement: e.agreement,
-  };
-}
-
 function isJson(req: FastifyRequest): boolean {
   return /^application\/json\b/i.test(String(req.headers['content-type'] ?? ''));
 }
 
-export function explainRoutes(app: FastifyInstance, explain: ExplainService): void {
+/**
+ * POST /explain, where monitoring users look for it: explanations are computed by the deployment's
+ * data plane (`DataPlane.explain`) and reached through the deployment client, with the caller's
+ * credential — this service loads no model.
+ */
+export function explainRoutes(app: FastifyInstance, deployment: DeploymentClient): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
   r.post(
     '/explain',
@@ -53,7 +44,7 @@ export function explainRoutes(app: FastifyInstance, explain: ExplainService): vo
         description:
           'JSON {prediction_id} explains a logged prediction from its stored heatmap; an image (multipart file or raw PNG/JPEG/DICOM body, with ?model=&version=, ' +
           'default the production version of XRAY_DEFAULT_MODEL) is run through the same data-plane code as /predict. Both maps come as PNG overlays (base64) and raw grids. ' +
-          'Explanations of uploads are audited (explain.create) but not logged as predictions.',
+          'Computed by the deployment service (its POST /explain); explanations of uploads are audited (explain.create) but not logged as predictions.',
         consumes: CONSUMES,
         body: z.any().describe('JSON {prediction_id, patch?, stride?}, or the image'),
         querystring: explainQuery,
@@ -61,7 +52,7 @@ export function explainRoutes(app: FastifyInstance, explain: ExplainService): vo
       },
     },
     async (req) => {
-      const caller = { actor: req.principal?.name ?? 'anonymous', requestId: req.id };
+      const ctx = { authorization: forwardedCredential(req), requestId: req.id, actor: req.principal?.name ?? 'anonymous' };
       const q = req.query;
       if (isJson(req)) {
         const parsed = jsonBody.safeParse(req.body);
@@ -69,12 +60,12 @@ export function explainRoutes(app: FastifyInstance, explain: ExplainService): vo
           throw new AppError('INVALID_INPUT', `send JSON {"prediction_id": "…"} or an image: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ')}`);
         }
         const b = parsed.data;
-        const options = { ...(b.patch ?? q.patch ? { patch: b.patch ?? q.patch } : {}), ...(b.stride ?? q.stride ? { stride: b.stride ?? q.stride } : {}) };
-        return toView(await explain.explainPrediction(b.prediction_id, caller, options));
+        const patch = b.patch ?? q.patch;
+        const stride = b.stride ?? q.stride;
+        return deployment.explain({ predictionId: b.prediction_id, ...(patch ? { patch } : {}), ...(stride ? { stride } : {}) }, ctx);
       }
       const image = await readSingleImage(req);
-      const options = { ...(q.patch ? { patch: q.patch } : {}), ...(q.stride ? { stride: q.stride } : {}) };
-      return toView(await explain.explainImage(image, { model: q.model ?? null, version: q.version ?? null }, caller, options));
+      return deployment.explain({ image, model: q.model ?? null, version: q.version ?? null, ...(q.patch ? { patch: q.patch } : {}), ...(q.stride ? { stride: q.stride } : {}) }, ctx);
     },
   );
 }

@@ -421,25 +421,6 @@ export const verifySchema = z.object({
   reason: z.string().optional(),
 });
 
-const mapSchema = z.object({
-  method: z.enum(['cam', 'occlusion']),
-  h: z.number(),
-  w: z.number(),
-  grid: z.array(z.number()).describe('Row-major h×w values in [0, 1]'),
-  png_base64: z.string().describe('Overlay on the preprocessed image, PNG, base64'),
-});
-
-export const explanationSchema = z.object({
-  prediction_id: z.string().nullable(),
-  model: z.object({ name: z.string(), version: z.string() }),
-  probability: z.number(),
-  threshold: z.number(),
-  image_sha256: z.string(),
-  heatmap: mapSchema.describe("The deployment service's heatmap: class activation map (occlusion for models without a features output)"),
-  occlusion: mapSchema.extend({ patch: z.number(), stride: z.number(), baseline: z.number() }).describe('Occlusion sensitivity: the model-agnostic second opinion'),
-  agreement: z
-    .object({ spearman: z.number().nullable(), level: z.enum(['high', 'moderate', 'low', 'undefined']) })
-    .describe('Do the two maps point at the same regions? Spearman rank correlation on a common 16×16 grid: >= 0.6 high, >= 0.3 moderate, below low (treat the heatmap with suspicion)'),
-});
+export { explanationSchema } from '../../deployment/routes/schemas.js';
 
 export const idParams = z.object({ id: z.string().min(1).max(200) });

@@ -3,7 +3,8 @@ import { TOPICS } from '../../core/events/index.js';
 import { ClusterSchedule } from '../../core/db/cluster-schedule.js';
 import type { Platform } from '../../core/platform.js';
 import type { MonitoringSettings } from '../settings.js';
-import { DeploymentPredictionSource, type PredictionSource } from '../store/prediction-source.js';
+import { predictionQueries } from '../../deployment/client/index.js';
+import type { PredictionSource } from '../store/prediction-source.js';
 import { SqlReferenceStore } from '../store/reference-store.js';
 import { SqlReportStore } from '../store/report-store.js';
 import { SqlFeedbackStore } from '../store/feedback-store.js';
@@ -19,7 +20,6 @@ import { DriftService } from './drift-service.js';
 import { FeedbackService } from './feedback-service.js';
 import { DriftScheduler } from './scheduler.js';
 import { modelFromEvent, registryReferenceLoader } from './registry-references.js';
-import { ExplainService } from './explain-service.js';
 
 /** Everything the monitoring routes call. */
 export interface MonitoringContext {
@@ -32,7 +32,6 @@ export interface MonitoringContext {
   readonly metrics: MonitoringMetrics;
   readonly scheduler: DriftScheduler;
   readonly runner: DriftRunner;
-  readonly explain: ExplainService;
   /** Evaluates the traffic rules (latency, error rate, positive-rate jump) now. */
   evaluateRules(now?: number): Promise<RuleOutcome[]>;
   /** Stops the schedule, subscriptions, the worker and pending notifications. */
@@ -68,7 +67,7 @@ export function envChannels(s: MonitoringSettings): Channel[] {
 export async function createMonitoringContext(platform: Platform, registry: Registry, overrides: MonitoringOverrides = {}): Promise<MonitoringContext> {
   const settings = overrides.settings ?? platform.config.monitoring;
   const logger = platform.logger.child({ component: 'monitoring' });
-  const predictions = overrides.predictions ?? new DeploymentPredictionSource(platform.database);
+  const predictions = overrides.predictions ?? predictionQueries(platform);
   const references = new SqlReferenceStore(platform.database, platform.objects);
   const reports = new SqlReportStore(platform.database);
   const feedbackStore = new SqlFeedbackStore(platform.database);
@@ -122,7 +121,6 @@ export async function createMonitoringContext(platform: Platform, registry: Regi
       },
       now,
     );
-  const explain = new ExplainService(platform, logger);
   const scheduler = new DriftScheduler({
     intervalMs: settings.XRAY_DRIFT_INTERVAL_MIN * 60_000,
     drift,
@@ -165,14 +163,12 @@ export async function createMonitoringContext(platform: Platform, registry: Regi
     metrics,
     scheduler,
     runner,
-    explain,
     evaluateRules,
     close() {
       closing ??= (async () => {
         for (const u of unsubscribe.splice(0)) await u().catch(() => {});
         await scheduler.stop();
         await runner.close();
-        await explain.close();
         await dispatcher.close();
       })();
       return closing;

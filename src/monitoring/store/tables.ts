@@ -1,5 +1,4 @@
-/** Row shapes of the monitoring tables (migration 0500-monitoring) and of the tables it reads. */
-import type { PredictionsTable } from '../../deployment/store/tables.js';
+/** Row shapes of the monitoring tables (migration 0500-monitoring) and of the core table it reads. */
 
 export interface DriftReferencesTable {
   id: string;
@@ -104,8 +103,6 @@ export interface MonitoringTables {
   alerts: AlertsTable;
   alert_channels: AlertChannelsTable;
   alert_dead_letters: AlertDeadLettersTable;
-  /** Owned by the deployment service (migration 0400-deployment); read-only here. */
-  predictions: PredictionsTable;
   /** Owned by the core audit log; read-only here. */
   audit_log: { seq: number; time: number; service: string | null; action: string; outcome: string };
 }

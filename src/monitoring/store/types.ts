@@ -3,7 +3,8 @@
 export type { Page, PageRequest } from '../../core/db/page.js';
 
 /** Numeric per-image statistics of one prediction (nested objects flattened to dotted keys). */
-export type StatsRow = Record<string, number>;
+export type { StatsRow } from '../../core/ml/flatten-stats.js';
+import type { StatsRow } from '../../core/ml/flatten-stats.js';
 
 export type Severity = 'info' | 'warning' | 'critical';
 export const SEVERITIES: readonly Severity[] = ['info', 'warning', 'critical'];

@@ -2,18 +2,19 @@ import { Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import type { Platform } from '../../core/platform.js';
 import { AppError, isAppError } from '../../core/errors.js';
+import type { ImagePool } from '../../core/imaging/image-pool.js';
 import { toModelInput } from '../../core/imaging/preprocess.js';
 import { contentRegion, mapAgreement, normalizeMap, occlusionSensitivity, renderHeatmapPng, scaleMap, type MapAgreement } from '../../core/ml/cam.js';
-import { DataPlane, type Caller } from '../../deployment/dataplane.js';
-import { ModelRepository } from '../../deployment/model-repository.js';
-import { AbRouter } from '../../deployment/service/ab-router.js';
-import { decodeHeatmapSource, heatmapKey, HeatmapStore, renderHeatmap, type HeatmapSource } from '../../deployment/service/heatmaps.js';
-import { DeploymentMetrics } from '../../deployment/service/metrics.js';
-import { PredictionRecorder } from '../../deployment/service/prediction-recorder.js';
-import { sharedImagePool, type ImagePool } from '../../core/imaging/image-pool.js';
-import { openRegistrySource } from '../../deployment/service/registry-source.js';
-import { ResultCache } from '../../deployment/service/result-cache.js';
-import { KyselyPredictionStore, type PredictionPage, type PredictionRecord, type PredictionStore } from '../../deployment/store/prediction-store.js';
+import { DataPlane, type Caller } from '../dataplane.js';
+import { ModelRepository } from '../model-repository.js';
+import type { PredictionPage, PredictionRecord, PredictionStore } from '../store/prediction-store.js';
+import { AbRouter } from './ab-router.js';
+import { decodeHeatmapSource, heatmapKey, HeatmapStore, renderHeatmap, type HeatmapSource } from './heatmaps.js';
+import { DeploymentMetrics } from './metrics.js';
+import type { OnnxModel } from './onnx-model.js';
+import { PredictionRecorder } from './prediction-recorder.js';
+import type { ModelSource } from './model-source.js';
+import { ResultCache } from './result-cache.js';
 
 /** A saliency map as PNG overlay plus the raw grid (row-major, values in [0, 1]). */
 export interface SaliencyMap {
@@ -46,41 +47,40 @@ export interface ExplainOptions {
   stride?: number;
 }
 
+export interface ExplainServiceDeps {
+  platform: Platform;
+  logger: Logger;
+  /** The serving repository: a version it has loaded is explained with the same session, no second copy. */
+  serving: ModelRepository;
+  /** Where versions that are not being served are loaded from (the registry). */
+  source: ModelSource | null;
+  pool: ImagePool;
+  predictions: PredictionStore;
+}
+
 /**
- * Explanations reuse the deployment service's own code path: a private {@link DataPlane} (same
- * ModelRepository, preprocessing pool, heatmap store and CAM code) makes the prediction and its
- * heatmap; the occlusion map runs core `occlusionSensitivity` on the same model and the same
- * preprocessed pixels. Explanations of uploads are audited but not logged as prediction records,
- * so they never enter drift windows or traffic gauges.
+ * Explanations in the deployment's data plane (KServe's `DataPlane.explain`): the prediction and
+ * its heatmap come from the same data-plane code as /predict — on the serving repository's session
+ * when the version is being served, else on a private repository that loads it from the registry;
+ * the occlusion map runs core `occlusionSensitivity` on the same model and the same preprocessed
+ * pixels. Explanations of uploads are audited but not logged as prediction records, so they never
+ * enter drift windows or traffic gauges.
  */
 export class ExplainService {
-  readonly #platform: Platform;
-  readonly #logger: Logger;
+  readonly #d: ExplainServiceDeps;
   readonly #records: PredictionStore;
-  #plane: { dataplane: DataPlane; repository: ModelRepository; pool: ImagePool } | null = null;
+  #servingPlane: DataPlane | null = null;
+  #private: { dataplane: DataPlane; repository: ModelRepository } | null = null;
   #closed = false;
 
-  constructor(platform: Platform, logger: Logger) {
-    this.#platform = platform;
-    this.#logger = logger;
-    this.#records = new KyselyPredictionStore(platform.database);
+  constructor(deps: ExplainServiceDeps) {
+    this.#d = deps;
+    this.#records = deps.predictions;
   }
 
-  async #dataplane(): Promise<{ dataplane: DataPlane; repository: ModelRepository }> {
-    if (this.#closed) throw new AppError('SERVICE_UNAVAILABLE', 'the service is shutting down');
-    if (this.#plane) return this.#plane;
-    const { platform } = this;
-    const metrics = new DeploymentMetrics(new Registry());
-    const repository = new ModelRepository({
-      logger: this.#logger,
-      metrics,
-      source: openRegistrySource(platform),
-      threads: 1,
-      allowedRoots: [],
-      defaultName: platform.config.defaultModel,
-    });
-    const pool = sharedImagePool(platform);
-    const dataplane = new DataPlane({
+  #plane(repository: ModelRepository, metrics: DeploymentMetrics): DataPlane {
+    const { platform, logger, pool } = this.#d;
+    return new DataPlane({
       repository,
       router: new AbRouter(),
       pool,
@@ -90,32 +90,36 @@ export class ExplainService {
       predictions: this.#records,
       audit: platform.audit,
       metrics,
-      logger: this.#logger,
+      logger,
       defaultModel: platform.config.defaultModel,
-      service: 'monitoring',
     });
-    this.#plane = { dataplane, repository, pool };
-    return this.#plane;
   }
 
-  get platform(): Platform {
-    return this.#platform;
-  }
-
-  /** Loads a registry version (default: the production alias) into the private repository. */
-  async #ensureModel(repository: ModelRepository, model: string, version?: string | null): Promise<{ name: string; version: string }> {
-    const info = await repository.load({ name: model, ...(version ? { version } : { alias: 'production' }), makeDefault: true });
-    return { name: info.name, version: info.version };
+  /** The data plane and repository holding `model`@`version` (default: its production version), loading it privately when it is not served. */
+  async #planeFor(model: string, version?: string | null): Promise<{ dataplane: DataPlane; repository: ModelRepository; name: string; version: string }> {
+    if (this.#closed) throw new AppError('SERVICE_UNAVAILABLE', 'the service is shutting down');
+    const { serving } = this.#d;
+    const wanted = version ?? (await serving.resolveVersion(model, 'production')) ?? serving.defaultVersion(model);
+    if (wanted && serving.isReady(model, wanted)) {
+      this.#servingPlane ??= this.#plane(serving, new DeploymentMetrics(new Registry()));
+      return { dataplane: this.#servingPlane, repository: serving, name: model, version: wanted };
+    }
+    if (!this.#private) {
+      const metrics = new DeploymentMetrics(new Registry());
+      const repository = new ModelRepository({ logger: this.#d.logger, metrics, source: this.#d.source, threads: 1, allowedRoots: [], defaultName: this.#d.platform.config.defaultModel });
+      this.#private = { repository, dataplane: this.#plane(repository, metrics) };
+    }
+    const info = await this.#private.repository.load({ name: model, ...(version ? { version } : { alias: 'production' }), makeDefault: true });
+    return { ...this.#private, name: info.name, version: info.version };
   }
 
   /** Explains an uploaded image with a registry model version (default: the default model's production version). */
   async explainImage(image: Uint8Array, target: { model?: string | null; version?: string | null }, caller: Caller, options: ExplainOptions = {}): Promise<Explanation> {
-    const { dataplane, repository } = await this.#dataplane();
-    const loaded = await this.#ensureModel(repository, target.model ?? this.#platform.config.defaultModel, target.version);
-    const p = await dataplane.predict({ image, model: loaded.name, version: loaded.version, heatmap: 'inline' }, caller);
+    const { dataplane, repository, name, version } = await this.#planeFor(target.model ?? this.#d.platform.config.defaultModel, target.version);
+    const p = await dataplane.predict({ image, model: name, version, heatmap: 'inline' }, caller);
     await dataplane.settle();
     const source = await this.#source(p.model.name, p.model.version, p.imageSha256);
-    const explanation = await this.#explain(repository, { id: null, model: p.model.name, version: p.model.version, probability: p.probability, threshold: p.threshold, sha: p.imageSha256, method: p.heatmapMethod }, source, options, p.heatmapPng);
+    const explanation = await this.#explain(repository.lookup(p.model.name, p.model.version), { id: null, model: p.model.name, version: p.model.version, probability: p.probability, threshold: p.threshold, sha: p.imageSha256, method: p.heatmapMethod }, source, options, p.heatmapPng);
     this.#audit(caller, `image:${p.imageSha256}`, explanation);
     return explanation;
   }
@@ -126,16 +130,15 @@ export class ExplainService {
     if (!record) throw new AppError('NOT_FOUND', `prediction '${predictionId}' does not exist`);
     if (!record.heatmapMethod || record.shadow) throw new AppError('NOT_FOUND', `prediction '${predictionId}' has no stored heatmap to explain`);
     const source = await this.#source(record.modelName, record.modelVersion, record.imageSha256);
-    const { repository } = await this.#dataplane();
-    await this.#ensureModel(repository, record.modelName, record.modelVersion);
-    const explanation = await this.#explain(repository, recordTarget(record), source, options, null);
+    const { repository, name, version } = await this.#planeFor(record.modelName, record.modelVersion);
+    const explanation = await this.#explain(repository.lookup(name, version), recordTarget(record), source, options, null);
     this.#audit(caller, `prediction:${predictionId}`, explanation);
     return explanation;
   }
 
   async #source(model: string, version: string, sha: string): Promise<HeatmapSource> {
     try {
-      return decodeHeatmapSource(await this.#platform.objects.get(heatmapKey(model, version, sha)));
+      return decodeHeatmapSource(await this.#d.platform.objects.get(heatmapKey(model, version, sha)));
     } catch (err) {
       if (isAppError(err) && err.code === 'NOT_FOUND') throw new AppError('NOT_FOUND', 'no heatmap is stored for this prediction');
       throw err;
@@ -143,13 +146,12 @@ export class ExplainService {
   }
 
   async #explain(
-    repository: ModelRepository,
+    model: OnnxModel,
     t: { id: string | null; model: string; version: string; probability: number; threshold: number; sha: string; method: 'cam' | 'occlusion' },
     source: HeatmapSource,
     options: ExplainOptions,
     heatmapPng: Buffer | null,
   ): Promise<Explanation> {
-    const model = repository.lookup(t.model, t.version);
     const size = source.size;
     const patch = options.patch ?? Math.max(1, Math.floor(size / 8));
     const stride = options.stride ?? patch;
@@ -174,20 +176,21 @@ export class ExplainService {
   }
 
   #audit(caller: Caller, resource: string, e: Explanation): void {
-    this.#platform.audit.record({
+    this.#d.platform.audit.record({
       actor: caller.actor,
       action: 'explain.create',
       resource,
       requestId: caller.requestId,
-      service: 'monitoring',
+      service: 'deployment',
       details: { model: e.model, version: e.version, heatmap_method: e.heatmap.method, probability: e.probability },
     });
   }
 
   async close(): Promise<void> {
     this.#closed = true;
-    const plane = this.#plane;
-    this.#plane = null;
+    await this.#servingPlane?.settle().catch(() => {});
+    const plane = this.#private;
+    this.#private = null;
     if (!plane) return;
     await plane.dataplane.settle().catch(() => {});
     await plane.repository.close();
@@ -202,7 +205,7 @@ function rounded(grid: ArrayLike<number>): number[] {
   return Array.from(grid, (v) => Math.round(v * 1e4) / 1e4);
 }
 
-/** Explanations are not prediction records: the private data plane's recorder writes nowhere. */
+/** Explanations are not prediction records: the explaining data plane's recorder writes nowhere. */
 const DISCARD: PredictionStore = {
   async insertMany() {},
   async get() {
