@@ -4,6 +4,7 @@ import * as oidc from 'openid-client';
 import type { Logger } from 'pino';
 import type { Config, OidcSettings, SessionSettings } from '../core/config/index.js';
 import { AppError } from '../core/errors.js';
+import type { AuthConfig, LogoutResult, SessionInfo } from './auth-schemas.js';
 import { toErrorBody } from '../core/http/error-handler.js';
 import type { Role } from '../core/auth/roles.js';
 import {
@@ -286,7 +287,7 @@ class SignIn {
   }
 }
 
-function userBody(user: SessionUser, expiresAt: number) {
+function userBody(user: SessionUser, expiresAt: number): SessionInfo {
   return { user: { id: user.id, name: user.name, email: user.email ?? null, role: user.role, groups: user.groups }, expires_at: new Date(expiresAt * 1000).toISOString() };
 }
 
@@ -305,7 +306,7 @@ export function registerSignIn(app: FastifyInstance, { config, logger }: SignInO
     if (req.url.startsWith('/auth/')) await noStore(req, reply);
   });
 
-  app.get('/auth/config', async () => ({ auth: config.auth, oidc: signIn !== null }));
+  app.get('/auth/config', async (): Promise<AuthConfig> => ({ auth: config.auth, oidc: signIn !== null }));
   const need = (): SignIn => {
     if (!signIn) throw new AppError('NOT_FOUND', 'sign-in with an identity provider is not configured here (XRAY_OIDC_ISSUER); use an API key');
     return signIn;
@@ -355,7 +356,7 @@ export function registerSignIn(app: FastifyInstance, { config, logger }: SignInO
   app.post('/auth/logout', async (req, reply) => {
     requireOrigin(req);
     const { cookies, logoutUrl } = await need().logout(req);
-    return reply.header('set-cookie', cookies).send({ signed_out: true, logout_url: logoutUrl });
+    return reply.header('set-cookie', cookies).send({ signed_out: true, logout_url: logoutUrl } satisfies LogoutResult);
   });
 
   app.get('/auth/me', async (req) => {

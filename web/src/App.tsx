@@ -1,5 +1,6 @@
 import { useEffect, useRef, useState, useSyncExternalStore, type ComponentType } from 'react';
 import { getApiKey, onApiKeyChange, onUnauthorized, request, setApiKey } from './api/http.js';
+import { getSession, loadAuthConfig, loadSession, onSessionChange, renewSession, signOut, type SessionInfo } from './api/auth.js';
 import { useAsync } from './hooks/useAsync.js';
 import { useInterval } from './hooks/useInterval.js';
 import { Link, usePath } from './router.js';
@@ -66,9 +67,30 @@ function useApiKey(): string | null {
   return useSyncExternalStore(onApiKeyChange, getApiKey);
 }
 
+function useSession(): SessionInfo | null {
+  return useSyncExternalStore(onSessionChange, getSession);
+}
+
+/** The person signed in with their hospital account, their role, and sign-out. */
+function SignedInUser({ session }: { session: SessionInfo }) {
+  return (
+    <div className="signed-in" data-testid="signed-in-user">
+      <span className="signed-in-name" title={session.user.email ?? session.user.id}>
+        {session.user.name}
+      </span>
+      <span className="badge role">{session.user.role}</span>
+      <button type="button" className="btn small ghost" onClick={() => void signOut()}>
+        Sign out
+      </button>
+    </div>
+  );
+}
+
 export function App() {
   const path = usePath();
   const key = useApiKey();
+  const session = useSession();
+  const [oidc, setOidc] = useState(false);
   const [login, setLogin] = useState<{ reason: string } | null>(null);
   // Remounts the page after signing in, so everything loads again with the key.
   const [epoch, setEpoch] = useState(0);
@@ -93,10 +115,24 @@ export function App() {
     document.title = `${page?.title ?? 'Not found'} · xray-mlops`;
   }, [page]);
 
-  // With auth off nothing ever answers 401; with it on, probe once so the login shows up front.
+  // With auth off nothing ever answers 401; with it on, probe once so the login shows up front
+  // (after learning whether hospital sign-in is offered, and who is signed in).
   useEffect(() => {
-    if (!getApiKey()) void request('model-registry', '/models', { query: { page_size: 1 } }).catch(() => {});
+    void (async () => {
+      const auth = await loadAuthConfig();
+      setOidc(auth.oidc);
+      if (auth.oidc) await loadSession();
+      if (!getApiKey()) await request('model-registry', '/models', { query: { page_size: 1 } }).catch(() => {});
+    })();
   }, []);
+
+  // Renew the session a minute before it ends while the page is open (the identity provider decides).
+  useEffect(() => {
+    if (!session) return;
+    const wait = Math.max(5_000, Date.parse(session.expires_at) - Date.now() - 60_000);
+    const timer = setTimeout(() => void renewSession(), wait);
+    return () => clearTimeout(timer);
+  }, [session]);
 
   return (
     <>
@@ -124,7 +160,9 @@ export function App() {
         </nav>
         <div className="topbar-right">
           <ServiceDots />
-          {key ? (
+          {session && !key ? (
+            <SignedInUser session={session} />
+          ) : key ? (
             <button type="button" className="btn small ghost" onClick={() => setApiKey(null)}>
               Sign out
             </button>
@@ -145,6 +183,8 @@ export function App() {
       {login && (
         <LoginScreen
           reason={login.reason || null}
+          oidc={oidc}
+          returnTo={path}
           onDone={() => {
             setLogin(null);
             setEpoch((e) => e + 1);

@@ -1,8 +1,10 @@
 /**
  * The one HTTP helper every service client uses: relative `/api/<service>/…` URLs (the gateway
- * proxies them), the API key from session storage as `Authorization: Bearer`, and the platform's
- * error envelope `{ error: { code, message, details } }` turned into an {@link ApiError}.
+ * proxies them), the API key from session storage as `Authorization: Bearer` — or, signed in with
+ * the hospital account, the session cookie the browser sends itself (renewed once on a 401) — and
+ * the platform's error envelope `{ error: { code, message, details } }` turned into an {@link ApiError}.
  */
+import { renewSession, sessionsEnabled } from './auth.js';
 
 export type ServiceName = 'data-pipeline' | 'training' | 'model-registry' | 'deployment' | 'monitoring';
 
@@ -98,14 +100,24 @@ async function toApiError(res: Response): Promise<ApiError> {
   return err;
 }
 
-/** Fetches an absolute same-origin URL with the API key; throws {@link ApiError} on failure. */
-export async function fetchWithAuth(url: string, init: RequestInit = {}): Promise<Response> {
-  let res: Response;
+async function send(url: string, init: RequestInit): Promise<Response> {
   try {
-    res = await fetch(url, { ...init, headers: { ...authHeaders(), ...(init.headers as Record<string, string> | undefined) } });
+    return await fetch(url, { ...init, headers: { ...authHeaders(), ...(init.headers as Record<string, string> | undefined) } });
   } catch (err) {
     if ((err as Error).name === 'AbortError') throw err;
     throw new ApiError(0, 'NETWORK', `could not reach the server (${(err as Error).message})`);
+  }
+}
+
+/**
+ * Fetches an absolute same-origin URL with the API key (or the session cookie); throws
+ * {@link ApiError} on failure. A 401 without an API key first renews the sign-in session and
+ * tries once more.
+ */
+export async function fetchWithAuth(url: string, init: RequestInit = {}): Promise<Response> {
+  let res = await send(url, init);
+  if (res.status === 401 && !getApiKey() && !(init.headers as Record<string, string> | undefined)?.authorization && sessionsEnabled()) {
+    if (await renewSession()) res = await send(url, init);
   }
   if (!res.ok) throw await toApiError(res);
   return res;

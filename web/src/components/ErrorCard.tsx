@@ -10,7 +10,7 @@ export interface ErrorCardProps {
 
 function hint(err: unknown): string | null {
   if (!(err instanceof ApiError)) return null;
-  if (err.status === 401) return 'Sign in with an API key to continue.';
+  if (err.status === 401) return 'Sign in (hospital account or API key) to continue.';
   if (err.status === 403) return "Your API key's role may not do this; ask an admin for a key with a higher role.";
   if (err.status === 503 && err.code === 'SERVICE_UNAVAILABLE') return 'That service is not running; start the platform with `npm start`.';
   if (err.status === 0) return 'Is the platform running? Check your connection.';
