@@ -3,6 +3,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { errorResponses } from '../../core/http/schemas.js';
 import type { LoadedModelInfo } from '../model-repository.js';
+import type { ClusterView } from '../service/cluster-state.js';
 import type { ModelManager } from '../service/model-manager.js';
 import type { RoutingConfig } from '../store/routing-store.js';
 import { callerOf } from './http.js';
@@ -39,18 +40,29 @@ export function toRoutingBody(r: RoutingConfig): z.infer<typeof routingSchema> {
 /** Model management (load, unload, list) and A/B / shadow routing. */
 export const modelRoutes: FastifyPluginAsync<{ manager: ModelManager }> = async (instance, { manager }) => {
   const app = instance.withTypeProvider<ZodTypeProvider>();
+  // The cluster view reads the database and asks the registry: computed at most once per 500 ms.
+  let memo: { at: number; view: Promise<ClusterView | null> } | null = null;
+  const clusterView = (): Promise<ClusterView | null> => {
+    if (!memo || Date.now() - memo.at > 500) memo = { at: Date.now(), view: manager.cluster().catch(() => null) };
+    return memo.view;
+  };
 
   app.get(
     '/models',
     {
       config: { role: 'viewer' },
-      schema: { tags: ['models'], summary: 'Loaded models: version, alias, input spec, batching, statistics; and routing', response: { 200: modelsResponse, ...errorResponses } },
+      schema: {
+        tags: ['models'],
+        summary: 'Loaded models: version, alias, input spec, batching, statistics; routing; and what every replica serves (cluster: converged or not)',
+        response: { 200: modelsResponse, ...errorResponses },
+      },
     },
     async () => ({
       default_model: manager.defaultModel,
       models: manager.models().map(toModelBody),
       routing: manager.routing().map(toRoutingBody),
       problems: manager.problems(),
+      cluster: await clusterView(),
     }),
   );
 

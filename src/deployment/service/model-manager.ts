@@ -186,14 +186,15 @@ export class ModelManager {
     this.#unsubscribe.push(await ev.subscribe(TOPICS.modelAliasChanged, (p: unknown) => this.#onRegistryEvent(p)));
     this.#unsubscribe.push(await ev.subscribe(TOPICS.modelStageChanged, (p: unknown) => this.#onRegistryEvent(p)));
     this.#unsubscribe.push(await ev.subscribe(ROUTING_TOPIC, (p: unknown) => this.#onRoutingEvent(p)));
+    let first: Promise<unknown> = Promise.resolve();
     if (this.#d.repository.hasSource) {
       // A default pinned cluster-wide (POST /models/load with default) replaces following production.
-      if (!(await this.#cluster.pinsDefault(this.#d.defaultModel))) this.#track(this.#followAlias(this.#d.defaultModel, 'production', true));
+      if (!(await this.#cluster.pinsDefault(this.#d.defaultModel))) this.#track((first = this.#followAlias(this.#d.defaultModel, 'production', true)));
       for (const config of this.#d.router.list()) {
         for (const v of config.variants) this.#track(this.#ensure(config.model, v.version));
       }
     }
-    await this.#cluster.start();
+    await this.#cluster.start(first);
   }
 
   /** Unsubscribes and waits for background loads. */

@@ -32,7 +32,35 @@ export interface DeploymentRoutingTable {
   updated_at: number;
 }
 
+/** A load every replica should hold (migration 0401). */
+export interface DeploymentLoadsTable {
+  model_name: string;
+  /** A version number or an alias name. */
+  ref: string;
+  ref_kind: 'version' | 'alias';
+  /** 0/1: served when a request names no version. */
+  make_default: number;
+  /** JSON text: batching overrides, or null. */
+  batching: string | null;
+  updated_by: string;
+  updated_at: number;
+}
+
+/** One replica's heartbeat: what it serves (migration 0401). */
+export interface DeploymentReplicasTable {
+  id: string;
+  host: string;
+  /** JSON text: ServedModel[]. */
+  serving: string;
+  /** JSON text: the replica's serving problems. */
+  problems: string;
+  started_at: number;
+  heartbeat_at: number;
+}
+
 export interface DeploymentTables {
   predictions: PredictionsTable;
   deployment_routing: DeploymentRoutingTable;
+  deployment_loads: DeploymentLoadsTable;
+  deployment_replicas: DeploymentReplicasTable;
 }

@@ -7,6 +7,7 @@ import * as dicomInstances from './0101-dicom-instances.js';
 import * as training from './0200-training.js';
 import * as modelRegistry from './0300-model-registry.js';
 import * as deployment from './0400-deployment.js';
+import * as deploymentServingState from './0401-deployment-serving-state.js';
 import * as monitoring from './0500-monitoring.js';
 import * as alertsOneActive from './0501-alerts-one-active.js';
 
@@ -24,6 +25,7 @@ export const MIGRATIONS: Record<string, Migration> = {
   '0200-training': training,
   '0300-model-registry': modelRegistry,
   '0400-deployment': deployment,
+  '0401-deployment-serving-state': deploymentServingState,
   '0500-monitoring': monitoring,
   '0501-alerts-one-active': alertsOneActive,
 };
