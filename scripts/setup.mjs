@@ -32,6 +32,9 @@ const TEST_PACKAGES = {
   // kustomize v2, too old for deploy/kubernetes: the test says so rather than pass).
   'prometheus-alertmanager': '/usr/bin/amtool', nginx: '/usr/sbin/nginx', 'libnginx-mod-http-js': '/usr/lib/nginx/modules/ngx_http_js_module.so',
   ...(spawnSync('kubectl', ['version', '--client'], { stdio: 'ignore' }).error ? { 'kubernetes-client': '/usr/bin/kubectl' } : {}),
+  // The multi-host suite (test/scaled/): network namespaces (iproute2), its own PostgreSQL cluster
+  // (initdb/postgres) and Redis in them, NGINX (above) in front.
+  iproute2: '/usr/sbin/ip', postgresql: '/usr/bin/pg_ctlcluster', 'redis-server': '/usr/bin/redis-server',
 };
 
 function sha(file) {
