@@ -27,10 +27,7 @@ import { ModelRegistryService } from '../model-registry/service/registry-service
  */
 
 /** `name`, `name@alias`, `name@3`, `name@v3` or `name@latest` (default alias: production). */
-export interface ModelRef {
-  name: string;
-  ref: string;
-}
+export { parseModelRef, type ModelRef } from './model-ref.js';
 
 export type ModelTarget = { kind: 'registry'; name: string; ref: string } | { kind: 'onnx'; path: string };
 
@@ -131,18 +128,6 @@ interface ImageItem {
   file: string;
   label: ClassLabel;
   read(): Promise<Uint8Array>;
-}
-
-/**
- * Parses `name@alias|version`. A bare name means its production alias.
- * @throws AppError INVALID_INPUT for an empty name or reference.
- */
-export function parseModelRef(value: string): ModelRef {
-  const at = value.lastIndexOf('@');
-  const name = (at === -1 ? value : value.slice(0, at)).trim();
-  const ref = (at === -1 ? 'production' : value.slice(at + 1)).trim();
-  if (!name || !ref) throw new AppError('INVALID_INPUT', `--model '${value}' must be name@alias or name@version, e.g. pneumonia@production or pneumonia@3`);
-  return { name, ref };
 }
 
 const isVersionRef = (ref: string) => /^v?\d+$/i.test(ref) || ref.toLowerCase() === 'latest';

@@ -67,17 +67,17 @@ export async function openPlatform(config: Config, overrides: PlatformOverrides 
   const opened: { close(): Promise<void> }[] = [];
   try {
     const retry = { timeoutMs: config.startupTimeoutSeconds * 1000, logger };
-    const database = overrides.database ?? (await withStartupRetry('the database', () => openDatabase(config.databaseUrl, { schema: overrides.schema }), retry));
+    const database = overrides.database ?? (await withStartupRetry('the database', () => openDatabase(config.databaseUrl, { schema: overrides.schema ?? (config.databaseSchema || undefined) }), retry));
     if (!overrides.database) opened.push(database);
     const objects =
       overrides.objects ??
       (await openObjectStore(config.objectStoreUrl, objectStoreSettings(config)));
     if (!overrides.objects) opened.push(objects);
-    const cache = overrides.cache ?? (await openCache(config.cacheUrl, { maxEntries: config.cacheMaxEntries }));
+    const cache = overrides.cache ?? (await openCache(config.cacheUrl, { maxEntries: config.cacheMaxEntries, namespace: `${config.redisNamespace}:cache` }));
     if (!overrides.cache) opened.push(cache);
-    const queue = overrides.queue ?? (await openQueue(config.queueUrl, database));
+    const queue = overrides.queue ?? (await openQueue(config.queueUrl, database, { prefix: config.redisNamespace }));
     if (!overrides.queue) opened.push(queue);
-    const events = overrides.events ?? (await openEventBus(config.eventsUrl));
+    const events = overrides.events ?? (await openEventBus(config.eventsUrl, { namespace: `${config.redisNamespace}:events` }));
     if (!overrides.events) opened.push(events);
     const audit = new AuditLog(database, { logger });
     const durability = new Durability();

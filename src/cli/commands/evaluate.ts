@@ -8,7 +8,11 @@ import { rocCurvePng } from '../../core/ml/index.js';
 import { openPlatform, type Platform } from '../../core/platform.js';
 import { SPLITS, type Split } from '../../data-pipeline/store/types.js';
 import { findShifts, type ImageShift } from '../../core/imaging/index.js';
-import { evaluateModel, parseModelRef, robustnessRow, type EvaluationOptions, type EvaluationReport, type EvaluationResult, type ModelTarget, type RobustnessRow } from '../evaluation.js';
+import type { EvaluationOptions, EvaluationReport, EvaluationResult, ModelTarget, RobustnessRow } from '../evaluation.js';
+import { parseModelRef } from '../model-ref.js';
+
+/** The evaluation runs models in this process (ONNX Runtime): loaded only when `xray evaluate` runs, never by `xray serve`. */
+const loadEvaluation = () => import('../evaluation.js');
 
 /**
  * `xray evaluate`: a model on a labelled folder (or a dataset version's split) through the real
@@ -148,6 +152,7 @@ export async function runEvaluation(platform: Platform, options: EvaluationOptio
         cliProgress.Presets.shades_classic,
       )
     : null;
+  const { evaluateModel } = await loadEvaluation();
   try {
     return await evaluateModel(platform, {
       ...options,
@@ -183,6 +188,7 @@ export function registerEvaluate(program: Command): void {
       const shifts = requestedShifts(o);
       const platform = await openPlatform(loadConfig({ ...process.env, XRAY_LOG_LEVEL: process.env.XRAY_LOG_LEVEL ?? 'error' }));
       try {
+        const { robustnessRow } = await loadEvaluation();
         const result = await runEvaluation(platform, options);
         const rows = shifts.length ? [robustnessRow(result.report)] : undefined;
         for (const shift of shifts) {

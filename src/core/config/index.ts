@@ -18,6 +18,8 @@ export interface Config {
   readonly ports: Readonly<Record<ServiceName | 'gateway', number>>;
   readonly serviceUrls: Readonly<Record<ServiceName, string>>;
   readonly databaseUrl: string;
+  /** PostgreSQL schema ('' = the database default). */
+  readonly databaseSchema: string;
   readonly objectStoreUrl: string;
   readonly s3: {
     readonly endpoint: string;
@@ -35,6 +37,8 @@ export interface Config {
   readonly cacheMaxEntries: number;
   readonly queueUrl: string;
   readonly eventsUrl: string;
+  /** Prefix of the platform's Redis keys, queues and channels. */
+  readonly redisNamespace: string;
   readonly auth: boolean;
   readonly adminKey: string;
   readonly logLevel: RawConfig['XRAY_LOG_LEVEL'];
@@ -224,6 +228,7 @@ function fromRaw(raw: RawConfig, monitoring: MonitoringSettings): Config {
   const tls = tlsSettings(raw);
   if (raw.XRAY_S3_SSE_KMS_KEY_ID && raw.XRAY_S3_SSE !== 'aws:kms') throw new ConfigError('XRAY_S3_SSE_KMS_KEY_ID needs XRAY_S3_SSE=aws:kms');
   if (raw.XRAY_OBJECT_KEY_FILE && !existsSync(raw.XRAY_OBJECT_KEY_FILE)) throw new ConfigError(`XRAY_OBJECT_KEY_FILE: file '${raw.XRAY_OBJECT_KEY_FILE}' does not exist`);
+  if (raw.XRAY_DATABASE_SCHEMA && !databaseUrl.startsWith('postgres')) throw new ConfigError('XRAY_DATABASE_SCHEMA needs a postgres:// XRAY_DATABASE_URL');
   const eventsUrl =
     raw.XRAY_EVENTS_URL ||
     (raw.XRAY_QUEUE_URL.startsWith('redis') ? raw.XRAY_QUEUE_URL : raw.XRAY_CACHE_URL.startsWith('redis') ? raw.XRAY_CACHE_URL : 'memory:');
@@ -233,6 +238,7 @@ function fromRaw(raw: RawConfig, monitoring: MonitoringSettings): Config {
     ports: Object.freeze(ports),
     serviceUrls: Object.freeze(parseServiceUrls(raw.XRAY_SERVICE_URLS, raw.XRAY_HOST, ports, tls ? 'https' : 'http')),
     databaseUrl,
+    databaseSchema: raw.XRAY_DATABASE_SCHEMA,
     objectStoreUrl,
     s3: Object.freeze({
       endpoint: raw.XRAY_S3_ENDPOINT,
@@ -248,6 +254,7 @@ function fromRaw(raw: RawConfig, monitoring: MonitoringSettings): Config {
     cacheMaxEntries: raw.XRAY_CACHE_MAX_ENTRIES,
     queueUrl: raw.XRAY_QUEUE_URL,
     eventsUrl,
+    redisNamespace: raw.XRAY_REDIS_NAMESPACE,
     auth: raw.XRAY_AUTH,
     adminKey: raw.XRAY_ADMIN_KEY,
     logLevel: raw.XRAY_LOG_LEVEL,

@@ -82,6 +82,8 @@ export async function createServiceApp(opts: ServiceAppOptions): Promise<Fastify
     // On close, idle keep-alive sockets go at once; requests in flight finish first.
     forceCloseConnections: 'idle',
     return503OnClosing: true,
+    // A service's plugin may wait on engines at start (Redis for BullMQ, the registry): as long as start-up retries do.
+    pluginTimeout: Math.max(10, platform.config.startupTimeoutSeconds) * 1000,
     // HTTPS from XRAY_TLS_*; with a CA, client certificates are asked for (and checked per request).
     ...(platform.config.tls ? { https: httpsServerOptions(platform.config.tls, { clientCertificates: true }) } : {}),
   }).withTypeProvider<ZodTypeProvider>();
