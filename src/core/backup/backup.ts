@@ -261,9 +261,11 @@ async function verifyRestoredDatabase(
 
 async function tableCounts(database: Database): Promise<Record<string, number>> {
   const tables = await database.db.introspection.getTables({ withInternalKyselyTables: true });
+  // PostgreSQL's introspection lists every schema's tables: count only this handle's.
+  const schema = database.capabilities.engine === 'postgres' ? (database.schema ?? 'public') : undefined;
   const out: Record<string, number> = {};
   for (const t of tables) {
-    if (t.isView) continue;
+    if (t.isView || (schema !== undefined && t.schema !== schema)) continue;
     out[t.name] = Number((await sql<{ n: number }>`select count(*) as n from ${sql.id(t.name)}`.execute(database.db)).rows[0]!.n);
   }
   return out;
