@@ -29,9 +29,6 @@ if (why) {
 }
 
 const cluster = new ScaledCluster({ replicas: { deployment: 3, 'model-registry': 1, 'data-pipeline': 1, monitoring: 1, training: 1 }, trainingWorkers: 0 });
-const onExit = () => void cluster.close().finally(() => process.exit(130));
-process.once('SIGINT', onExit);
-process.once('SIGTERM', onExit);
 try {
   const t0 = Date.now();
   await cluster.start();

@@ -256,6 +256,8 @@ export class ScaledCluster {
   /** Network, engines, NGINX, then every replica; resolves when all are ready through NGINX. */
   async start(): Promise<void> {
     removeStaleHosts();
+    process.once('SIGINT', this.#onSignal);
+    process.once('SIGTERM', this.#onSignal);
     sh('ip', ['link', 'add', this.bridge, 'type', 'bridge']);
     sh('ip', ['addr', 'add', `${this.subnet}.1/24`, 'dev', this.bridge]);
     sh('ip', ['link', 'set', this.bridge, 'up']);
@@ -591,14 +593,18 @@ export class ScaledCluster {
     return [...procs.map((p) => `----- ${p.label} -----\n${p.log(tail)}`), `----- nginx error.log -----\n${this.nginxErrorLog().slice(-tail)}`].join('\n');
   }
 
-  /** Stops everything and removes namespaces, the bridge and the temporary folder. Idempotent. */
-  async close(): Promise<void> {
+  /**
+   * The same clean-up, synchronously, for a run interrupted by a signal (Ctrl-C, a CI timeout):
+   * SIGKILL every process group, delete the namespaces and the bridge, remove the folder.
+   */
+  closeSync(): void {
     if (this.#closed) return;
     this.#closed = true;
-    const procs = this.replicas.map((r) => r.proc).filter((p): p is HostProcess => !!p);
-    await Promise.allSettled(procs.map((p) => p.stop('SIGKILL', 5000)));
-    await Promise.allSettled([this.#nginx, this.#s3, this.#redis].map((p) => p?.stop('SIGKILL', 5000)));
-    await this.#pg?.stop('SIGINT', 5000).catch(() => {});
+    for (const p of [...this.replicas.map((r) => r.proc), this.#nginx, this.#s3, this.#redis, this.#pg]) p?.signal('SIGKILL');
+    this.#removeHosts();
+  }
+
+  #removeHosts(): void {
     for (const h of this.hosts) {
       for (const pid of sh('ip', ['netns', 'pids', h.ns], { allowFail: true }).split(/\s+/).filter(Boolean)) {
         try {
@@ -612,4 +618,22 @@ export class ScaledCluster {
     sh('ip', ['link', 'del', this.bridge], { allowFail: true });
     if (!process.env.XRAY_SCALED_KEEP) rmSync(this.dir, { recursive: true, force: true });
   }
+
+  /** Stops everything and removes namespaces, the bridge and the temporary folder. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    process.removeListener('SIGINT', this.#onSignal);
+    process.removeListener('SIGTERM', this.#onSignal);
+    const procs = this.replicas.map((r) => r.proc).filter((p): p is HostProcess => !!p);
+    await Promise.allSettled(procs.map((p) => p.stop('SIGKILL', 5000)));
+    await Promise.allSettled([this.#nginx, this.#s3, this.#redis].map((p) => p?.stop('SIGKILL', 5000)));
+    await this.#pg?.stop('SIGINT', 5000).catch(() => {});
+    this.#removeHosts();
+  }
+
+  readonly #onSignal = (signal: NodeJS.Signals): void => {
+    this.closeSync();
+    process.exit(signal === 'SIGINT' ? 130 : 143);
+  };
 }
