@@ -4,7 +4,8 @@ import path from 'node:path';
 import { AppError, isAppError } from '../core/errors.js';
 import type { Platform } from '../core/platform.js';
 import type { ImageShift } from '../core/imaging/index.js';
-import { evaluateBinary, globalAveragePool, randomProjection, Rng, type BinaryEvaluation } from '../core/ml/index.js';
+import { EmbeddingProjector } from '../core/ml/embedding.js';
+import { evaluateBinary, Rng, type BinaryEvaluation } from '../core/ml/index.js';
 import { sha256Hex } from '../core/objects/index.js';
 import { dataContext, getManifest } from '../data-pipeline/service/index.js';
 import { planImport } from '../data-pipeline/service/import-files.js';
@@ -15,7 +16,7 @@ import type { OnnxModel } from '../deployment/service/onnx-model.js';
 import { ImagePool } from '../core/imaging/image-pool.js';
 import { RegistryModelSource } from '../deployment/service/registry-source.js';
 import { StoredImages } from '../deployment/service/stored-images.js';
-import { EMBEDDING_DIM, EMBEDDING_SEED, type PredictionStats } from '../deployment/store/prediction-store.js';
+import type { PredictionStats } from '../deployment/store/prediction-store.js';
 import { LocalModelRegistryClient } from '../model-registry/service/local-client.js';
 import { ModelRegistryService } from '../model-registry/service/registry-service.js';
 
@@ -231,7 +232,7 @@ export async function evaluateModel(platform: Platform, options: EvaluationOptio
     const release = model.acquire();
     const results: (EvaluatedImage | null)[] = new Array(items.length).fill(null);
     const refRows: ({ stats: PredictionStats; embedding: number[] | null } | null)[] = new Array(items.length).fill(null);
-    const project = options.reference && model.featureShape ? randomProjection(model.featureShape[0], EMBEDDING_DIM, EMBEDDING_SEED) : null;
+    const embeddings = options.reference && model.featureShape ? new EmbeddingProjector() : null;
     const { maxBatchSize, maxQueueSize } = model.batcher.options;
     const concurrency = Math.max(1, Math.min(options.concurrency ?? Math.max(cores * 2, maxBatchSize * 2), Math.floor(maxQueueSize / 2) || 1, items.length));
     let next = 0;
@@ -256,11 +257,8 @@ export async function evaluateModel(platform: Platform, options: EvaluationOptio
               if (options.reference) {
                 const stats: PredictionStats = { ...pre.stats, sourceFormat: pre.source.format, sourceWidth: pre.source.width, sourceHeight: pre.source.height };
                 let embedding: number[] | null = null;
-                if (project && output.features && model.featureShape) {
-                  const [c, h, w] = model.featureShape;
-                  // The data plane's embedding, exactly (monitoring compares the two).
-                  embedding = Array.from(project(globalAveragePool(output.features, c, h, w)), (v) => Number(v.toPrecision(7)));
-                }
+                // The data plane's embedding, exactly (monitoring compares the two).
+                if (embeddings && output.features && model.featureShape) embedding = embeddings.embed(output.features, model.featureShape);
                 refRows[i] = { stats, embedding };
               }
             } catch (err) {

@@ -3,7 +3,8 @@ import type { Logger } from 'pino';
 import type { AuditLog } from '../core/audit/index.js';
 import { AppError, isAppError } from '../core/errors.js';
 import { imageStats } from '../core/imaging/index.js';
-import { classActivationMap, globalAveragePool, normalizeMap, occlusionSensitivity, randomProjection, scaleMap, type Projection } from '../core/ml/index.js';
+import { EmbeddingProjector } from '../core/ml/embedding.js';
+import { classActivationMap, normalizeMap, occlusionSensitivity, scaleMap } from '../core/ml/index.js';
 import { sha256Hex } from '../core/objects/index.js';
 import type { ModelRepository, LoadedModelInfo } from './model-repository.js';
 import type { AbRouter } from './service/ab-router.js';
@@ -15,8 +16,6 @@ import type { PredictionRecorder } from './service/prediction-recorder.js';
 import type { ImagePool, PreprocessedImage as PreprocessOutput } from '../core/imaging/image-pool.js';
 import { ResultCache, type CachedPrediction } from './service/result-cache.js';
 import {
-  EMBEDDING_DIM,
-  EMBEDDING_SEED,
   type PredictionLabel,
   type PredictionRecord,
   type PredictionStats,
@@ -138,7 +137,7 @@ const MAX_TENSOR_IMAGES = 256;
  */
 export class DataPlane {
   readonly #d: DataPlaneDeps;
-  readonly #projections = new Map<number, Projection>();
+  readonly #embeddings = new EmbeddingProjector();
   readonly #background = new Set<Promise<unknown>>();
 
   constructor(deps: DataPlaneDeps) {
@@ -551,14 +550,7 @@ export class DataPlane {
 
   #embedding(model: OnnxModel, features: Float32Array | null): number[] | null {
     const shape = model.featureShape;
-    if (!features || !shape) return null;
-    const [c, h, w] = shape;
-    let project = this.#projections.get(c);
-    if (!project) {
-      project = randomProjection(c, EMBEDDING_DIM, EMBEDDING_SEED);
-      this.#projections.set(c, project);
-    }
-    return Array.from(project(globalAveragePool(features, c, h, w)), (v) => Number(v.toPrecision(7)));
+    return features && shape ? this.#embeddings.embed(features, shape) : null;
   }
 
   #log(

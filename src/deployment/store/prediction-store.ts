@@ -46,9 +46,7 @@ export interface PredictionRecord {
   cached: boolean;
 }
 
-/** Seed and size of the embedding projection (stable across restarts and replicas). */
-export const EMBEDDING_SEED = 'xray-prediction-embedding-v1';
-export const EMBEDDING_DIM = 64;
+export { EMBEDDING_DIM, EMBEDDING_SEED } from '../../core/ml/embedding.js';
 
 export interface PredictionQuery {
   /** Epoch ms, inclusive. */
