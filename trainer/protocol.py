@@ -47,19 +47,13 @@ DEFAULT_HYPERPARAMETERS: Dict[str, Any] = {
     "max_train_batches": None,
 }
 
-DEFAULT_AUGMENTATION: Dict[str, Any] = {
-    "enabled": True,
-    "rotation_deg": 10.0,
-    "translate": 0.05,
-    "scale": [0.9, 1.1],
-    "aspect": 0.0,
-    "brightness": 0.1,
-    "contrast": 0.1,
-    "gamma": [0.9, 1.1],
-    "hflip": False,
-    "blur": 0.0,
-    "noise": 0.0,
-}
+# The augmentation contract (kinds, limits, defaults) is the platform's, generated from
+# src/core/ml/augmentation.ts by `npm run contracts`: one source for the data pipeline, the training
+# API and this worker.
+AUGMENTATION_CONTRACT: Dict[str, Dict[str, Any]] = json.loads(
+    (Path(__file__).with_name("augmentation.json")).read_text(encoding="utf-8"))["fields"]
+DEFAULT_AUGMENTATION: Dict[str, Any] = {k: (list(f["default"]) if isinstance(f["default"], list) else f["default"])
+                                        for k, f in AUGMENTATION_CONTRACT.items()}
 
 DEFAULT_THRESHOLD: Dict[str, Any] = {"method": "youden", "target_sensitivity": 0.95}
 DEFAULT_EXPORT: Dict[str, Any] = {"onnx": True, "opset": 17, "parity_samples": 32}
@@ -265,20 +259,16 @@ def validate_augmentation(raw: Any, strict: bool = True, base: Optional[Dict[str
     else:
         given = {k: v for k, v in given.items() if k in DEFAULT_AUGMENTATION}
     a = {**(base or DEFAULT_AUGMENTATION), **given}
-    p = "augmentation."
-    return {
-        "enabled": _boolean(p + "enabled", a["enabled"]),
-        "rotation_deg": _number(p + "rotation_deg", a["rotation_deg"], 0, 180),
-        "translate": _number(p + "translate", a["translate"], 0, 0.5),
-        "scale": _pair(p + "scale", a["scale"], 0, 4),
-        "aspect": _number(p + "aspect", a["aspect"], 0, 0.5),
-        "brightness": _number(p + "brightness", a["brightness"], 0, 1),
-        "contrast": _number(p + "contrast", a["contrast"], 0, 1),
-        "gamma": _pair(p + "gamma", a["gamma"], 0, 10),
-        "hflip": _boolean(p + "hflip", a["hflip"]),
-        "blur": _number(p + "blur", a["blur"], 0, 10),
-        "noise": _number(p + "noise", a["noise"], 0, 1),
-    }
+    out: Dict[str, Any] = {}
+    for name, f in AUGMENTATION_CONTRACT.items():
+        path = "augmentation." + name
+        if f["kind"] == "boolean":
+            out[name] = _boolean(path, a[name])
+        elif f["kind"] == "number":
+            out[name] = _number(path, a[name], f["min"], f["max"])
+        else:
+            out[name] = _pair(path, a[name], f["min"], f["max"])
+    return out
 
 
 def _validate_test_sets(raw: Any) -> List[Dict[str, str]]:

@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { PreprocessSpec } from '../../core/imaging/preprocess-spec.js';
-import { AugmentationSpec } from '../service/augmentation.js';
+import { augmentationOverridesSchema } from '../../core/ml/augmentation.js';
 import { MAX_NEAR_THRESHOLD } from '../service/validation-report.js';
 import { CLASSES, LABELS, SPLITS } from '../store/types.js';
 
@@ -98,7 +98,7 @@ export const createVersionSchema = z.object({
   test_fraction: z.number().min(0).max(0.9).default(0),
   seed: z.number().int().min(0).max(2 ** 31 - 1).default(42),
   preprocessing: PreprocessSpec.partial().default({}),
-  augmentation: AugmentationSpec.partial().default({}),
+  augmentation: augmentationOverridesSchema.default({}),
   labels: z.array(classSchema).min(1).optional().describe('Classes to include (default both)'),
   exclude_quality_flags: z.array(z.string().max(64)).max(20).optional().describe('Leave out images with any of these quality flags'),
   use_recorded_splits: z.boolean().default(false).describe('Keep splits recorded at ingest (by patient majority) where present'),

@@ -1,7 +1,7 @@
 /** The data pipeline's public service API, for other services and the CLI. */
 export { DataPipelineService, dataPipelineService } from './data-pipeline-service.js';
 export { exportDatasetVersion, toExportManifest, type ExportManifest, type ExportResult } from './export.js';
-export { AugmentationSpec, DEFAULT_AUGMENTATION, parseAugmentationSpec, type AugmentationSpecInput } from './augmentation.js';
+export { DEFAULT_AUGMENTATION, parseAugmentationSpec, type AugmentationSpec, type AugmentationSpecInput } from './augmentation.js';
 export type { DatasetManifest, ManifestItem } from './manifest.js';
 export { versionIdOf } from './manifest.js';
 export { dataContext, type DataContext } from './context.js';

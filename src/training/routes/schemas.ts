@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { augmentationOverridesSchema } from '../../core/ml/augmentation.js';
 import { ID_PATTERN } from '../service/ids.js';
 import { MODEL_NAMES } from '../service/model-names.js';
 
@@ -6,7 +7,6 @@ import { MODEL_NAMES } from '../service/model-names.js';
 
 export { MODEL_NAMES };
 
-const pair = (lo: number, hi: number) => z.tuple([z.number().gt(lo).lte(hi), z.number().gt(lo).lte(hi)]).refine(([a, b]) => a <= b, 'low must be <= high');
 
 /** Training hyper-parameters (every field optional; the worker fills in its defaults). */
 export const hyperparametersSchema = z
@@ -25,22 +25,8 @@ export const hyperparametersSchema = z
   })
   .partial();
 
-/** Overrides of the dataset version's augmentation spec. */
-export const augmentationSchema = z
-  .strictObject({
-    enabled: z.boolean(),
-    rotation_deg: z.number().min(0).max(180),
-    translate: z.number().min(0).max(0.5),
-    scale: pair(0, 4),
-    aspect: z.number().min(0).max(0.5).describe('Maximum relative change of the aspect ratio (0.1: width/height x 1/1.1..1.1).'),
-    brightness: z.number().min(0).max(1),
-    contrast: z.number().min(0).max(1),
-    gamma: pair(0, 10),
-    hflip: z.boolean(),
-    blur: z.number().min(0).max(10),
-    noise: z.number().min(0).max(1),
-  })
-  .partial();
+/** Overrides of the dataset version's augmentation spec (the platform's one augmentation contract). */
+export const augmentationSchema = augmentationOverridesSchema;
 
 const versionId = z.string().min(1).max(128).regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, . _ - only');
 const experimentName = z.string().min(1).max(200);
