@@ -4,36 +4,17 @@
  * training; the deployment service feeds the same pixels to ONNX. Both go through `preprocess`,
  * so training and serving inputs cannot drift apart.
  */
-import { createHash } from 'node:crypto';
 import sharp from 'sharp';
 import type { FitEnum } from 'sharp';
 import { AppError } from '../errors.js';
 import { openImage, toDecodeError } from './decode.js';
 import type { DecodeOptions, ImageFormat } from './decode.js';
-import { PREPROCESS_VERSION, parsePreprocessSpec, type PreprocessSpec, type PreprocessSpecInput } from './preprocess-spec.js';
+import { parsePreprocessSpec, type PreprocessSpec, type PreprocessSpecInput } from './preprocess-spec.js';
 
 export { PREPROCESS_VERSION, PreprocessSpec, parsePreprocessSpec, type PreprocessSpecInput } from './preprocess-spec.js';
+export { preprocessingHash } from './preprocess-hash.js';
 
-function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  if (value !== null && typeof value === 'object') {
-    const entries = Object.entries(value as Record<string, unknown>)
-      .filter(([, v]) => v !== undefined)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
-  }
-  return JSON.stringify(value);
-}
 
-/**
- * Identifies a preprocessing: sha256 (hex) of the canonical JSON (sorted keys, defaults filled in)
- * of the spec plus {@link PREPROCESS_VERSION}. Datasets and models record it; serving refuses a
- * model whose hash differs from its own preprocessing.
- */
-export function preprocessingHash(spec: PreprocessSpecInput = {}): string {
-  const full = parsePreprocessSpec(spec);
-  return createHash('sha256').update(canonicalJson({ ...full, version: PREPROCESS_VERSION })).digest('hex');
-}
 
 export interface PreprocessOptions {
   /** Also return the result encoded as a lossless PNG (what dataset exports store). */

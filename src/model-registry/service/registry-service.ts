@@ -1,6 +1,7 @@
-import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { Platform } from '../../core/platform.js';
+import { preprocessingHash as hashPreprocessing } from '../../core/imaging/preprocess-hash.js';
+import type { PreprocessSpecInput } from '../../core/imaging/preprocess-spec.js';
 import type { Role } from '../../core/auth/index.js';
 import { AppError } from '../../core/errors.js';
 import { TOPICS } from '../../core/events/index.js';
@@ -183,15 +184,15 @@ function str(x: unknown): string | null {
   return typeof x === 'string' && x.trim() ? x : null;
 }
 
-function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  if (value && typeof value === 'object') {
-    return `{${Object.keys(value as object)
-      .sort()
-      .map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`)
-      .join(',')}}`;
+
+/** The platform's preprocessing hash of a recorded spec (the same function datasets and serving use); null when it is not a valid spec. */
+function recordedPreprocessingHash(preprocessing: unknown): string | null {
+  if (!obj(preprocessing)) return null;
+  try {
+    return hashPreprocessing(preprocessing as PreprocessSpecInput);
+  } catch {
+    return null;
   }
-  return JSON.stringify(value);
 }
 
 function parentOf(x: unknown): { name: string; version: number } | null {
@@ -323,7 +324,7 @@ export class ModelRegistryService {
     const recordedThreshold = num(meta.threshold) ?? num(prop('threshold')) ?? num(metrics?.threshold);
     const preprocessing = meta.preprocessing ?? null;
     const preprocessingHash =
-      str(meta.preprocessing_hash) ?? str(prop('preprocessing_hash')) ?? str(obj(preprocessing)?.hash) ?? (preprocessing ? createHash('sha256').update(canonicalJson(preprocessing)).digest('hex') : null);
+      str(meta.preprocessing_hash) ?? str(prop('preprocessing_hash')) ?? str(obj(preprocessing)?.hash) ?? recordedPreprocessingHash(preprocessing);
     const runCommit = run?.data.tags.find((t) => t.key === 'mlflow.source.git.commit')?.value;
     const codeVersion = input.codeVersion ?? str(meta.code_version) ?? str(meta.git_commit) ?? str(runCommit) ?? (await currentCodeVersion(this.#platform.config.projectRoot));
     const datasetVersion = input.datasetVersion ?? str(meta.dataset_version) ?? str(prop('dataset_version')) ?? run?.inputs.dataset_inputs[0]?.dataset.name ?? null;
