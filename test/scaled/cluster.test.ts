@@ -292,17 +292,20 @@ describe('scaled platform behind NGINX on network namespaces', { skip: !run, tim
     // database at its next reconcile (every 15 s).
     const loadedAt = Date.now();
     await http.post('/deployment/models/load', { name: MODEL, version: String(pinned), default: false }, 200);
+    const healed: Record<string, number> = { load_answered: Date.now() - loadedAt };
+    const converging = Promise.all(
+      cluster.of('deployment').map(async (r) => {
+        await poll(`${r.name} converges on the load made during the outage`, async () => {
+          const body = (await (await fetch(`${r.url}/models`, { signal: AbortSignal.timeout(2000) })).json()) as { models: { version: string }[] };
+          return body.models.some((m) => m.version === String(pinned)) ? true : null;
+        }, 40_000, 100);
+        healed[r.name] = Date.now() - loadedAt;
+      }),
+    );
     await sleep(Math.max(0, 10_000 - (Date.now() - stoppedAt)));
     await cluster.startRedis();
     const restartedAt = Date.now();
-    const healed: Record<string, number> = {};
-    for (const r of cluster.of('deployment')) {
-      await poll(`${r.name} converges on the load made during the outage`, async () => {
-        const body = (await (await fetch(`${r.url}/models`, { signal: AbortSignal.timeout(2000) })).json()) as { models: { version: string }[] };
-        return body.models.some((m) => m.version === String(pinned)) ? true : null;
-      }, 40_000, 100);
-      healed[r.name] = Date.now() - loadedAt;
-    }
+    await converging;
     await sleep(3000);
     const results = await load.stop();
     const during = results.filter((r) => r.start >= stoppedAt && r.start < restartedAt);
