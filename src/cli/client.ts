@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { ServiceName } from '../core/config/index.js';
+import { readErrorEnvelope } from '../core/http/error-envelope.js';
 
 /** Where the CLI finds the platform: XRAY_URL (the gateway, default http://127.0.0.1:8080). */
 export function gatewayUrl(explicit?: string): string {
@@ -44,12 +45,11 @@ export class ServiceClient {
       throw new ApiError(0, 'UNREACHABLE', `cannot reach ${this.baseUrl} (is the platform running? start it with 'npm start'): ${(err as Error).message}`);
     }
     const text = await res.text();
-    const json = text ? safeJson(text) : null;
     if (!res.ok) {
-      const e = (json as { error?: { code?: string; message?: string } } | null)?.error;
-      throw new ApiError(res.status, e?.code ?? 'HTTP_ERROR', e?.message ?? `${res.status} ${res.statusText}`);
+      const e = readErrorEnvelope(res.status, res.statusText, text);
+      throw new ApiError(res.status, e.code, e.message);
     }
-    return json as T;
+    return (text ? safeJson(text) : null) as T;
   }
 
   get<T = unknown>(path: string): Promise<T> {

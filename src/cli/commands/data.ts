@@ -2,6 +2,7 @@ import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
+import { readErrorEnvelope } from '../../core/http/error-envelope.js';
 import { ApiError, ServiceClient } from '../client.js';
 import { planImport, type ImportFile } from '../../data-pipeline/service/import-files.js';
 import { isLabel, type Label } from '../../data-pipeline/store/types.js';
@@ -128,8 +129,8 @@ async function fetchBytes(api: ServiceClient, urlPath: string): Promise<Buffer> 
     throw new ApiError(0, 'UNREACHABLE', `cannot reach ${api.baseUrl}: ${(err as Error).message}`);
   }
   if (!res.ok) {
-    const body = (await res.json().catch(() => null)) as { error?: { code?: string; message?: string } } | null;
-    throw new ApiError(res.status, body?.error?.code ?? 'HTTP_ERROR', body?.error?.message ?? `${res.status} ${res.statusText}`);
+    const e = readErrorEnvelope(res.status, res.statusText, await res.text().catch(() => ''));
+    throw new ApiError(res.status, e.code, e.message);
   }
   return Buffer.from(await res.arrayBuffer());
 }

@@ -4,6 +4,7 @@
  * the hospital account, the session cookie the browser sends itself (renewed once on a 401) — and
  * the platform's error envelope `{ error: { code, message, details } }` turned into an {@link ApiError}.
  */
+import { readErrorEnvelope } from '../../../src/core/http/error-envelope.js';
 import { renewSession, sessionsEnabled } from './auth.js';
 
 export type ServiceName = 'data-pipeline' | 'training' | 'model-registry' | 'deployment' | 'monitoring';
@@ -81,20 +82,7 @@ function authHeaders(): Record<string, string> {
 }
 
 async function toApiError(res: Response): Promise<ApiError> {
-  const text = await res.text().catch(() => '');
-  let code = `HTTP_${res.status}`;
-  let message = text.trim() || res.statusText || `request failed with status ${res.status}`;
-  let details: unknown;
-  try {
-    const body = JSON.parse(text) as { error?: { code?: string; message?: string; details?: unknown } };
-    if (body.error?.message) {
-      code = body.error.code ?? code;
-      message = body.error.message;
-      details = body.error.details;
-    }
-  } catch {
-    /* not JSON: keep the text */
-  }
+  const { code, message, details } = readErrorEnvelope(res.status, res.statusText, await res.text().catch(() => ''));
   const err = new ApiError(res.status, code, message, details);
   if (res.status === 401) for (const fn of unauthorizedListeners) fn(err);
   return err;
