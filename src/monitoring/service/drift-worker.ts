@@ -1,9 +1,7 @@
-/** Worker-thread entry: runs the drift detector groups posted by {@link WorkerDriftRunner}. */
-import { parentPort } from 'node:worker_threads';
-import { computeDriftStep, type DriftOptions, type DriftSide, type DriftStep } from './drift-compute.js';
+/** Piscina worker entry: runs one drift detector group for {@link WorkerDriftRunner}. */
+import { computeDriftStep, type DriftComputation, type DriftOptions, type DriftSide, type DriftStep } from './drift-compute.js';
 
-interface StepJob {
-  id: number;
+interface StepTask {
   step: DriftStep;
   reference: DriftSide;
   current: DriftSide;
@@ -11,15 +9,12 @@ interface StepJob {
   seed: string;
 }
 
-const port = parentPort;
-if (port) {
-  port.on('message', (job: StepJob) => {
-    try {
-      port.postMessage({ id: job.id, result: computeDriftStep(job.step, job.reference, job.current, job.options, job.seed) });
-    } catch (err) {
-      const e = err as { code?: string; message?: string };
-      port.postMessage({ id: job.id, error: { code: e.code ?? null, message: e.message ?? String(err) } });
-    }
-  });
-  port.postMessage({ ready: true });
+/** Errors cross the thread boundary as data (their AppError code kept), not as thrown clones. */
+export default function run(task: StepTask): { ok: true; value: DriftComputation } | { ok: false; code: string | null; message: string } {
+  try {
+    return { ok: true, value: computeDriftStep(task.step, task.reference, task.current, task.options, task.seed) };
+  } catch (err) {
+    const e = err as { code?: string; message?: string };
+    return { ok: false, code: e.code ?? null, message: e.message ?? String(err) };
+  }
 }
