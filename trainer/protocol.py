@@ -13,19 +13,10 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, TextIO
 
-# Kept here (not in models.py) so validation does not need torch; models.py asserts they agree.
-MODEL_NAMES = (
-    "compact_cnn",
-    "compact_resnet",
-    "efficientnet_b0",
-    "efficientnet_b1",
-    "efficientnet_b2",
-    "efficientnet_b3",
-    "efficientnet_b4",
-    "resnet18",
-    "resnet50",
-    "densenet121",
-)
+# The model names are the platform's (src/training/service/model-names.ts), generated into
+# model-names.json by `npm run contracts`; kept out of models.py so validation needs no torch, and
+# models.py asserts its builders match.
+MODEL_NAMES = tuple(json.loads(Path(__file__).with_name("model-names.json").read_text(encoding="utf-8"))["models"])
 
 SCHEDULERS = ("cosine", "onecycle", "none")
 BALANCE_MODES = ("loss", "sampler", "none")

@@ -12,12 +12,20 @@ import { CONTRACT_FILES } from '../../scripts/contracts.js';
 import { AUGMENTATION_FIELDS, augmentationOverridesSchema, DEFAULT_AUGMENTATION } from '../../src/core/ml/augmentation.js';
 import { parseAugmentationSpec } from '../../src/data-pipeline/service/augmentation.js';
 import { augmentationSchema } from '../../src/training/routes/schemas.js';
+import { MODEL_NAMES } from '../../src/training/service/model-names.js';
 import { PROJECT_ROOT } from '../helpers/process.js';
 
 test('the generated contract files are up to date (npm run contracts)', () => {
   for (const [file, render] of Object.entries(CONTRACT_FILES)) {
     assert.equal(readFileSync(path.join(PROJECT_ROOT, file), 'utf8'), render(), `${file} is stale: run npm run contracts`);
   }
+});
+
+test('the worker builds exactly the model names the training API offers', () => {
+  const python = ['/usr/bin/python3', 'python3'].find((p) => p === 'python3' || existsSync(p))!;
+  const r = spawnSync(python, ['-c', 'import json; from trainer.protocol import MODEL_NAMES; print(json.dumps(list(MODEL_NAMES)))'], { cwd: PROJECT_ROOT, encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  assert.deepEqual(JSON.parse(r.stdout), [...MODEL_NAMES]);
 });
 
 test('the data pipeline, the training API and the PyTorch worker accept and refuse the same augmentation specs', () => {

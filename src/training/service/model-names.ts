@@ -1,4 +1,4 @@
-/** Model names the worker builds (trainer/protocol.py MODEL_NAMES). Import-free: the web UI lists them. */
+/** Model names the worker builds (the source of trainer/model-names.json: npm run contracts). Import-free: the web UI lists them. */
 export const MODEL_NAMES = [
   'compact_cnn',
   'compact_resnet',
