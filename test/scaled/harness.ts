@@ -491,12 +491,12 @@ export class ScaledCluster {
   }
 
   /** Puts only these replicas of a service behind NGINX and reloads it (graceful: old workers finish). */
-  async route(service: ServiceKind, names: string[]): Promise<void> {
+  async route(service: ServiceKind, names: string[], settleMs = 500): Promise<void> {
     this.#routed.set(service, names);
     this.writeUpstreams();
     const r = spawnSync('ip', ['netns', 'exec', this.host('nginx').ns, 'nginx', '-c', this.#nginxConf, '-s', 'reload'], { encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`nginx reload failed: ${r.stderr}`);
-    await sleep(500);
+    await sleep(settleMs);
   }
 
   /** CPU seconds (user + system) used so far by each process tree: engines, NGINX, every replica. */
