@@ -11,7 +11,7 @@
  */
 import { createHash } from 'node:crypto';
 import { AppError } from '../errors.js';
-import { readDicomDict, writeDicomDict } from './dcmjs-io.js';
+import { dcmjsTagNamesToEmpty, DicomMetaDictionary, readDicomDict, writeDicomDict } from './dcmjs-io.js';
 import type { DcmjsDataset, DcmjsElement } from './dcmjs-io.js';
 import { isDicom } from './dicom.js';
 
@@ -187,6 +187,25 @@ const PROFILE: Readonly<Record<string, [string, Action]>> = {
   '00020102': ['PrivateInformation', 'X'],
 };
 
+/**
+ * What dcmjs's own anonymiser empties (its PS3.15 list, `anonymizer.getTagsNameToEmpty()`) that the
+ * table above does not name: removed as well, so this profile is at least dcmjs's. Names dcmjs's
+ * dictionary no longer resolves are skipped; UIDs keep their salted replacement.
+ */
+const DCMJS_PROFILE: Readonly<Record<string, [string, Action]>> = Object.freeze(
+  Object.fromEntries(
+    dcmjsTagNamesToEmpty().flatMap((name): [string, [string, Action]][] => {
+      const entry = DicomMetaDictionary.nameMap[name];
+      if (!entry) return [];
+      const tag = entry.tag.replace(/[(),]/g, '').toUpperCase();
+      return PROFILE[tag] || entry.vr === 'UI' ? [] : [[tag, [name, 'X']]];
+    }),
+  ),
+);
+
+/** The whole profile: the radiography table, then dcmjs's list. */
+const FULL_PROFILE: Readonly<Record<string, [string, Action]>> = Object.freeze({ ...DCMJS_PROFILE, ...PROFILE });
+
 /** Kept under the Retain Patient Characteristics Option. */
 const PATIENT_CHARACTERISTICS = new Set(['00100040', '00101010', '00101020', '00101030']);
 
@@ -211,7 +230,7 @@ export function hashUid(salt: string, uid: string): string {
 
 function label(tag: string): string {
   const punct = `(${tag.slice(0, 4)},${tag.slice(4)})`;
-  const known = PROFILE[tag];
+  const known = FULL_PROFILE[tag];
   if (known) return `${known[0]} ${punct}`;
   return `${isPrivate(tag) ? 'private' : 'tag'} ${punct}`;
 }
@@ -255,7 +274,7 @@ function clean(dataset: DcmjsDataset, ctx: Context): void {
       ctx.removed.add(label(upper));
       continue;
     }
-    const rule = PROFILE[upper];
+    const rule = FULL_PROFILE[upper];
     if (rule && !(ctx.retain && PATIENT_CHARACTERISTICS.has(upper))) {
       if (rule[1] === 'X') delete dataset[tag];
       else dataset[tag] = { vr: el.vr, Value: [] };

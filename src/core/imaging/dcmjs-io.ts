@@ -12,6 +12,11 @@ export type { DcmjsDataset, DcmjsElement } from 'dcmjs';
 const { DicomDict: DicomDictClass, DicomMessage, DicomMetaDictionary } = dcmjs.data;
 export { DicomMetaDictionary };
 
+/** The attribute keywords dcmjs's anonymiser empties (its PS3.15 basic-profile list). */
+export function dcmjsTagNamesToEmpty(): string[] {
+  return dcmjs.anonymizer.getTagsNameToEmpty();
+}
+
 function quietly<T>(fn: () => T): T {
   const loggers = [dcmjs.log, dcmjs.log.getLogger('validation.dcmjs')];
   const levels = loggers.map((l) => l.getLevel());

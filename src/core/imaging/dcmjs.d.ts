@@ -71,6 +71,8 @@ declare module 'dcmjs' {
 
   export const log: DcmjsLogger;
 
-  const dcmjs: { data: typeof data; log: DcmjsLogger };
+  /** dcmjs's anonymiser: the keywords of its PS3.15 list. */
+  export const anonymizer: { getTagsNameToEmpty(): string[] };
+  const dcmjs: { data: typeof data; log: DcmjsLogger; anonymizer: typeof anonymizer };
   export default dcmjs;
 }
