@@ -5,6 +5,7 @@ import { backupKey, createBackup, listBackups, pruneBackups, restoreBackup, veri
 import { loadConfig, type Config } from '../../core/config/index.js';
 import { openDatabase } from '../../core/db/index.js';
 import { objectStoreSettings, openObjectStore, type ObjectStore } from '../../core/objects/index.js';
+import { reproduceStoredPrediction } from './backup-reproduce.js';
 
 /** S3 credentials and encryption at rest: backup targets are encrypted like the store itself. */
 function s3Of(config: Config) {
@@ -72,7 +73,7 @@ export async function backupVerify(id: string, opts: { from?: string }, io: Back
   const out = io.out ?? console.log;
   const target = await openTarget(config, opts.from);
   try {
-    const report = await verifyBackup(target, id, { key: backupKey(config, false, io.env ?? process.env), postgresUrl: config.databaseUrl.startsWith('postgres') ? config.databaseUrl : undefined, progress: progressBar() });
+    const report = await verifyBackup(target, id, { key: backupKey(config, false, io.env ?? process.env), postgresUrl: config.databaseUrl.startsWith('postgres') ? config.databaseUrl : undefined, progress: progressBar(), reproduce: reproduceStoredPrediction });
     for (const c of report.checks) out(`${c.ok ? 'ok  ' : 'FAIL'} ${c.name}: ${c.message}`);
     out(report.ok ? `backup ${report.id} verified` : `backup ${report.id} FAILED verification`);
     return report.ok ? 0 : 1;
@@ -129,7 +130,7 @@ export function registerBackup(program: Command): void {
     });
   backup
     .command('verify')
-    .description('restore into a scratch database and check signature, every hash, row counts and the audit chain; exit 1 on any mismatch')
+    .description('restore into a scratch database and check signature, every hash, row counts, the audit chain and that the newest stored prediction reproduces from the restored model and image; exit 1 on any mismatch')
     .argument('[id]', "backup id, or 'latest'", 'latest')
     .option('--from <url>', 'backup target')
     .action((id: string, o: { from?: string }) => backupVerify(id, o).then((c) => void (process.exitCode = c), fail));

@@ -177,6 +177,22 @@ export async function createBackup(src: BackupSource, target: ObjectStore, opts:
   }
 }
 
+/** A backup restored into scratch stores, as a {@link ReproduceCheck} sees it. */
+export interface RestoredBackup {
+  manifest: BackupManifest;
+  /** The restored database (a scratch copy; closed after the check). */
+  database: Database;
+  /** An object of the platform's store, read from the backup (`objects/<key>` in the target). */
+  readObject(key: string): Promise<Buffer>;
+}
+
+/**
+ * A check run on the restored backup: that a stored prediction reproduces from the restored model
+ * and image. It runs the platform's own serving code, which src/core may not import, so the
+ * caller (the CLI) passes it in. `ok: null` = nothing to check (no such prediction).
+ */
+export type ReproduceCheck = (restored: RestoredBackup) => Promise<{ ok: boolean | null; message: string }>;
+
 export interface VerifyReport {
   ok: boolean;
   id: string;
@@ -188,7 +204,7 @@ export interface VerifyReport {
  * restored into a scratch database — the row count of every table and the audit chain.
  * PostgreSQL dumps are restored into a scratch database on `postgresUrl`'s server (then dropped).
  */
-export async function verifyBackup(target: ObjectStore, id: string, opts: { key: Buffer; postgresUrl?: string; progress?: Progress }): Promise<VerifyReport> {
+export async function verifyBackup(target: ObjectStore, id: string, opts: { key: Buffer; postgresUrl?: string; progress?: Progress; reproduce?: ReproduceCheck }): Promise<VerifyReport> {
   const checks: VerifyReport['checks'] = [];
   const check = (name: string, ok: boolean, message: string) => void checks.push({ name, ok, message });
   const manifest = await readManifest(target, id);
@@ -218,7 +234,7 @@ export async function verifyBackup(target: ObjectStore, id: string, opts: { key:
     const h = await sha256OfStream(createReadStream(dumpFile));
     const dumpOk = h.sha256 === manifest.database.sha256;
     check('database', dumpOk, dumpOk ? `database dump matches its sha256 (${h.bytes} bytes)` : `database dump sha256 ${h.sha256.slice(0, 12)}… != manifest ${manifest.database.sha256.slice(0, 12)}…`);
-    if (dumpOk) await verifyRestoredDatabase(manifest, dumpFile, scratch, opts.postgresUrl, check);
+    if (dumpOk) await verifyRestoredDatabase(manifest, dumpFile, scratch, opts.postgresUrl, check, opts.reproduce ? { target, check: opts.reproduce } : undefined);
   } finally {
     await rm(scratch, { recursive: true, force: true });
   }
@@ -231,6 +247,7 @@ async function verifyRestoredDatabase(
   scratch: string,
   postgresUrl: string | undefined,
   check: (name: string, ok: boolean, message: string) => void,
+  reproduce?: { target: ObjectStore; check: ReproduceCheck },
 ): Promise<void> {
   let database: Database;
   let cleanup = async (): Promise<void> => {};
@@ -252,6 +269,19 @@ async function verifyRestoredDatabase(
     check('tables', wrong.length === 0, wrong.length === 0 ? `${Object.keys(manifest.tables).length} tables restored with the recorded row counts` : `row counts differ: ${wrong.slice(0, 5).map(([t, n]) => `${t} ${counts[t] ?? 'missing'} != ${n}`).join(', ')}`);
     const audit = await new AuditLog(database).verify();
     check('audit', audit.ok, audit.ok ? `audit chain intact (${audit.checked} records)` : `audit chain broken at ${audit.firstBrokenSeq}: ${audit.reason}`);
+    if (reproduce) {
+      const listed = new Set(manifest.objects.map((o) => o.key));
+      const readObject = async (key: string): Promise<Buffer> => {
+        if (!listed.has(key)) throw new AppError('NOT_FOUND', `object ${key} is not in backup ${manifest.id}`);
+        return reproduce.target.get(`objects/${key}`);
+      };
+      try {
+        const r = await reproduce.check({ manifest, database, readObject });
+        check('prediction', r.ok !== false, r.ok === null ? `skipped: ${r.message}` : r.message);
+      } catch (err) {
+        check('prediction', false, `a stored prediction could not be reproduced: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
   } finally {
     await database.close();
     await cleanup();

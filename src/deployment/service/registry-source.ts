@@ -10,7 +10,7 @@ const MODEL_FILE = 'model.onnx';
 const SPEC_KEYS = ['size', 'mode', 'pad', 'format'] as const;
 
 /** The spec fields of a recorded preprocessing block (`{ size, mode, pad, format, hash }`), or null. */
-function specOf(recorded: unknown): PreprocessSpecInput | null {
+export function specOf(recorded: unknown): PreprocessSpecInput | null {
   if (!recorded || typeof recorded !== 'object' || Array.isArray(recorded)) return null;
   const r = recorded as Record<string, unknown>;
   const spec = Object.fromEntries(SPEC_KEYS.filter((k) => r[k] !== undefined).map((k) => [k, r[k]]));

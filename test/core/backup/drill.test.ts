@@ -1,9 +1,11 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, rmSync, readdirSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { readFileSync, rmSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { backupRestore, backupVerify } from '../../../src/cli/commands/backup.js';
-import { createBackup, readManifest, restoreBackup } from '../../../src/core/backup/index.js';
+import BetterSqlite3 from 'better-sqlite3';
+import { createBackup, readManifest, restoreBackup, signManifest } from '../../../src/core/backup/index.js';
 import { dropPostgresSchema } from '../../../src/core/db/postgres.js';
 import { openPlatform, type Platform } from '../../../src/core/platform.js';
 import { testConfig } from '../../../src/core/config/index.js';
@@ -51,6 +53,8 @@ function drill(setup: (home: string) => Promise<DrillEngines | null>) {
   const before: Record<string, unknown> = {};
   let probability = 0;
   let backupId = '';
+  /** The newest prediction: of an ingested image, so verify can reproduce it from the backup. */
+  let storedPrediction = { id: '', probability: 0 };
 
   const start = async () => {
     const config = testConfig(home.dir, { XRAY_HOST: '127.0.0.1', ...engines!.env });
@@ -75,10 +79,15 @@ function drill(setup: (home: string) => Promise<DrillEngines | null>) {
     env = { XRAY_HOME: home.dir, XRAY_LOG_LEVEL: 'silent', XRAY_SEED_MODEL: 'off', XRAY_BACKUP_KEY: KEY, ...engines.env };
     await start();
     const { urls } = running!;
+    let ingested: Buffer | null = null;
     for (const label of ['NORMAL', 'PNEUMONIA']) {
       const form = new FormData();
       form.append('label', label);
-      for (let i = 0; i < 3; i++) form.append('file', new Blob([new Uint8Array(await generateChestXray({ seed: `${label}-${i}`, size: 64, pneumonia: label === 'PNEUMONIA' }))], { type: 'image/png' }), `${label}-${i}.png`);
+      for (let i = 0; i < 3; i++) {
+        const png = await generateChestXray({ seed: `${label}-${i}`, size: 64, pneumonia: label === 'PNEUMONIA' });
+        if (label === 'PNEUMONIA' && i === 0) ingested = png;
+        form.append('file', new Blob([new Uint8Array(png)], { type: 'image/png' }), `${label}-${i}.png`);
+      }
       await api(urls['data-pipeline']!, '/ingest', { method: 'POST', body: form });
     }
     await api(urls['data-pipeline']!, '/version/create', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'drill', val_fraction: 0.34 }) });
@@ -92,6 +101,8 @@ function drill(setup: (home: string) => Promise<DrillEngines | null>) {
       const p = await api(urls.deployment!, '/predict', { method: 'POST', headers: { 'content-type': 'image/png' }, body: new Uint8Array(i === 0 ? image : await generateChestXray({ seed: `drill-${i}`, size: 96 })) });
       if (i === 0) probability = p.probability;
     }
+    const stored = await api(urls.deployment!, '/predict', { method: 'POST', headers: { 'content-type': 'image/png' }, body: new Uint8Array(ingested!) });
+    storedPrediction = { id: stored.prediction_id, probability: stored.probability };
     before.model = await api(urls['model-registry']!, '/models/pneumonia');
     before.lineage = await api(urls['model-registry']!, '/models/pneumonia/versions/1/lineage');
     before.versions = await api(urls['data-pipeline']!, '/versions');
@@ -102,7 +113,7 @@ function drill(setup: (home: string) => Promise<DrillEngines | null>) {
     const m = await createBackup(platform!, target, { key: Buffer.from(KEY) });
     backupId = m.id;
     assert.ok(m.objects.length >= 7, `images and the model are in the backup (${m.objects.length} objects)`);
-    assert.ok(m.tables.audit_log! > 0 && m.tables.predictions === 3, JSON.stringify(m.tables));
+    assert.ok(m.tables.audit_log! > 0 && m.tables.predictions === 4, JSON.stringify(m.tables));
     const again = await createBackup(platform!, target, { key: Buffer.from(KEY) });
     assert.equal(again.copied, 0, 'a second backup is incremental: no object copied twice');
     await target.close();
@@ -113,6 +124,9 @@ function drill(setup: (home: string) => Promise<DrillEngines | null>) {
     const lines: string[] = [];
     assert.equal(await backupVerify(backupId, { from: engines.targetUrl }, { env, out: (l) => lines.push(l) }), 0, lines.join('\n'));
     assert.ok(lines.some((l) => /audit chain intact/.test(l)) && lines.some((l) => /tables restored with the recorded row counts/.test(l)), lines.join('\n'));
+    const reproduced = lines.find((l) => l.startsWith(`ok   prediction: prediction ${storedPrediction.id} reproduces p=`));
+    assert.ok(reproduced, `verify reproduces the newest prediction of a stored image:\n${lines.join('\n')}`);
+    assert.ok(Math.abs(Number(/p=([0-9.]+)/.exec(reproduced)![1]) - storedPrediction.probability) < 1e-6, reproduced);
 
     await stop();
     await engines.destroy();
@@ -156,6 +170,35 @@ function drill(setup: (home: string) => Promise<DrillEngines | null>) {
       lines.length = 0;
       assert.equal(await backupVerify(backupId, { from: engines.targetUrl }, { env: { ...env, XRAY_BACKUP_KEY: 'some-other-site-key-0123456789' }, out: (l) => lines.push(l) }), 1);
       assert.ok(lines.some((l) => /^FAIL signature/.test(l)), lines.join('\n'));
+
+      if (engines.name === 'sqlite') {
+        // A backup that is whole and signed, but whose recorded prediction the restored model does
+        // not give (1e-5 off): verify must reproduce it, not just count it.
+        const manifestKey = `backups/${backupId}/manifest.json`;
+        const signedManifest = await target.get(manifestKey);
+        const scratch = tempHome('xray-drill-tamper-');
+        try {
+          const file = path.join(scratch.dir, 'database.sqlite');
+          writeFileSync(file, dump);
+          const db = new BetterSqlite3(file);
+          assert.equal(db.prepare('update predictions set probability = probability + 1e-5 where id = ?').run(storedPrediction.id).changes, 1);
+          db.close();
+          const altered = readFileSync(file);
+          await target.put(manifest.database.key, altered);
+          const { signature: _old, ...rest } = manifest;
+          void _old;
+          const resigned = signManifest({ ...rest, database: { ...rest.database, sha256: createHash('sha256').update(altered).digest('hex'), bytes: altered.length } }, Buffer.from(KEY));
+          await target.put(manifestKey, JSON.stringify(resigned));
+          lines.length = 0;
+          assert.equal(await backupVerify(backupId, { from: engines.targetUrl }, { env, out: (l) => lines.push(l) }), 1, lines.join('\n'));
+          assert.ok(lines.some((l) => l.startsWith('ok   signature')) && lines.some((l) => l.startsWith('ok   database')), lines.join('\n'));
+          assert.ok(lines.some((l) => l.startsWith(`FAIL prediction: prediction ${storedPrediction.id} `) && /recorded p=/.test(l)), lines.join('\n'));
+        } finally {
+          await target.put(manifest.database.key, dump);
+          await target.put(manifestKey, signedManifest);
+          scratch.cleanup();
+        }
+      }
     } finally {
       await target.close();
     }
