@@ -14,6 +14,7 @@
  * JPIP, MPEG/H.264/HEVC video, …) is refused with UNSUPPORTED_MEDIA_TYPE naming the transfer
  * syntax. Multi-frame objects decode their first frame.
  */
+import { inflateRawSync } from 'node:zlib';
 import dicomParser from 'dicom-parser';
 import type { DataSet, Element } from 'dicom-parser';
 import sharp from 'sharp';
@@ -207,12 +208,35 @@ function parseDataSet(buf: Uint8Array): DataSet {
   }
   let dataSet: DataSet;
   try {
-    dataSet = dicomParser.parseDicom(bytes, options);
+    dataSet = dicomParser.parseDicom(bytes, { ...options, inflater: inflateDataSet });
   } catch (err) {
     throw new AppError('UNPROCESSABLE', `DICOM could not be parsed: ${parserErrorText(err)}`);
   }
   checkDataSetLimits(dataSet);
   return dataSet;
+}
+
+/** A deflated data set may inflate to at most this many bytes (a deflate bomb is refused, not inflated). */
+export const MAX_INFLATED_BYTES = 256 * 1024 * 1024;
+
+/**
+ * Deflated Explicit VR Little Endian: the meta header as it is, then the raw-deflated data set
+ * inflated with a size cap. (dicom-parser's own Node path needs a Buffer and has no cap.)
+ */
+function inflateDataSet(byteArray: Uint8Array, position: number): Uint8Array {
+  let inflated: Buffer;
+  try {
+    inflated = inflateRawSync(byteArray.subarray(position), { maxOutputLength: MAX_INFLATED_BYTES });
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    throw code === 'ERR_BUFFER_TOO_LARGE' || err instanceof RangeError
+      ? `the deflated data set inflates past ${MAX_INFLATED_BYTES / 1024 / 1024} MiB`
+      : `the deflated data set does not inflate (${(err as Error).message})`;
+  }
+  const full = new Uint8Array(position + inflated.length);
+  full.set(byteArray.subarray(0, position), 0);
+  full.set(inflated, position);
+  return full;
 }
 
 /** dicom-parser throws strings, Errors, or `{ exception, dataSet }` objects for data set errors. */

@@ -41,7 +41,7 @@ export interface Encoding {
 
 /** The Debian package each encoder comes from (`node scripts/setup.mjs --test` installs them). */
 const PACKAGE_OF: Record<string, string> = {
-  dcmcjpeg: 'dcmtk', dcmcjpls: 'dcmtk', dcmcrle: 'dcmtk', dcmdjpeg: 'dcmtk', img2dcm: 'dcmtk', gdcmconv: 'libgdcm-tools', ojph_compress: 'openjph-tools',
+  dcmconv: 'dcmtk', dcmcjpeg: 'dcmtk', dcmcjpls: 'dcmtk', dcmcrle: 'dcmtk', dcmdjpeg: 'dcmtk', img2dcm: 'dcmtk', gdcmconv: 'libgdcm-tools', ojph_compress: 'openjph-tools',
 };
 
 /** The skip message for a missing encoder: names the binary and its package. */
@@ -126,6 +126,9 @@ function ojph(ts: string, extra: string[]): Encoding['encode'] {
 const tool = (cmd: string, args: string[]): Encoding['encode'] => (_src, input, output) => run(cmd, [...args, input, output]);
 
 export const ENCODINGS: readonly Encoding[] = [
+  { ts: '1.2.840.10008.1.2', label: 'Implicit VR Little Endian (dcmconv +ti)', tool: 'dcmconv', lossless: true, encode: tool('dcmconv', ['+ti']) },
+  { ts: '1.2.840.10008.1.2.2', label: 'Explicit VR Big Endian (dcmconv +tb)', tool: 'dcmconv', lossless: true, encode: tool('dcmconv', ['+tb']) },
+  { ts: '1.2.840.10008.1.2.1.99', label: 'Deflated Explicit VR Little Endian (dcmconv +td)', tool: 'dcmconv', lossless: true, encode: tool('dcmconv', ['+td']) },
   { ts: '1.2.840.10008.1.2.4.70', label: 'JPEG Lossless SV1 (dcmcjpeg +e1)', tool: 'dcmcjpeg', lossless: true, encode: tool('dcmcjpeg', ['+e1']) },
   { ts: '1.2.840.10008.1.2.4.57', label: 'JPEG Lossless process 14 (dcmcjpeg +el)', tool: 'dcmcjpeg', lossless: true, encode: tool('dcmcjpeg', ['+el']) },
   { ts: '1.2.840.10008.1.2.4.80', label: 'JPEG-LS lossless (dcmcjpls +el)', tool: 'dcmcjpls', lossless: true, encode: tool('dcmcjpls', ['+el']) },

@@ -231,6 +231,22 @@ describe('broken compressed frames are 422 UNPROCESSABLE, never a crash', () => 
   });
 });
 
+describe('a deflated data set is inflated with a cap', () => {
+  test('a deflate bomb (260 MiB of zeros behind a valid meta header) is 422, not inflated', async (t) => {
+    const enc = ENCODINGS.find((e) => e.ts === '1.2.840.10008.1.2.1.99')!;
+    if (!haveTool(enc.tool)) return t.skip(missingTool(enc.tool));
+    const deflated = fixture(enc, sources[0]!);
+    // Preamble + DICM + (0002,0000) UL group length: the data set starts after the meta group.
+    assert.equal(deflated.toString('latin1', 128, 132), 'DICM');
+    const metaEnd = 132 + 12 + deflated.readUInt32LE(140);
+    const { deflateRawSync } = await import('node:zlib');
+    const bomb = Buffer.concat([deflated.subarray(0, metaEnd), deflateRawSync(Buffer.alloc(260 * 1024 * 1024), { level: 1 })]);
+    assert.ok(bomb.length < 4 * 1024 * 1024, `the bomb is small on disk (${bomb.length} bytes)`);
+    const err = await expectAppError(decodeDicom(bomb), 'UNPROCESSABLE');
+    assert.match(err.message, /inflates past 256 MiB/);
+  });
+});
+
 describe('still refused with 415', () => {
   test('12-bit JPEG Extended (no 12-bit JPEG decoder here)', async (t) => {
     if (!haveTool('dcmcjpeg')) return t.skip(missingTool('dcmcjpeg'));
