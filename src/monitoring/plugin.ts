@@ -7,13 +7,14 @@ import { alertRoutes } from './routes/alerts.js';
 import { auditRoutes } from './routes/audit.js';
 import { explainRoutes } from './routes/explain.js';
 import { timelineRoutes } from './routes/timeline.js';
+import { backupRoutes } from './routes/backups.js';
 import { keyRoutes } from '../core/auth/key-routes.js';
 import { deploymentClient } from '../deployment/client/index.js';
 
 /**
  * Monitoring service: model-level metrics on /metrics, prediction traffic over time, drift
  * detection (on demand and on a schedule), ground-truth feedback, alerts with notification channels, the audit trail and
- * explanations.
+ * explanations, and backups (on demand for admins and on a schedule).
  */
 const plugin: FastifyPluginAsync<ServicePluginOptions> = async (app, { platform }) => {
   const ctx = await createMonitoringContext(platform, app.metrics);
@@ -26,6 +27,8 @@ const plugin: FastifyPluginAsync<ServicePluginOptions> = async (app, { platform 
   keyRoutes(app, platform.keys, platform.audit);
   explainRoutes(app, deploymentClient(platform));
   timelineRoutes(app, ctx.predictions);
+  // Backups run here, next to the audit trail that records them.
+  backupRoutes(app, ctx.backups);
 };
 
 export default plugin;

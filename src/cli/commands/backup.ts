@@ -1,24 +1,18 @@
-import path from 'node:path';
 import type { Command } from 'commander';
 import { AuditLog } from '../../core/audit/index.js';
-import { backupKey, createBackup, listBackups, pruneBackups, restoreBackup, verifyBackup, type Progress } from '../../core/backup/index.js';
+import { backupKey, backupTargetUrl, listBackups, openBackupTarget, restoreBackup, runBackup, verifyBackup, type Progress, type RetentionPolicy } from '../../core/backup/index.js';
 import { loadConfig, type Config } from '../../core/config/index.js';
 import { openDatabase } from '../../core/db/index.js';
 import { objectStoreSettings, openObjectStore, type ObjectStore } from '../../core/objects/index.js';
 import { reproduceStoredPrediction } from './backup-reproduce.js';
 
-/** S3 credentials and encryption at rest: backup targets are encrypted like the store itself. */
-function s3Of(config: Config) {
-  return objectStoreSettings(config);
-}
-
-/** Where backups go by default: beside the data, for a first try; production points --to at another site. */
+/** Where backups go by default: XRAY_BACKUP_TARGET, else beside the data (production points --to or XRAY_BACKUP_TARGET at another site). */
 export function defaultBackupTarget(config: Config): string {
-  return `file:${path.join(config.home, 'backups')}`;
+  return backupTargetUrl(config);
 }
 
 function openTarget(config: Config, url: string | undefined): Promise<ObjectStore> {
-  return openObjectStore(url ?? defaultBackupTarget(config), s3Of(config));
+  return openBackupTarget(config, url);
 }
 
 /** A one-line progress bar on stderr (a TTY), else nothing. */
@@ -43,27 +37,22 @@ export interface BackupCommandIo {
 export async function backupCreate(opts: { to?: string; keepDaily?: string; keepWeekly?: string }, io: BackupCommandIo = {}): Promise<number> {
   const config = loadConfig(io.env ?? process.env);
   const out = io.out ?? console.log;
+  let keep: RetentionPolicy | null = null;
+  if (opts.keepDaily !== undefined || opts.keepWeekly !== undefined) {
+    keep = { daily: Number(opts.keepDaily ?? 0), weekly: Number(opts.keepWeekly ?? 0) };
+    if (!Number.isInteger(keep.daily) || !Number.isInteger(keep.weekly) || keep.daily < 0 || keep.weekly < 0) throw new Error('--keep-daily and --keep-weekly take whole numbers');
+  }
   const database = await openDatabase(config.databaseUrl);
-  const objects = await openObjectStore(config.objectStoreUrl, s3Of(config));
-  const target = await openTarget(config, opts.to);
-  const where = opts.to ?? defaultBackupTarget(config);
-  const audit = new AuditLog(database);
+  const objects = await openObjectStore(config.objectStoreUrl, objectStoreSettings(config));
   try {
-    const started = performance.now();
-    const m = await createBackup({ config, database, objects }, target, { key: backupKey(config, true, io.env ?? process.env), progress: progressBar() });
+    const run = await runBackup({ config, database, objects, audit: new AuditLog(database) }, { target: opts.to, actor: 'cli', service: 'cli', keep, progress: progressBar(), env: io.env ?? process.env });
+    const m = run.manifest;
     const bytes = m.database.bytes + m.objects.reduce((a, o) => a + o.bytes, 0);
-    out(`backup ${m.id}: database ${(m.database.bytes / 1e6).toFixed(1)} MB, ${m.objects.length} objects (${m.copied} copied, the rest already there), ${(bytes / 1e6).toFixed(1)} MB in all, ${((performance.now() - started) / 1000).toFixed(1)} s → ${where}`);
-    await audit.append({ actor: 'cli', action: 'backup.create', resource: `backup:${m.id}`, service: 'cli', details: { target: where, objects: m.objects.length, copied: m.copied, database_bytes: m.database.bytes } });
-    if (opts.keepDaily !== undefined || opts.keepWeekly !== undefined) {
-      const policy = { daily: Number(opts.keepDaily ?? 0), weekly: Number(opts.keepWeekly ?? 0) };
-      if (!Number.isInteger(policy.daily) || !Number.isInteger(policy.weekly) || policy.daily < 0 || policy.weekly < 0) throw new Error('--keep-daily and --keep-weekly take whole numbers');
-      const pruned = await pruneBackups(target, policy);
-      out(`retention (newest of ${policy.daily} days, ${policy.weekly} weeks): removed ${pruned.removed.length} backups and ${pruned.objectsRemoved} objects no kept backup lists`);
-      if (pruned.removed.length) await audit.append({ actor: 'cli', action: 'backup.prune', resource: `backups:${where}`, service: 'cli', details: { removed: pruned.removed, objects_removed: pruned.objectsRemoved, policy } });
-    }
+    out(`backup ${m.id}: database ${(m.database.bytes / 1e6).toFixed(1)} MB, ${m.objects.length} objects (${m.copied} copied, the rest already there), ${(bytes / 1e6).toFixed(1)} MB in all, ${(run.durationMs / 1000).toFixed(1)} s → ${run.target}`);
+    if (run.pruned) out(`retention (newest of ${run.pruned.policy.daily} days, ${run.pruned.policy.weekly} weeks): removed ${run.pruned.removed.length} backups and ${run.pruned.objectsRemoved} objects no kept backup lists`);
     return 0;
   } finally {
-    await Promise.all([database.close(), objects.close(), target.close()]);
+    await Promise.all([database.close(), objects.close()]);
   }
 }
 
@@ -86,7 +75,7 @@ export async function backupVerify(id: string, opts: { from?: string }, io: Back
 export async function backupRestore(id: string, opts: { from?: string; force?: boolean }, io: BackupCommandIo = {}): Promise<number> {
   const config = loadConfig(io.env ?? process.env);
   const out = io.out ?? console.log;
-  const objects = await openObjectStore(config.objectStoreUrl, s3Of(config));
+  const objects = await openObjectStore(config.objectStoreUrl, objectStoreSettings(config));
   const target = await openTarget(config, opts.from);
   try {
     const m = await restoreBackup(target, id, { config, objects }, { key: backupKey(config, false, io.env ?? process.env), force: opts.force, progress: progressBar() });

@@ -1,2 +1,3 @@
 export * from './backup.js';
 export * from './manifest.js';
+export * from './run.js';

@@ -75,6 +75,8 @@ export interface Config {
   readonly promotionCanary: 'required' | 'off';
   readonly webDir: string;
   readonly projectRoot: string;
+  /** Scheduled backups (XRAY_BACKUP_*): target '' = none scheduled; intervalHours 0 = off. */
+  readonly backup: { readonly target: string; readonly intervalHours: number; readonly keepDaily: number; readonly keepWeekly: number };
   /** The monitoring service's thresholds, schedule and alert channels (XRAY_DRIFT_*, XRAY_ALERT_*, …). */
   readonly monitoring: Readonly<MonitoringSettings>;
   /** PACS connectivity of the data pipeline: C-STORE SCP, auto-predict destination (XRAY_DIMSE_*, XRAY_DICOM_*). */
@@ -217,6 +219,7 @@ function fromRaw(raw: RawConfig, monitoring: MonitoringSettings): Config {
     ['XRAY_OBJECT_STORE_URL', objectStoreUrl, ['file:', 's3:']],
     ['XRAY_CACHE_URL', raw.XRAY_CACHE_URL, ['memory:', 'redis:', 'rediss:']],
     ['XRAY_QUEUE_URL', raw.XRAY_QUEUE_URL, ['local:', 'memory:', 'redis:', 'rediss:']],
+    ['XRAY_BACKUP_TARGET', raw.XRAY_BACKUP_TARGET || 'file:', ['file:', 's3:']],
   ] as const) {
     if (!schemes.some((s) => value.startsWith(s))) {
       throw new ConfigError(`${name}: '${value}' has an unknown scheme; use one of ${schemes.join(' ')}`);
@@ -280,6 +283,7 @@ function fromRaw(raw: RawConfig, monitoring: MonitoringSettings): Config {
     promotionCanary: raw.XRAY_PROMOTION_CANARY,
     webDir: path.resolve(raw.XRAY_WEB_DIR || path.join(PROJECT_ROOT, 'web', 'dist')),
     projectRoot: PROJECT_ROOT,
+    backup: Object.freeze({ target: raw.XRAY_BACKUP_TARGET, intervalHours: raw.XRAY_BACKUP_INTERVAL_H, keepDaily: raw.XRAY_BACKUP_KEEP_DAILY, keepWeekly: raw.XRAY_BACKUP_KEEP_WEEKLY }),
     monitoring: Object.freeze(monitoring),
     dicomNetwork: dicomNetworkSettings(raw),
     session: sessionSettings(raw),

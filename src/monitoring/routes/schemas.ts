@@ -424,3 +424,39 @@ export const verifySchema = z.object({
 export { explanationSchema } from '../../deployment/routes/schemas.js';
 
 export const idParams = z.object({ id: z.string().min(1).max(200) });
+
+/** A backup in the target (a summary of its signed manifest). */
+export const backupSummarySchema = z.object({
+  id: z.string(),
+  created_at: z.string(),
+  engine: z.enum(['sqlite', 'postgres']),
+  platform_version: z.string(),
+  schema_version: z.string().nullable(),
+  database_bytes: z.number().int(),
+  objects: z.number().int().describe('Objects the backup lists (shared with other backups in the target)'),
+  object_bytes: z.number().int(),
+  copied: z.number().int().describe('Objects this backup had to copy (incremental)'),
+  rows: z.number().int().describe('Rows in all tables, counted in the snapshot'),
+});
+
+export const backupJobSchema = z.object({
+  id: z.string(),
+  trigger: z.enum(['api', 'schedule']),
+  actor: z.string(),
+  target: z.string(),
+  status: z.enum(['running', 'succeeded', 'failed']),
+  started_at: z.number(),
+  finished_at: z.number().nullable(),
+  backup: backupSummarySchema.nullable().describe('The backup taken, once succeeded'),
+  pruned: z.object({ removed: z.array(z.string()), objects_removed: z.number().int() }).nullable().describe('What retention removed after the backup; null without a policy'),
+  error: z.object({ code: z.string(), message: z.string() }).nullable(),
+});
+
+export const backupListSchema = z.object({
+  target: z.string(),
+  schedule: z
+    .object({ interval_h: z.number(), keep_daily: z.number().int(), keep_weekly: z.number().int() })
+    .nullable()
+    .describe('XRAY_BACKUP_*; null when no backups are scheduled'),
+  items: z.array(backupSummarySchema).describe('Newest first'),
+});

@@ -19,6 +19,7 @@ import { createDriftRunner, type DriftRunner } from './drift-runner.js';
 import { DriftService } from './drift-service.js';
 import { FeedbackService } from './feedback-service.js';
 import { DriftScheduler } from './scheduler.js';
+import { BackupService } from './backup-service.js';
 import { modelFromEvent, registryReferenceLoader } from './registry-references.js';
 
 /** Everything the monitoring routes call. */
@@ -32,6 +33,8 @@ export interface MonitoringContext {
   readonly metrics: MonitoringMetrics;
   readonly scheduler: DriftScheduler;
   readonly runner: DriftRunner;
+  /** Backups for admins (POST /backups) and on the XRAY_BACKUP_* schedule. */
+  readonly backups: BackupService;
   /** Evaluates the traffic rules (latency, error rate, positive-rate jump) now. */
   evaluateRules(now?: number): Promise<RuleOutcome[]>;
   /** Stops the schedule, subscriptions, the worker and pending notifications. */
@@ -130,6 +133,16 @@ export async function createMonitoringContext(platform: Platform, registry: Regi
     schedule: new ClusterSchedule(platform.database, 'monitoring.drift'),
   });
 
+  const { backup } = platform.config;
+  const backups = new BackupService({
+    platform,
+    logger,
+    scheduledTarget: backup.target,
+    intervalMs: backup.intervalHours * 3_600_000,
+    keep: backup.keepDaily > 0 || backup.keepWeekly > 0 ? { daily: backup.keepDaily, weekly: backup.keepWeekly } : null,
+    schedule: new ClusterSchedule(platform.database, 'monitoring.backup'),
+  });
+
   const unsubscribe: (() => Promise<void>)[] = [];
   const onModelEvent = (payload: unknown): void => {
     const m = modelFromEvent(payload);
@@ -151,6 +164,7 @@ export async function createMonitoringContext(platform: Platform, registry: Regi
     }),
   );
   scheduler.start();
+  backups.start();
 
   let closing: Promise<void> | null = null;
   return {
@@ -163,11 +177,13 @@ export async function createMonitoringContext(platform: Platform, registry: Regi
     metrics,
     scheduler,
     runner,
+    backups,
     evaluateRules,
     close() {
       closing ??= (async () => {
         for (const u of unsubscribe.splice(0)) await u().catch(() => {});
         await scheduler.stop();
+        await backups.stop();
         await runner.close();
         await dispatcher.close();
       })();
