@@ -25,3 +25,8 @@ export async function readManyImages(req: FastifyRequest): Promise<{ filename: s
   if (out.length === 0) throw new AppError('INVALID_INPUT', 'the multipart body holds no files');
   return out;
 }
+
+/** true when the request's body is JSON (content type application/json). */
+export function isJsonRequest(req: FastifyRequest): boolean {
+  return /^application\/json\b/i.test(String(req.headers['content-type'] ?? ''));
+}

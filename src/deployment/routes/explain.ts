@@ -1,28 +1,13 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { errorResponses } from '../../core/http/index.js';
+import { errorResponses, isJsonRequest } from '../../core/http/index.js';
 import { AppError } from '../../core/errors.js';
 import type { ExplainService, Explanation, SaliencyMap } from '../service/explain-service.js';
 import { readSingleImage } from './http.js';
-import { explanationSchema } from './schemas.js';
+import { EXPLAIN_CONSUMES, explainJsonBody, explainQuery, explanationSchema } from './schemas.js';
 
 const TAGS = ['explain'];
-const CONSUMES = ['application/json', 'multipart/form-data', 'image/png', 'image/jpeg', 'application/dicom', 'application/octet-stream'];
-
-const explainQuery = z.object({
-  model: z.string().min(1).max(128).optional(),
-  version: z.string().min(1).max(64).optional(),
-  patch: z.coerce.number().int().min(1).max(1024).optional(),
-  stride: z.coerce.number().int().min(1).max(1024).optional(),
-});
-
-const jsonBody = z.object({
-  prediction_id: z.string().min(1).max(200),
-  patch: z.number().int().min(1).max(1024).optional(),
-  stride: z.number().int().min(1).max(1024).optional(),
-});
-
 export function toExplanationView(e: Explanation): z.infer<typeof explanationSchema> {
   const map = (m: SaliencyMap) => ({ method: m.method, h: m.h, w: m.w, grid: m.grid, png_base64: m.png.toString('base64') });
   return {
@@ -35,10 +20,6 @@ export function toExplanationView(e: Explanation): z.infer<typeof explanationSch
     occlusion: { ...map(e.occlusion), patch: e.occlusion.patch, stride: e.occlusion.stride, baseline: e.occlusion.baseline },
     agreement: e.agreement,
   };
-}
-
-function isJson(req: FastifyRequest): boolean {
-  return /^application\/json\b/i.test(String(req.headers['content-type'] ?? ''));
 }
 
 export function explainRoutes(app: FastifyInstance, explain: ExplainService): void {
@@ -54,7 +35,7 @@ export function explainRoutes(app: FastifyInstance, explain: ExplainService): vo
           'JSON {prediction_id} explains a logged prediction from its stored heatmap; an image (multipart file or raw PNG/JPEG/DICOM body, with ?model=&version=, ' +
           'default the production version of XRAY_DEFAULT_MODEL) is run through the same data-plane code as /predict. Both maps come as PNG overlays (base64) and raw grids. ' +
           'Explanations of uploads are audited (explain.create) but not logged as predictions.',
-        consumes: CONSUMES,
+        consumes: EXPLAIN_CONSUMES,
         body: z.any().describe('JSON {prediction_id, patch?, stride?}, or the image'),
         querystring: explainQuery,
         response: { 200: explanationSchema, ...errorResponses },
@@ -63,8 +44,8 @@ export function explainRoutes(app: FastifyInstance, explain: ExplainService): vo
     async (req) => {
       const caller = { actor: req.principal?.name ?? 'anonymous', requestId: req.id };
       const q = req.query;
-      if (isJson(req)) {
-        const parsed = jsonBody.safeParse(req.body);
+      if (isJsonRequest(req)) {
+        const parsed = explainJsonBody.safeParse(req.body);
         if (!parsed.success) {
           throw new AppError('INVALID_INPUT', `send JSON {"prediction_id": "…"} or an image: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ')}`);
         }

@@ -253,6 +253,22 @@ export const v2MetadataResponse = z.object({
   outputs: z.array(z.object({ name: z.string(), datatype: z.string(), shape: z.array(z.number()) })),
 });
 
+/** What POST /explain accepts (the deployment's and monitoring's, which forwards to it). */
+export const EXPLAIN_CONSUMES = ['application/json', 'multipart/form-data', 'image/png', 'image/jpeg', 'application/dicom', 'application/octet-stream'];
+
+export const explainQuery = z.object({
+  model: z.string().min(1).max(128).optional(),
+  version: z.string().min(1).max(64).optional(),
+  patch: z.coerce.number().int().min(1).max(1024).optional(),
+  stride: z.coerce.number().int().min(1).max(1024).optional(),
+});
+
+export const explainJsonBody = z.object({
+  prediction_id: z.string().min(1).max(200),
+  patch: z.number().int().min(1).max(1024).optional(),
+  stride: z.number().int().min(1).max(1024).optional(),
+});
+
 /** POST /explain: the data plane's heatmap plus an occlusion-sensitivity second opinion. */
 const saliencyMapSchema = z.object({
   method: z.enum(['cam', 'occlusion']),

@@ -1,32 +1,13 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { forwardedCredential } from '../../core/auth/index.js';
 import { AppError } from '../../core/errors.js';
-import { errorResponses, readSingleImage } from '../../core/http/index.js';
+import { errorResponses, isJsonRequest, readSingleImage } from '../../core/http/index.js';
 import type { DeploymentClient } from '../../deployment/client/index.js';
-import { explanationSchema } from '../../deployment/routes/schemas.js';
+import { EXPLAIN_CONSUMES, explainJsonBody, explainQuery, explanationSchema } from '../../deployment/routes/schemas.js';
 
 const TAGS = ['explain'];
-const CONSUMES = ['application/json', 'multipart/form-data', 'image/png', 'image/jpeg', 'application/dicom', 'application/octet-stream'];
-
-const explainQuery = z.object({
-  model: z.string().min(1).max(128).optional(),
-  version: z.string().min(1).max(64).optional(),
-  patch: z.coerce.number().int().min(1).max(1024).optional(),
-  stride: z.coerce.number().int().min(1).max(1024).optional(),
-});
-
-const jsonBody = z.object({
-  prediction_id: z.string().min(1).max(200),
-  patch: z.number().int().min(1).max(1024).optional(),
-  stride: z.number().int().min(1).max(1024).optional(),
-});
-
-function isJson(req: FastifyRequest): boolean {
-  return /^application\/json\b/i.test(String(req.headers['content-type'] ?? ''));
-}
-
 /**
  * POST /explain, where monitoring users look for it: explanations are computed by the deployment's
  * data plane (`DataPlane.explain`) and reached through the deployment client, with the caller's
@@ -45,7 +26,7 @@ export function explainRoutes(app: FastifyInstance, deployment: DeploymentClient
           'JSON {prediction_id} explains a logged prediction from its stored heatmap; an image (multipart file or raw PNG/JPEG/DICOM body, with ?model=&version=, ' +
           'default the production version of XRAY_DEFAULT_MODEL) is run through the same data-plane code as /predict. Both maps come as PNG overlays (base64) and raw grids. ' +
           'Computed by the deployment service (its POST /explain); explanations of uploads are audited (explain.create) but not logged as predictions.',
-        consumes: CONSUMES,
+        consumes: EXPLAIN_CONSUMES,
         body: z.any().describe('JSON {prediction_id, patch?, stride?}, or the image'),
         querystring: explainQuery,
         response: { 200: explanationSchema, ...errorResponses },
@@ -54,8 +35,8 @@ export function explainRoutes(app: FastifyInstance, deployment: DeploymentClient
     async (req) => {
       const ctx = { authorization: forwardedCredential(req), requestId: req.id, actor: req.principal?.name ?? 'anonymous' };
       const q = req.query;
-      if (isJson(req)) {
-        const parsed = jsonBody.safeParse(req.body);
+      if (isJsonRequest(req)) {
+        const parsed = explainJsonBody.safeParse(req.body);
         if (!parsed.success) {
           throw new AppError('INVALID_INPUT', `send JSON {"prediction_id": "…"} or an image: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ')}`);
         }
