@@ -20,7 +20,25 @@ export function migrateToLatest(database: Database): Promise<string[]> {
   return withClusterLock(database, 'migrations', () => migrate(database));
 }
 
+/** Attempts when introspection trips over another schema dropped mid-query. */
+const INTROSPECTION_ATTEMPTS = 4;
+
 async function migrate(database: Database): Promise<string[]> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await migrateOnce(database);
+    } catch (err) {
+      // Kysely's migrator introspects every schema of the database (pg_get_serial_sequence on each
+      // table): when another installation's schema is dropped during that query, PostgreSQL answers
+      // "schema … does not exist" (3F000) for a schema that is not ours. Nothing was applied: retry.
+      const other = /schema "([^"]+)" does not exist/.exec((err as Error).message ?? '');
+      if (!other || other[1] === database.schema || attempt >= INTROSPECTION_ATTEMPTS) throw err;
+      await new Promise((r) => setTimeout(r, 50 * attempt));
+    }
+  }
+}
+
+async function migrateOnce(database: Database): Promise<string[]> {
   const migrator = new Migrator({
     db: database.db,
     provider: new StaticMigrationProvider(MIGRATIONS),
