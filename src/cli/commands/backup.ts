@@ -4,7 +4,6 @@ import { backupKey, backupTargetUrl, listBackups, openBackupTarget, restoreBacku
 import { loadConfig, type Config } from '../../core/config/index.js';
 import { openDatabase } from '../../core/db/index.js';
 import { objectStoreSettings, openObjectStore, type ObjectStore } from '../../core/objects/index.js';
-import { reproduceStoredPrediction } from './backup-reproduce.js';
 
 /** Where backups go by default: XRAY_BACKUP_TARGET, else beside the data (production points --to or XRAY_BACKUP_TARGET at another site). */
 export function defaultBackupTarget(config: Config): string {
@@ -62,6 +61,8 @@ export async function backupVerify(id: string, opts: { from?: string }, io: Back
   const out = io.out ?? console.log;
   const target = await openTarget(config, opts.from);
   try {
+    // The prediction check runs models (ONNX Runtime): loaded when verify runs, never by `xray serve`.
+    const { reproduceStoredPrediction } = await import('./backup-reproduce.js');
     const report = await verifyBackup(target, id, { key: backupKey(config, false, io.env ?? process.env), postgresUrl: config.databaseUrl.startsWith('postgres') ? config.databaseUrl : undefined, progress: progressBar(), reproduce: reproduceStoredPrediction });
     for (const c of report.checks) out(`${c.ok ? 'ok  ' : 'FAIL'} ${c.name}: ${c.message}`);
     out(report.ok ? `backup ${report.id} verified` : `backup ${report.id} FAILED verification`);
