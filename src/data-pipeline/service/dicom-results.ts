@@ -7,6 +7,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { denaturalize, writeDicomDict, type DcmjsDataset } from '../../core/imaging/dcmjs-io.js';
+import type { DicomInstanceUids, OriginalDicomContext } from '../../core/imaging/anonymise.js';
 
 export const ENHANCED_SR_STORAGE = '1.2.840.10008.5.1.4.1.1.88.22';
 export const SECONDARY_CAPTURE_STORAGE = '1.2.840.10008.5.1.4.1.1.7';
@@ -21,21 +22,12 @@ export function newUid(): string {
 }
 
 /** The study and image a result belongs to: the sender's (kept in memory) or the stored, de-identified one. */
-export interface SourceContext {
+export type SourceContext = Omit<OriginalDicomContext, keyof DicomInstanceUids> & {
   studyUid: string;
   seriesUid: string;
   sopInstanceUid: string;
   sopClassUid: string;
-  patientName: string | null;
-  patientId: string | null;
-  patientBirthDate: string | null;
-  patientSex: string | null;
-  studyDate: string | null;
-  studyTime: string | null;
-  studyId: string | null;
-  accessionNumber: string | null;
-  referringPhysicianName: string | null;
-}
+};
 
 export interface PredictionSummary {
   probability: number;

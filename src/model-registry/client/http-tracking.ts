@@ -1,4 +1,5 @@
-import { AppError, isAppError } from '../../core/errors.js';
+import { AppError } from '../../core/errors.js';
+import { CREATED_BY_TRAINING, experimentIdCache } from './experiment-ids.js';
 import type { ServiceHttpClient } from '../../core/http/service-client.js';
 import type { ExperimentSummary, Page, PageRequest, Run, RunStatus, RunTracker, StartRunInput } from './types.js';
 
@@ -10,37 +11,18 @@ const kv = (tags: Record<string, string>) => Object.entries(tags).map(([key, val
 export class HttpRunTracker implements RunTracker {
   readonly kind = 'registry' as const;
   readonly #http: ServiceHttpClient;
-  readonly #experiments = new Map<string, Promise<string>>();
+  readonly #experimentId: (name: string) => Promise<string>;
 
   constructor(http: ServiceHttpClient) {
     this.#http = http;
+    this.#experimentId = experimentIdCache({
+      byName: async (name) => (await http.call<{ experiment: { experiment_id: string } }>('GET', `${API}/experiments/get-by-name?experiment_name=${encodeURIComponent(name)}`)).experiment.experiment_id,
+      create: async (name) => (await this.#post<{ experiment_id: string }>('/experiments/create', { name, tags: [CREATED_BY_TRAINING] })).experiment_id,
+    });
   }
 
   #post<T>(path: string, body: unknown): Promise<T> {
     return this.#http.call<T>('POST', `${API}${path}`, { body });
-  }
-
-  #experimentId(name: string): Promise<string> {
-    let id = this.#experiments.get(name);
-    if (!id) {
-      id = (async () => {
-        const byName = async () => (await this.#http.call<{ experiment: { experiment_id: string } }>('GET', `${API}/experiments/get-by-name?experiment_name=${encodeURIComponent(name)}`)).experiment.experiment_id;
-        try {
-          return await byName();
-        } catch (err) {
-          if (!isAppError(err) || err.code !== 'NOT_FOUND') throw err;
-        }
-        try {
-          return (await this.#post<{ experiment_id: string }>('/experiments/create', { name, tags: [{ key: 'xray.created_by', value: 'training' }] })).experiment_id;
-        } catch (err) {
-          if (isAppError(err) && err.code === 'ALREADY_EXISTS') return byName();
-          throw err;
-        }
-      })();
-      id.catch(() => this.#experiments.delete(name));
-      this.#experiments.set(name, id);
-    }
-    return id;
   }
 
   async startRun(input: StartRunInput): Promise<string> {

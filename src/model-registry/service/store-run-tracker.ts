@@ -1,4 +1,4 @@
-import { AppError } from '../../core/errors.js';
+import { CREATED_BY_TRAINING, experimentIdCache } from '../client/experiment-ids.js';
 import type { ExperimentSummary, Page, PageRequest, RunTracker, StartRunInput } from '../client/types.js';
 import type { Experiment, KeyValue, Run, TrackingStore } from '../store/tracking-store.js';
 
@@ -8,32 +8,14 @@ const MAX_PARAM_VALUE = 6000;
 export class StoreRunTracker implements RunTracker {
   readonly kind = 'registry' as const;
   readonly #store: TrackingStore;
-  readonly #experiments = new Map<string, Promise<string>>();
+  readonly #experimentId: (name: string) => Promise<string>;
 
   constructor(store: TrackingStore) {
     this.#store = store;
-  }
-
-  #experimentId(name: string): Promise<string> {
-    let id = this.#experiments.get(name);
-    if (!id) {
-      id = (async () => {
-        try {
-          return (await this.#store.getExperimentByName(name)).experiment_id;
-        } catch (err) {
-          if (!(err instanceof AppError) || err.code !== 'NOT_FOUND') throw err;
-        }
-        try {
-          return await this.#store.createExperiment({ name, tags: [{ key: 'xray.created_by', value: 'training' }] });
-        } catch (err) {
-          if (err instanceof AppError && err.code === 'ALREADY_EXISTS') return (await this.#store.getExperimentByName(name)).experiment_id;
-          throw err;
-        }
-      })();
-      id.catch(() => this.#experiments.delete(name));
-      this.#experiments.set(name, id);
-    }
-    return id;
+    this.#experimentId = experimentIdCache({
+      byName: async (name) => (await store.getExperimentByName(name)).experiment_id,
+      create: (name) => store.createExperiment({ name, tags: [CREATED_BY_TRAINING] }),
+    });
   }
 
   async startRun(input: StartRunInput): Promise<string> {
