@@ -102,3 +102,6 @@ export type { CiMethod, Proportion, SiteThresholdMethod, SiteCalibrationOptions,
 
 export { rocCurveSvg, reliabilitySvg, rocCurvePng, reliabilityPng } from './plots.js';
 export type { RocCurveInput, PlotOptions } from './plots.js';
+
+export { ATLAS_SIDE, THORAX_PRIOR, buildLungAtlas, lungFieldMass, summarizeLungFieldMass, resampleSquare } from './lung-fields.js';
+export type { LungAtlas, LungFieldMass, LungFieldSummary } from './lung-fields.js';
