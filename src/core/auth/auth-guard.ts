@@ -9,7 +9,7 @@ export interface AuthGuardOptions {
 }
 
 /** Denials of one kind from one address are audited at these counts within a window (1, 10, 100, …). */
-function isAuditedCount(n: number): boolean {
+export function isAuditedCount(n: number): boolean {
   return n >= 1 && Number.isInteger(Math.log10(n));
 }
 

@@ -1,6 +1,10 @@
+import type { Redis } from 'ioredis';
+
 /** A byte/string cache with optional TTL: prediction results, model metadata. */
 export interface Cache {
   readonly kind: 'memory' | 'redis';
+  /** The Redis connection behind a Redis cache, shared with what counts there too (rate limits). */
+  readonly redis?: Redis;
   get(key: string): Promise<string | null>;
   getBuffer(key: string): Promise<Buffer | null>;
   set(key: string, value: string | Buffer, ttlSeconds?: number): Promise<void>;

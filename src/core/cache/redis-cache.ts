@@ -14,6 +14,10 @@ export class RedisCache implements Cache {
     this.#ownsClient = options.ownsClient ?? true;
   }
 
+  get redis(): Redis {
+    return this.#redis;
+  }
+
   async get(key: string): Promise<string | null> {
     return this.#redis.get(this.#ns + key);
   }

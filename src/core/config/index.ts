@@ -1,5 +1,6 @@
 import { readFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
+import { isIP } from 'node:net';
 
 import { configSchema, SECRET_SETTINGS, type RawConfig } from './schema.js';
 import { ConfigError } from './errors.js';
@@ -71,6 +72,10 @@ export interface Config {
   readonly metricsToken: string;
   /** Lockout after repeated wrong API keys (see AuthGuard). */
   readonly authGuard: { maxFailures: number; windowSeconds: number; lockoutSeconds: number };
+  /** Request rate limits per caller and per address (0 = off), see installRateLimits. */
+  readonly rateLimit: { perCaller: number; perIp: number; windowSeconds: number };
+  /** Proxies whose X-Forwarded-For is believed (Fastify trustProxy); empty = none. */
+  readonly trustProxy: readonly string[];
   /** 'required': promotion to Production needs a passing canary load in the deployment. */
   readonly promotionCanary: 'required' | 'off';
   readonly webDir: string;
@@ -202,6 +207,18 @@ function tlsSettings(raw: RawConfig): TlsSettings | null {
   return Object.freeze(settings);
 }
 
+/** XRAY_TRUST_PROXY as a list: proxy-addr's names, IPs and CIDRs (checked here, not at the first request). */
+function trustedProxies(value: string): string[] {
+  const list = value.split(',').map((v) => v.trim()).filter(Boolean);
+  for (const entry of list) {
+    const [addr, bits, extra] = entry.split('/');
+    const named = ['loopback', 'linklocal', 'uniquelocal'].includes(entry);
+    const ok = named || (extra === undefined && isIP(addr ?? '') !== 0 && (bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (isIP(addr!) === 4 ? 32 : 128))));
+    if (!ok) throw new ConfigError(`XRAY_TRUST_PROXY: '${entry}' is not an IP address, a CIDR or one of loopback, linklocal, uniquelocal`);
+  }
+  return list;
+}
+
 function fromRaw(raw: RawConfig, monitoring: MonitoringSettings): Config {
   const home = path.resolve(raw.XRAY_HOME);
   const ports = {
@@ -280,6 +297,8 @@ function fromRaw(raw: RawConfig, monitoring: MonitoringSettings): Config {
     drainSeconds: raw.XRAY_DRAIN_S,
     metricsToken: raw.XRAY_METRICS_TOKEN,
     authGuard: Object.freeze({ maxFailures: raw.XRAY_AUTH_MAX_FAILURES, windowSeconds: raw.XRAY_AUTH_FAILURE_WINDOW_S, lockoutSeconds: raw.XRAY_AUTH_LOCKOUT_S }),
+    rateLimit: Object.freeze({ perCaller: raw.XRAY_RATE_LIMIT_PER_CALLER, perIp: raw.XRAY_RATE_LIMIT_PER_IP, windowSeconds: raw.XRAY_RATE_LIMIT_WINDOW_S }),
+    trustProxy: Object.freeze(trustedProxies(raw.XRAY_TRUST_PROXY)),
     promotionCanary: raw.XRAY_PROMOTION_CANARY,
     webDir: path.resolve(raw.XRAY_WEB_DIR || path.join(PROJECT_ROOT, 'web', 'dist')),
     projectRoot: PROJECT_ROOT,

@@ -42,7 +42,7 @@ export const metricsPlugin = fp(
       requests.inc(labels);
     });
     const expected = opts.token ? Buffer.from(`Bearer ${opts.token}`) : null;
-    app.get('/metrics', { config: { role: 'public' }, schema: { hide: true } }, async (req, reply) => {
+    app.get('/metrics', { config: { role: 'public', rateLimit: false }, schema: { hide: true } }, async (req, reply) => {
       if (expected) {
         const given = Buffer.from(req.headers.authorization ?? '');
         if (given.length !== expected.length || !timingSafeEqual(given, expected)) {

@@ -14,6 +14,7 @@ import type { Server as TlsServer } from 'node:tls';
 import { installErrorHandlers } from './error-handler.js';
 import { metricsPlugin } from './metrics.js';
 import { installSecurity, pathOnly } from './security.js';
+import { installRateLimits } from './rate-limit.js';
 import { Histogram } from 'prom-client';
 
 declare module 'fastify' {
@@ -82,6 +83,8 @@ export async function createServiceApp(opts: ServiceAppOptions): Promise<Fastify
     // On close, idle keep-alive sockets go at once; requests in flight finish first.
     forceCloseConnections: 'idle',
     return503OnClosing: true,
+    // The client behind the gateway / NGINX (XRAY_TRUST_PROXY) is who rate limits and lockouts count.
+    trustProxy: platform.config.trustProxy.length ? [...platform.config.trustProxy] : false,
     // A service's plugin may wait on engines at start (Redis for BullMQ, the registry): as long as start-up retries do.
     pluginTimeout: Math.max(10, platform.config.startupTimeoutSeconds) * 1000,
     // HTTPS from XRAY_TLS_*; with a CA, client certificates are asked for (and checked per request).
@@ -168,6 +171,14 @@ export async function createServiceApp(opts: ServiceAppOptions): Promise<Fastify
   });
   await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: false });
 
+  const rateLimits = await installRateLimits(app as unknown as FastifyInstance, {
+    ...platform.config.rateLimit,
+    app: opts.name,
+    redis: platform.cache.redis,
+    namespace: platform.config.redisNamespace,
+    cache: platform.cache,
+    audit: platform.audit,
+  });
   await app.register(authPlugin, {
     enabled: platform.config.auth,
     keys: platform.keys,
@@ -180,6 +191,7 @@ export async function createServiceApp(opts: ServiceAppOptions): Promise<Fastify
     },
     sessionKey: platform.config.session ? deriveSessionKeys(platform.config.session.secret).session : undefined,
   });
+  rateLimits.afterAuth();
   await app.register(serviceIdentityPlugin, {
     service: opts.name,
     transport: platform.transport,
@@ -189,7 +201,7 @@ export async function createServiceApp(opts: ServiceAppOptions): Promise<Fastify
   await app.register(metricsPlugin, { service: opts.name, token: platform.config.metricsToken || undefined });
 
   const health = z.object({ status: z.literal('ok'), service: z.string(), uptime_s: z.number() });
-  app.get('/health', { config: { role: 'public' }, schema: { tags: ['health'], summary: 'Liveness', response: { 200: health } } }, async () => ({
+  app.get('/health', { config: { role: 'public', rateLimit: false }, schema: { tags: ['health'], summary: 'Liveness', response: { 200: health } } }, async () => ({
     status: 'ok' as const,
     service: opts.name,
     uptime_s: Math.round(process.uptime() * 10) / 10,
@@ -198,7 +210,7 @@ export async function createServiceApp(opts: ServiceAppOptions): Promise<Fastify
   const ready = z.object({ status: z.enum(['ready', 'not_ready']), service: z.string(), checks: z.record(z.string(), z.boolean()) });
   app.get(
     '/ready',
-    { config: { role: 'public' }, schema: { tags: ['health'], summary: 'Readiness: every store this service needs answers', response: { 200: ready, 503: ready } } },
+    { config: { role: 'public', rateLimit: false }, schema: { tags: ['health'], summary: 'Readiness: every store this service needs answers', response: { 200: ready, 503: ready } } },
     async (_req, reply) => {
       const checks: Record<string, () => Promise<boolean>> = {
         accepting: async () => !platform.lifecycle.draining,
