@@ -23,6 +23,7 @@ const RUNS = Number(arg('runs', '10000'));
 const METRICS = 20;
 const QUERIES = 20;
 const POSTGRES_URL = process.env.XRAY_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const REDIS_URL = process.env.XRAY_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379/0';
 const engines = arg('engines', 'sqlite,postgres').split(',');
 
 function rng(seed: number): () => number {
@@ -54,7 +55,7 @@ const ms = (x: number) => `${x.toFixed(1)} ms`;
 async function bench(engine: 'sqlite' | 'postgres'): Promise<void> {
   const home = mkdtempSync(path.join(os.tmpdir(), 'xray-bench-registry-'));
   const schema = `bench_${Math.random().toString(36).slice(2, 10)}`;
-  const config = testConfig(home, engine === 'postgres' ? { XRAY_DATABASE_URL: POSTGRES_URL } : {});
+  const config = testConfig(home, engine === 'postgres' ? { XRAY_DATABASE_URL: POSTGRES_URL, XRAY_QUEUE_URL: REDIS_URL, XRAY_REDIS_NAMESPACE: schema } : {});
   const platform = await openPlatform(config, engine === 'postgres' ? { schema } : {});
   const app = await buildModelRegistryApp(platform);
   try {

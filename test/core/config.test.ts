@@ -24,6 +24,17 @@ test('scale engines are picked by URL; Redis queue implies Redis events', () => 
   assert.equal(c.objectStoreUrl, 's3://b/p');
 });
 
+test('the single-process local queue refuses PostgreSQL, where replicas share the database', () => {
+  for (const queue of ['local:', 'memory:']) {
+    assert.throws(
+      () => loadConfig({ XRAY_DATABASE_URL: 'postgres://u@db:5432/x', XRAY_QUEUE_URL: queue }),
+      (e: unknown) => e instanceof ConfigError && /XRAY_QUEUE_URL/.test(e.message) && /redis:\/\//.test(e.message),
+    );
+  }
+  assert.throws(() => loadConfig({ XRAY_DATABASE_URL: 'postgres://u@db:5432/x' }), ConfigError, 'the default queue is local:');
+  assert.equal(loadConfig({ XRAY_DATABASE_URL: 'sqlite:/tmp/x.db', XRAY_QUEUE_URL: 'local:' }).queueUrl, 'local:');
+});
+
 test('a bad value fails with a message naming the variable', () => {
   assert.throws(() => loadConfig({ XRAY_PORT_REGISTRY: 'eighty' }), (e: unknown) => e instanceof ConfigError && /XRAY_PORT_REGISTRY/.test(e.message));
   assert.throws(() => loadConfig({ XRAY_PORT_GATEWAY: '70000' }), (e: unknown) => e instanceof ConfigError && /XRAY_PORT_GATEWAY/.test(e.message));
@@ -56,6 +67,7 @@ test('every secret setting can come from a <NAME>_FILE (Kubernetes secret, Vault
       XRAY_HOME: h.dir,
       XRAY_ADMIN_KEY_FILE: file('admin', 'xk_from_a_file\n'),
       XRAY_DATABASE_URL_FILE: file('db', 'postgres://app:s3cret@db:5432/xray\n'),
+      XRAY_QUEUE_URL: 'redis://redis:6379/0',
       XRAY_S3_SECRET_ACCESS_KEY_FILE: file('s3', 'abc/def'),
       XRAY_METRICS_TOKEN_FILE: file('metrics', 'scrape-token\n'),
       XRAY_SERVICE_TOKEN_SECRET_FILE: file('svc', `${'s'.repeat(40)}\n`),

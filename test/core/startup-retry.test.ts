@@ -5,7 +5,7 @@ import { testConfig } from '../../src/core/config/index.js';
 import { dropPostgresSchema } from '../../src/core/db/postgres.js';
 import { openPlatform } from '../../src/core/platform.js';
 import { isTransientConnectError, withStartupRetry } from '../../src/core/startup-retry.js';
-import { engineGate, POSTGRES_URL, postgresReachable, tempHome, uniqueName } from '../helpers/engines.js';
+import { engineGate, POSTGRES_URL, postgresReachable, REDIS_URL, tempHome, uniqueName } from '../helpers/engines.js';
 import { freePort } from '../helpers/process.js';
 
 /** A port that refuses connections until `open()`, then forwards to PostgreSQL (a database that comes up late). */
@@ -63,7 +63,7 @@ describe('start-up: engines that are not up yet are retried', () => {
     const timer = setTimeout(() => void gate.open(), 1500);
     const started = Date.now();
     try {
-      const platform = await openPlatform(testConfig(home.dir, { XRAY_DATABASE_URL: url.toString(), XRAY_STARTUP_TIMEOUT_S: '30' }), { schema });
+      const platform = await openPlatform(testConfig(home.dir, { XRAY_DATABASE_URL: url.toString(), XRAY_QUEUE_URL: REDIS_URL, XRAY_REDIS_NAMESPACE: schema, XRAY_STARTUP_TIMEOUT_S: '30' }), { schema });
       assert.ok(Date.now() - started >= 1400, 'it waited for the database');
       assert.equal(await platform.database.ping(), true);
       await platform.close();

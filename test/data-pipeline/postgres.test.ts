@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { dropPostgresSchema } from '../../src/core/db/postgres.js';
 import { generateChestXray, generateDataset } from '../../src/core/imaging/index.js';
-import { POSTGRES_URL, engineGate, postgresReachable, uniqueName } from '../helpers/engines.js';
+import { POSTGRES_URL, REDIS_URL, engineGate, postgresReachable, uniqueName } from '../helpers/engines.js';
 import { form, openPipeline, waitForImport, type Pipeline } from './helpers.js';
 
 async function importAndVersion(p: Pipeline, dataset: string): Promise<{ id: string; created: boolean; again: string }> {
@@ -27,7 +27,7 @@ test('PostgreSQL: the same images and seed give the same version id as on SQLite
   await generateDataset(path.join(data, 'set'), { perClass: 6, seed: 21, size: 128 });
 
   const schema = uniqueName('dp');
-  const pg = await openPipeline({ XRAY_DATABASE_URL: POSTGRES_URL, XRAY_IMPORT_ROOT: data }, { schema });
+  const pg = await openPipeline({ XRAY_DATABASE_URL: POSTGRES_URL, XRAY_QUEUE_URL: REDIS_URL, XRAY_REDIS_NAMESPACE: schema, XRAY_IMPORT_ROOT: data }, { schema });
   t.after(async () => {
     await pg.close();
     await dropPostgresSchema(POSTGRES_URL, schema);

@@ -4,7 +4,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { openDatabase, type Database } from '../../src/core/db/index.js';
 import { dropPostgresSchema } from '../../src/core/db/postgres.js';
-import { engineGate, POSTGRES_URL, postgresReachable, tempHome, uniqueName } from '../helpers/engines.js';
+import { engineGate, POSTGRES_URL, postgresReachable, REDIS_URL, redisReachable, tempHome, uniqueName } from '../helpers/engines.js';
 import { freePort, PROJECT_ROOT, spawnNode, waitForHttp } from '../helpers/process.js';
 
 // Nothing answered is lost: a deployment killed with SIGKILL in the middle of a burst of
@@ -82,6 +82,7 @@ describe('nothing answered is lost: kill -9 under load', () => {
 
   test('PostgreSQL: every 2xx has its prediction row and audit record', async (t) => {
     if (!(await engineGate('PostgreSQL (durable answers)', await postgresReachable()))) return t.skip('PostgreSQL unreachable');
+    if (!(await engineGate('Redis (durable answers: the scaled queue)', await redisReachable()))) return t.skip('Redis unreachable');
     const home = tempHome('xray-kill9-pg-');
     cleanups.push(async () => home.cleanup());
     const schema = uniqueName('kill9');
@@ -93,7 +94,7 @@ describe('nothing answered is lost: kill -9 under load', () => {
     const url = `${POSTGRES_URL}${POSTGRES_URL.includes('?') ? '&' : '?'}options=${encodeURIComponent(`-c search_path=${schema}`)}`;
     const port = await freePort();
     const answered = await burstThenKill(
-      { XRAY_HOME: home.dir, XRAY_DATABASE_URL: url, XRAY_SEED_MODEL: 'off', XRAY_IMPORT_ROOT: PROJECT_ROOT, XRAY_PORT_DEPLOYMENT: String(port), XRAY_LOG_LEVEL: 'silent' },
+      { XRAY_HOME: home.dir, XRAY_DATABASE_URL: url, XRAY_QUEUE_URL: REDIS_URL, XRAY_REDIS_NAMESPACE: schema, XRAY_SEED_MODEL: 'off', XRAY_IMPORT_ROOT: PROJECT_ROOT, XRAY_PORT_DEPLOYMENT: String(port), XRAY_LOG_LEVEL: 'silent' },
       port,
     );
     await assertAllStored(db, answered);

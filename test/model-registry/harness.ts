@@ -6,7 +6,7 @@ import { dropPostgresSchema } from '../../src/core/db/postgres.js';
 import { openPlatform, type Platform } from '../../src/core/platform.js';
 import { buildModelRegistryApp } from '../../src/model-registry/app.js';
 import { ModelRegistryService } from '../../src/model-registry/service/registry-service.js';
-import { engineGate, POSTGRES_URL, postgresReachable, tempHome, uniqueName } from '../helpers/engines.js';
+import { engineGate, POSTGRES_URL, postgresReachable, REDIS_URL, tempHome, uniqueName } from '../helpers/engines.js';
 
 export const ENGINES = ['sqlite', 'postgres'] as const;
 export type Engine = (typeof ENGINES)[number];
@@ -32,7 +32,7 @@ export async function openHarness(engine: Engine, overrides: Record<string, stri
   const schema = uniqueName('reg');
   // The registry runs alone here: no deployment to canary-load a promotion (test/model-registry/servability.test.ts runs both).
   const base = { XRAY_PROMOTION_CANARY: 'off', ...overrides };
-  const config = testConfig(home.dir, engine === 'postgres' ? { XRAY_DATABASE_URL: POSTGRES_URL, ...base } : base);
+  const config = testConfig(home.dir, engine === 'postgres' ? { XRAY_DATABASE_URL: POSTGRES_URL, XRAY_QUEUE_URL: REDIS_URL, XRAY_REDIS_NAMESPACE: schema, ...base } : base);
   const platform = await openPlatform(config, engine === 'postgres' ? { schema } : {});
   const app = await buildModelRegistryApp(platform);
   return {

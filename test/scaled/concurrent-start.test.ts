@@ -11,11 +11,13 @@ import path from 'node:path';
 import pg from 'pg';
 import { testConfig } from '../../src/core/config/index.js';
 import { startPlatform } from '../../src/main.js';
-import { engineGate, POSTGRES_URL, postgresReachable, uniqueName } from '../helpers/engines.js';
+import { engineGate, POSTGRES_URL, postgresReachable, REDIS_URL, redisReachable, uniqueName } from '../helpers/engines.js';
 
 test('two replicas boot together on an empty PostgreSQL database: migrations once, the default model registered once, both ready', async (t) => {
   if (!(await engineGate('PostgreSQL (concurrent start)', await postgresReachable()))) return t.skip('PostgreSQL unreachable');
+  if (!(await engineGate('Redis (concurrent start: the scaled queue)', await redisReachable()))) return t.skip('Redis unreachable');
   const dbName = uniqueName('xray_boot');
+  const namespace = dbName;
   const admin = new pg.Client({ connectionString: POSTGRES_URL });
   await admin.connect();
   await admin.query(`create database ${dbName}`);
@@ -26,7 +28,7 @@ test('two replicas boot together on an empty PostgreSQL database: migrations onc
   const running: Awaited<ReturnType<typeof startPlatform>>[] = [];
   try {
     const config = (home: string) =>
-      testConfig(home, { XRAY_DATABASE_URL: url.toString(), XRAY_OBJECT_STORE_URL: `file:${objects}`, XRAY_SEED_MODEL: 'on', XRAY_PROMOTION_CANARY: 'off' });
+      testConfig(home, { XRAY_DATABASE_URL: url.toString(), XRAY_OBJECT_STORE_URL: `file:${objects}`, XRAY_SEED_MODEL: 'on', XRAY_PROMOTION_CANARY: 'off', XRAY_QUEUE_URL: REDIS_URL, XRAY_REDIS_NAMESPACE: namespace });
     const started = await Promise.allSettled(homes.map((home) => startPlatform({ config: config(home), services: ['model-registry'], randomPorts: true })));
     for (const s of started) if (s.status === 'fulfilled') running.push(s.value);
     assert.deepEqual(started.filter((s) => s.status === 'rejected').map((s) => String((s as PromiseRejectedResult).reason)), [], 'both replicas start');

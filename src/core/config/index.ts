@@ -242,6 +242,13 @@ function fromRaw(raw: RawConfig, monitoring: MonitoringSettings): Config {
       throw new ConfigError(`${name}: '${value}' has an unknown scheme; use one of ${schemes.join(' ')}`);
     }
   }
+  // The local queue recovers 'active' jobs on start, which is only safe when one process consumes:
+  // PostgreSQL means replicas, and replicas share the queue through Redis (BullMQ).
+  if (databaseUrl.startsWith('postgres') && !raw.XRAY_QUEUE_URL.startsWith('redis')) {
+    throw new ConfigError(
+      `XRAY_QUEUE_URL: '${raw.XRAY_QUEUE_URL}' is a single-process queue and cannot run on PostgreSQL, where several replicas share the database; set XRAY_QUEUE_URL=redis://host:6379/0 (BullMQ)`,
+    );
+  }
   if (raw.XRAY_SERVICE_TOKEN_SECRET && raw.XRAY_SERVICE_TOKEN_SECRET.length < 32) {
     throw new ConfigError('XRAY_SERVICE_TOKEN_SECRET must be at least 32 characters (e.g. openssl rand -base64 48)');
   }

@@ -32,7 +32,7 @@ export const configSchema = z.object({
   XRAY_OBJECT_KEY_FILE: z.string().default('').describe('Filesystem object store: encrypt every object at rest (AES-256-GCM, a data key per object wrapped by a master key). The file holds master keys, one per line (openssl rand -base64 32): the first is current, later ones only decrypt older objects; rotate with xray objects reencrypt.'),
   XRAY_CACHE_URL: z.string().default('memory:').describe('Cache: memory: (in-process LRU) or redis://host:6379/0.'),
   XRAY_CACHE_MAX_ENTRIES: z.coerce.number().int().positive().default(10000).describe('Entry limit of the in-memory cache.'),
-  XRAY_QUEUE_URL: z.string().default('local:').describe('Job queue: local: (in-process, persisted in the relational store) or redis://host:6379/0 (BullMQ).'),
+  XRAY_QUEUE_URL: z.string().default('local:').describe('Job queue: local: (one process, persisted in the relational store; SQLite only) or redis://host:6379/0 (BullMQ; required with PostgreSQL, where replicas share the database).'),
   XRAY_REDIS_NAMESPACE: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/).default('xray').describe('Prefix of every Redis key, queue and pub/sub channel the platform uses, so several installations can share one Redis.'),
   XRAY_EVENTS_URL: z.string().default('').describe('Event bus: empty = follow XRAY_CACHE_URL/XRAY_QUEUE_URL (Redis pub/sub when either is Redis), memory: = in-process.'),
   XRAY_AUTH_MAX_FAILURES: z.coerce.number().int().min(0).max(100000).default(10).describe('Wrong API keys allowed per IP address (and per key prefix) in one window before a lockout (0 = no lockout).'),

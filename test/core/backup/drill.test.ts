@@ -13,7 +13,7 @@ import { generateChestXray } from '../../../src/core/imaging/index.js';
 import { openObjectStore } from '../../../src/core/objects/index.js';
 import { startPlatform, type RunningPlatform } from '../../../src/main.js';
 import { ModelRegistryService } from '../../../src/model-registry/service/registry-service.js';
-import { engineGate, POSTGRES_URL, postgresReachable, startS3Server, tempHome, uniqueName, type S3Server } from '../../helpers/engines.js';
+import { engineGate, POSTGRES_URL, postgresReachable, REDIS_URL, redisReachable, startS3Server, tempHome, uniqueName, type S3Server } from '../../helpers/engines.js';
 
 // Disaster-recovery drill, on SQLite + filesystem objects and on PostgreSQL + S3: populate a running platform, back it up
 // online, destroy its database and object store, restore, and every API answers as before.
@@ -236,11 +236,14 @@ describe('disaster-recovery drill: SQLite + filesystem objects', () => {
 describe('disaster-recovery drill: PostgreSQL + S3 (s3rver)', () => {
   drill(async () => {
     if (!(await engineGate('PostgreSQL (backup drill)', await postgresReachable()))) return null;
+    if (!(await engineGate('Redis (backup drill: the scaled queue)', await redisReachable()))) return null;
     const s3: S3Server = await startS3Server();
     const schema = uniqueName('drill');
     const bucket = uniqueName('data').replace(/_/g, '-');
     const env = {
       XRAY_DATABASE_URL: POSTGRES_URL,
+      XRAY_QUEUE_URL: REDIS_URL,
+      XRAY_REDIS_NAMESPACE: schema,
       XRAY_OBJECT_STORE_URL: `s3://${bucket}/platform`,
       XRAY_S3_ENDPOINT: s3.endpoint,
       XRAY_S3_ACCESS_KEY_ID: 'S3RVER',
