@@ -1,4 +1,5 @@
 import type { FastifyPluginAsync } from 'fastify';
+import fp from 'fastify-plugin';
 import { Counter } from 'prom-client';
 import type { ServicePluginOptions } from '../core/http/index.js';
 import { DATA_PIPELINE_LOCAL_KEY } from './client/types.js';
@@ -70,4 +71,4 @@ const plugin: FastifyPluginAsync<ServicePluginOptions> = async (app, { platform 
   });
 };
 
-export default plugin;
+export default fp(plugin, { name: 'data-pipeline', fastify: '5.x', dependencies: ['auth', 'metrics'], encapsulate: true });

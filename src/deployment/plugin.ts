@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os';
 import type { FastifyPluginAsync } from 'fastify';
+import fp from 'fastify-plugin';
 import type { ServicePluginOptions } from '../core/http/index.js';
 import { sharedImagePool } from '../core/imaging/image-pool.js';
 import { dataPipelineClient } from '../data-pipeline/client/index.js';
@@ -121,4 +122,4 @@ const plugin: FastifyPluginAsync<ServicePluginOptions> = async (app, { platform 
   await manager.start();
 };
 
-export default plugin;
+export default fp(plugin, { name: 'deployment', fastify: '5.x', dependencies: ['auth', 'service-identity', 'metrics'], encapsulate: true });

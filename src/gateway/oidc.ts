@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
 import * as oidc from 'openid-client';
 import type { Logger } from 'pino';
 import type { Config, OidcSettings, SessionSettings } from '../core/config/index.js';
@@ -296,8 +297,8 @@ function requireOrigin(req: FastifyRequest): void {
   if (req.headers.origin === undefined) throw new AppError('FORBIDDEN', 'this request must carry an Origin header (send it from the web UI)');
 }
 
-/** Registers /auth/* on the gateway. Without XRAY_OIDC_ISSUER only GET /auth/config answers (oidc: false). */
-export function registerSignIn(app: FastifyInstance, { config, logger }: SignInOptions): void {
+/** /auth/* on the gateway. Without XRAY_OIDC_ISSUER only GET /auth/config answers (oidc: false). */
+async function signInRoutes(app: FastifyInstance, { config, logger }: SignInOptions): Promise<void> {
   const signIn = config.oidc && config.session ? new SignIn(config.oidc, config.session, logger.child({ component: 'sign-in' })) : null;
   const noStore = async (_req: FastifyRequest, reply: FastifyReply) => {
     void reply.header('cache-control', 'no-store');
@@ -364,3 +365,5 @@ export function registerSignIn(app: FastifyInstance, { config, logger }: SignInO
     return userBody(user, expiresAt);
   });
 }
+
+export const signInPlugin = fp(signInRoutes, { name: 'gateway-sign-in', fastify: '5.x' });

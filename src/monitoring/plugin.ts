@@ -1,4 +1,5 @@
 import type { FastifyPluginAsync } from 'fastify';
+import fp from 'fastify-plugin';
 import type { ServicePluginOptions } from '../core/http/index.js';
 import { createMonitoringContext } from './service/context.js';
 import { driftRoutes } from './routes/drift.js';
@@ -31,4 +32,4 @@ const plugin: FastifyPluginAsync<ServicePluginOptions> = async (app, { platform 
   backupRoutes(app, ctx.backups);
 };
 
-export default plugin;
+export default fp(plugin, { name: 'monitoring', fastify: '5.x', dependencies: ['auth', 'metrics'], encapsulate: true });

@@ -1,4 +1,5 @@
 import type { FastifyPluginAsync } from 'fastify';
+import fp from 'fastify-plugin';
 import type { ServicePluginOptions } from '../core/http/index.js';
 import { optimizeRoutes } from './routes/optimize.js';
 import { trainRoutes } from './routes/train.js';
@@ -36,4 +37,4 @@ const plugin: FastifyPluginAsync<ServicePluginOptions> = async (app, { platform 
   await app.register(optimizeRoutes, { service });
 };
 
-export default plugin;
+export default fp(plugin, { name: 'training', fastify: '5.x', dependencies: ['auth', 'metrics'], encapsulate: true });
