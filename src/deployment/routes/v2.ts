@@ -37,12 +37,12 @@ export const v2Routes: FastifyPluginAsync<{ dataplane: DataPlane }> = async (ins
 
   app.get('/v2', { config: { role: 'public' }, schema: { tags, summary: 'Server metadata', response: { 200: z.object({ name: z.string(), version: z.string(), extensions: z.array(z.string()) }) } } }, async () => SERVER);
 
-  app.get('/v2/health/live', { config: { role: 'public' }, schema: { tags, summary: 'Server liveness', response: { 200: z.object({ live: z.boolean() }) } } }, async () => ({ live: true }));
+  app.get('/v2/health/live', { config: { role: 'public', rateLimit: false }, schema: { tags, summary: 'Server liveness', response: { 200: z.object({ live: z.boolean() }) } } }, async () => ({ live: true }));
 
   const ready = z.object({ ready: z.boolean() });
   app.get(
     '/v2/health/ready',
-    { config: { role: 'public' }, schema: { tags, summary: 'Server readiness: a model is loaded and ready', response: { 200: ready, 503: ready } } },
+    { config: { role: 'public', rateLimit: false }, schema: { tags, summary: 'Server readiness: a model is loaded and ready', response: { 200: ready, 503: ready } } },
     async (_req, reply) => {
       const ok = dataplane.serverReady();
       void reply.status(ok ? 200 : 503);
