@@ -61,7 +61,7 @@ export async function startPlatform(opts: StartOptions): Promise<RunningPlatform
         for (const name of services) serviceUrls[name] = urls[name]!;
         gatewayConfig = { ...config, serviceUrls };
       }
-      const gw = await buildGatewayApp(gatewayConfig, platform.logger);
+      const gw = await buildGatewayApp(gatewayConfig, platform.logger, { audit: platform.audit, cache: platform.cache });
       apps.set('gateway', gw);
       urls.gateway = await gw.listen({ host: config.host, port: opts.randomPorts ? 0 : config.ports.gateway });
     }

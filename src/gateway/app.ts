@@ -9,6 +9,9 @@ import { installSecurity, UI_CSP } from '../core/http/security.js';
 import { httpsServerOptions, reloadOnChange } from '../core/http/tls.js';
 import { ServiceTransport } from '../core/http/service-transport.js';
 import type { Server as TlsServer } from 'node:tls';
+import { installRateLimits } from '../core/http/rate-limit.js';
+import { MemoryCache, type Cache } from '../core/cache/index.js';
+import type { AuditLog } from '../core/audit/index.js';
 import { signInPlugin } from './oidc.js';
 import { serviceProxyPlugin } from './service-proxy.js';
 
@@ -18,11 +21,19 @@ import { serviceProxyPlugin } from './service-proxy.js';
  * serves HTTPS (no client certificate asked of browsers) and reaches the services over HTTPS,
  * presenting the platform's client certificate when they require mTLS.
  */
-export async function buildGatewayApp(config: Config, logger: Logger): Promise<FastifyInstance> {
+export interface GatewayDeps {
+  /** Where sign-ins, sign-outs and rate-limit refusals are recorded (the platform's audit trail). */
+  audit?: AuditLog;
+  /** The platform cache: rate-limit counters live in its Redis when it has one (else in this process). */
+  cache?: Cache;
+}
+
+export async function buildGatewayApp(config: Config, logger: Logger, deps: GatewayDeps = {}): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: logger.child({ service: 'gateway' }) as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
     forceCloseConnections: 'idle',
+    trustProxy: config.trustProxy.length ? [...config.trustProxy] : false,
     ...(config.tls ? { https: httpsServerOptions(config.tls, { clientCertificates: false }) } : {}),
   }) as unknown as FastifyInstance;
   const transport = new ServiceTransport({ tls: config.tls, tokenSecret: null, logger });
@@ -39,8 +50,13 @@ export async function buildGatewayApp(config: Config, logger: Logger): Promise<F
   // Bodies pass through as streams (the proxy streams them on; sign-in reads none).
   app.addContentTypeParser('*', (_req, payload, done) => done(null, payload));
 
-  app.get('/health', async () => ({ status: 'ok', service: 'gateway' }));
-  await app.register(signInPlugin, { config, logger });
+  const cache: Cache = deps.cache ?? new MemoryCache({ maxEntries: 10_000 });
+  if (!deps.cache) app.addHook('onClose', async () => cache.close());
+  // Per client address only: callers are identified by the services behind (they count per caller).
+  await installRateLimits(app, { ...config.rateLimit, perCaller: 0, app: 'gateway', redis: cache.redis, namespace: config.redisNamespace, cache, audit: deps.audit });
+
+  app.get('/health', { config: { rateLimit: false } }, async () => ({ status: 'ok', service: 'gateway' }));
+  await app.register(signInPlugin, { config, logger, audit: deps.audit, cache });
   await app.register(serviceProxyPlugin, { config, transport });
 
   if (serveWeb) {

@@ -8,6 +8,9 @@ import { AppError } from '../core/errors.js';
 import type { AuthConfig, LogoutResult, SessionInfo } from './auth-schemas.js';
 import { toErrorBody } from '../core/http/error-handler.js';
 import type { Role } from '../core/auth/roles.js';
+import { isAuditedCount } from '../core/auth/auth-guard.js';
+import type { AuditLog } from '../core/audit/index.js';
+import type { Cache } from '../core/cache/index.js';
 import {
   LOGIN_COOKIE,
   LOGIN_STATE_TTL_S,
@@ -50,6 +53,10 @@ import {
 export interface SignInOptions {
   config: Config;
   logger: Logger;
+  /** Sign-ins (success and refusal) and sign-outs are recorded here: who, role, session id — never a token. */
+  audit?: AuditLog;
+  /** Counts refused sign-ins per address, so a flood of them is a few audit rows (the 1st, 10th, 100th …). */
+  cache?: Cache;
 }
 
 const ROLE_ORDER: Role[] = ['admin', 'ml-engineer', 'clinician', 'viewer'];
@@ -260,9 +267,11 @@ class SignIn {
   }
 
   /** Clears the cookies; revokes the refresh token and returns the end-session URL where the provider has them. */
-  async logout(req: FastifyRequest): Promise<{ cookies: string[]; logoutUrl: string | null }> {
+  async logout(req: FastifyRequest): Promise<{ cookies: string[]; logoutUrl: string | null; who: { id: string; name: string; sid: string } | null }> {
     const sealed = readCookie(req.headers.cookie, REFRESH_COOKIE);
     const state = sealed ? await openRefreshState(this.#keys.refresh, sealed) : null;
+    const session = await this.me(req).catch(() => null);
+    const who = session ? { id: session.user.id, name: session.user.name, sid: session.user.sid } : state ? { id: `oidc:${state.sub}`, name: `oidc:${state.sub}`, sid: state.sid } : null;
     let logoutUrl: string | null = null;
     if (state) {
       const provider = await this.provider().catch(() => null);
@@ -276,7 +285,7 @@ class SignIn {
         logoutUrl = oidc.buildEndSessionUrl(provider, params).href;
       }
     }
-    return { cookies: this.cleared(), logoutUrl };
+    return { cookies: this.cleared(), logoutUrl, who };
   }
 
   async me(req: FastifyRequest): Promise<{ user: SessionUser; expiresAt: number }> {
@@ -298,8 +307,17 @@ function requireOrigin(req: FastifyRequest): void {
 }
 
 /** /auth/* on the gateway. Without XRAY_OIDC_ISSUER only GET /auth/config answers (oidc: false). */
-async function signInRoutes(app: FastifyInstance, { config, logger }: SignInOptions): Promise<void> {
+async function signInRoutes(app: FastifyInstance, { config, logger, audit, cache }: SignInOptions): Promise<void> {
   const signIn = config.oidc && config.session ? new SignIn(config.oidc, config.session, logger.child({ component: 'sign-in' })) : null;
+  const windowS = config.authGuard.windowSeconds;
+  // The provider's error text comes from the query string (anyone can write it): only our own codes are recorded.
+  const auditRefusal = async (req: FastifyRequest, err: unknown) => {
+    const code = err instanceof AppError ? err.code : 'INTERNAL';
+    const reason = err instanceof AppError ? ((err.details as { reason?: string } | undefined)?.reason ?? code) : code;
+    const n = cache ? await cache.increment(`signin:fail:${req.ip}:${reason}`, windowS).catch(() => 1) : 1;
+    if (!isAuditedCount(n)) return;
+    audit?.record({ actor: 'anonymous', action: 'auth.sign_in', resource: 'oidc', outcome: code === 'FORBIDDEN' ? 'denied' : 'failure', requestId: req.id, service: 'gateway', details: { reason, code, ip: req.ip, count_in_window: n, window_s: windowS } });
+  };
   const noStore = async (_req: FastifyRequest, reply: FastifyReply) => {
     void reply.header('cache-control', 'no-store');
   };
@@ -332,8 +350,11 @@ async function signInRoutes(app: FastifyInstance, { config, logger }: SignInOpti
   app.get('/auth/callback', async (req, reply) => {
     try {
       const result = await need().callback(req);
+      const { user } = result;
+      audit?.record({ actor: user.name, action: 'auth.sign_in', resource: `user:${user.id}`, outcome: 'success', requestId: req.id, service: 'gateway', details: { role: user.role, groups: user.groups, sid: user.sid, ip: req.ip } });
       return reply.header('set-cookie', result.cookies).redirect(result.returnTo, 302);
     } catch (err) {
+      await auditRefusal(req, err);
       if (!(err instanceof AppError)) logger.error({ err }, 'sign-in callback failed');
       // A refused callback also drops its login state: a second try must start again.
       void reply.header('set-cookie', signIn ? signIn.cookie(LOGIN_COOKIE, '', '/auth/callback', 0, 'Lax') : []);
@@ -356,7 +377,8 @@ async function signInRoutes(app: FastifyInstance, { config, logger }: SignInOpti
 
   app.post('/auth/logout', async (req, reply) => {
     requireOrigin(req);
-    const { cookies, logoutUrl } = await need().logout(req);
+    const { cookies, logoutUrl, who } = await need().logout(req);
+    if (who) audit?.record({ actor: who.name, action: 'auth.sign_out', resource: `user:${who.id}`, outcome: 'success', requestId: req.id, service: 'gateway', details: { sid: who.sid, ip: req.ip } });
     return reply.header('set-cookie', cookies).send({ signed_out: true, logout_url: logoutUrl } satisfies LogoutResult);
   });
 

@@ -39,6 +39,9 @@ async function serviceProxy(app: FastifyInstance, { config, transport }: Service
     const headers: Record<string, string> = {};
     for (const [k, v] of Object.entries(req.headers)) if (v !== undefined && !HOP_BY_HOP.has(k)) headers[k] = Array.isArray(v) ? v.join(', ') : v;
     headers['x-forwarded-prefix'] = `/api/${service}`;
+    // Like NGINX's $proxy_add_x_forwarded_for: the services (trusting this gateway, XRAY_TRUST_PROXY) count the client, not us.
+    const peer = req.socket.remoteAddress ?? '';
+    headers['x-forwarded-for'] = headers['x-forwarded-for'] ? `${headers['x-forwarded-for']}, ${peer}` : peer;
     // The service's origin check compares the browser's Origin with the host the browser used.
     if (req.headers.host) headers['x-forwarded-host'] = req.headers.host;
     const hasBody = req.method !== 'GET' && req.method !== 'HEAD' && req.body !== undefined;

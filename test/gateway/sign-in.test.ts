@@ -265,6 +265,25 @@ describe('sign-in with OIDC (authorization code + PKCE) — API level', () => {
     }
   });
 
+  test('sign-ins, refused sign-ins and sign-outs are in the audit trail: who, role, session id and reason — never a token or the provider\'s text', async () => {
+    await p.running.platform.audit.flush();
+    const rows = (await p.running.platform.audit.query({ pageSize: 1000 })).items.filter((r) => r.action === 'auth.sign_in' || r.action === 'auth.sign_out');
+    const alice = rows.find((r) => r.action === 'auth.sign_in' && r.outcome === 'success' && r.actor === 'alice');
+    assert.ok(alice, 'alice signing in is recorded');
+    assert.equal(alice.resource, 'user:oidc:alice');
+    assert.equal(alice.details?.role, 'clinician');
+    assert.match(String(alice.details?.sid), /^[0-9a-f-]{36}$/);
+    const refusals = rows.filter((r) => r.action === 'auth.sign_in' && r.outcome !== 'success');
+    const reasons = new Set(refusals.map((r) => r.details?.reason));
+    for (const reason of ['NO_MAPPED_GROUP', 'CALLBACK_REFUSED', 'LOGIN_STATE_MISSING']) assert.ok(reasons.has(reason), `a refused sign-in (${reason}) is recorded: ${[...reasons].join(', ')}`);
+    assert.equal(refusals.find((r) => r.details?.reason === 'NO_MAPPED_GROUP')?.outcome, 'denied');
+    assert.ok(refusals.every((r) => typeof r.details?.count_in_window === 'number'), 'refusals carry their count in the window');
+    assert.ok(rows.some((r) => r.action === 'auth.sign_out' && r.actor === 'bob' && r.resource === 'user:oidc:bob'), 'bob signing out is recorded');
+    const text = JSON.stringify(rows);
+    assert.doesNotMatch(text, /eyJ[\w-]+\.[\w-]+/, 'no JWT (session, ID token) in the audit trail');
+    assert.doesNotMatch(text, /the user said no/, "the provider's error text (an attacker can write it) is not recorded");
+  });
+
   test('API keys still work for machines next to sessions', async () => {
     const { ADMIN_KEY } = await import('../helpers/sign-in.js');
     assert.equal((await fetch(`${p.gateway}/api/monitoring/keys`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } })).status, 200);

@@ -42,7 +42,7 @@ export async function startSignInPlatform(overrides: Record<string, string> = {}
   const running = await startPlatform({ config, randomPorts: true, gateway: false });
   const serviceUrls = { ...config.serviceUrls } as Record<ServiceName, string>;
   for (const [name, url] of Object.entries(running.urls)) serviceUrls[name as ServiceName] = url;
-  const gatewayApp = await buildGatewayApp({ ...config, serviceUrls }, running.platform.logger);
+  const gatewayApp = await buildGatewayApp({ ...config, serviceUrls }, running.platform.logger, { audit: running.platform.audit, cache: running.platform.cache });
   await gatewayApp.listen({ host: '127.0.0.1', port });
   return {
     gateway,
