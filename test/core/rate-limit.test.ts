@@ -28,7 +28,7 @@ async function replica(env: Record<string, string>, redis: { namespace: string }
     async close() {
       await app.close();
       const client = platform.cache.redis;
-      if (redis && client) {
+      if (redis && client && client.status === 'ready') {
         const keys = await client.keys(`${redis.namespace}:*`);
         if (keys.length) await client.del(...keys);
       }
@@ -148,6 +148,25 @@ for (const engine of ENGINES) {
     });
   });
 }
+
+describe('rate limits and lockouts, Redis away', () => {
+  test('with the Redis connection gone, keys still work and wrong keys are 401 — no 500, nobody refused for want of a counter', async (t) => {
+    if (!(await engineGate('Redis', await redisReachable()))) return t.skip('Redis not reachable');
+    const namespace = uniqueName('xray-test-rl-down');
+    const r = await replica({ XRAY_AUTH: 'on', XRAY_ADMIN_KEY: 'admin-secret-key', XRAY_RATE_LIMIT_PER_IP: '100', XRAY_RATE_LIMIT_PER_CALLER: '100', XRAY_AUTH_MAX_FAILURES: '3' }, { namespace });
+    try {
+      assert.equal((await r.app.inject({ url: '/things', headers: { authorization: 'Bearer admin-secret-key' } })).statusCode, 200);
+      r.platform.cache.redis!.disconnect();
+      for (let i = 0; i < 5; i++) {
+        const wrong = await r.app.inject({ url: '/things', headers: { authorization: `Bearer guess-${i}` } });
+        assert.equal(wrong.statusCode, 401, wrong.body);
+      }
+      assert.equal((await r.app.inject({ url: '/things', headers: { authorization: 'Bearer admin-secret-key' } })).statusCode, 200);
+    } finally {
+      await r.close().catch(() => {});
+    }
+  });
+});
 
 describe('rate limits, Redis: replicas of a service share the counts', () => {
   const replicas: Replica[] = [];

@@ -37,16 +37,24 @@ export class AuthGuard {
     return this.#opts.lockoutSeconds;
   }
 
-  /** true while the address or the key prefix is locked out. */
+  /** true while the address or the key prefix is locked out; false while the cache cannot answer (Redis away: keys still work). */
   async locked(ip: string, keyPrefix: string | null): Promise<boolean> {
     if (this.#opts.maxFailures <= 0) return false;
-    if ((await this.#cache.get(`auth:lock:ip:${ip}`)) !== null) return true;
-    return keyPrefix !== null && (await this.#cache.get(`auth:lock:key:${keyPrefix}`)) !== null;
+    try {
+      if ((await this.#cache.get(`auth:lock:ip:${ip}`)) !== null) return true;
+      return keyPrefix !== null && (await this.#cache.get(`auth:lock:key:${keyPrefix}`)) !== null;
+    } catch {
+      return false;
+    }
   }
 
   /** Counts a wrong key; locks the address and the prefix out once either passes the limit. @returns true when this failure started a lockout. */
   async failed(ip: string, keyPrefix: string | null, requestId: string): Promise<boolean> {
     if (this.#opts.maxFailures <= 0) return false;
+    return this.#countFailure(ip, keyPrefix, requestId).catch(() => false);
+  }
+
+  async #countFailure(ip: string, keyPrefix: string | null, requestId: string): Promise<boolean> {
     const { windowSeconds, lockoutSeconds, maxFailures } = this.#opts;
     const byIp = await this.#cache.increment(`auth:fail:ip:${ip}`, windowSeconds);
     const byKey = keyPrefix ? await this.#cache.increment(`auth:fail:key:${keyPrefix}`, windowSeconds) : 0;
@@ -69,7 +77,8 @@ export class AuthGuard {
 
   /** Audits a denial, aggregated: only the 1st, 10th, 100th, … of its kind per window is a row. */
   async denied(entry: { ip: string; actor: string; resource: string; reason: string; required: string; requestId: string }): Promise<void> {
-    const n = await this.#cache.increment(`auth:deny:${entry.ip}:${entry.reason}:${entry.resource}`, this.#opts.windowSeconds);
+    // The cache away: every denial is a row rather than none.
+    const n = await this.#cache.increment(`auth:deny:${entry.ip}:${entry.reason}:${entry.resource}`, this.#opts.windowSeconds).catch(() => 1);
     if (!isAuditedCount(n)) return;
     this.#audit?.record({
       actor: entry.actor,

@@ -62,7 +62,7 @@ function exempt(req: FastifyRequest): boolean {
  */
 export async function installRateLimits(app: FastifyInstance, o: RateLimitOptions): Promise<{ afterAuth(): void }> {
   const refuse = async (req: FastifyRequest, subject: string, actor: string, max: number, retryAfter: number): Promise<AppError> => {
-    const n = await o.cache.increment(`ratelimit:deny:${o.app}:${subject}`, o.windowSeconds).catch(() => 0);
+    const n = await o.cache.increment(`ratelimit:deny:${o.app}:${subject}`, o.windowSeconds).catch(() => 1);
     if (isAuditedCount(n)) {
       o.audit?.record({
         actor,
