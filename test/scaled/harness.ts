@@ -289,6 +289,8 @@ export class ScaledCluster {
       XRAY_CACHE_URL: this.redisUrl,
       XRAY_QUEUE_URL: this.redisUrl,
       XRAY_SERVICE_URLS: internal,
+      // NGINX (in its own namespace, 10.x) forwards the client's address: count and audit the client, not NGINX.
+      XRAY_TRUST_PROXY: 'loopback,uniquelocal',
       XRAY_SERVICE_TOKEN_SECRET: randomBytes(32).toString('hex'),
       XRAY_IMPORT_ROOT: this.importRoot,
       XRAY_DRAIN_S: String(this.#opts.drainSeconds ?? 2),
