@@ -346,8 +346,10 @@ export function anonymiseDicom(buf: Uint8Array, options: AnonymiseOptions): Anon
   // Media Storage SOP Instance UID must match the (replaced) SOP Instance UID.
   const sopInstance = firstString(dict['00080018']);
   if (sopInstance) meta['00020003'] = { vr: 'UI', Value: [sopInstance] };
+  // dcmjs writes implicit and deflated data sets as explicit VR little endian (it never deflates
+  // on write), so the meta header must say so: a deflated label on plain bytes does not inflate.
   const syntax = firstString(meta['00020010']);
-  if (syntax === '1.2.840.10008.1.2') meta['00020010'] = { vr: 'UI', Value: ['1.2.840.10008.1.2.1'] };
+  if (syntax === '1.2.840.10008.1.2' || syntax === '1.2.840.10008.1.2.1.99') meta['00020010'] = { vr: 'UI', Value: ['1.2.840.10008.1.2.1'] };
 
   const warnings: string[] = [];
   if (burnedIn?.toUpperCase() === 'YES') {

@@ -39,9 +39,17 @@ export interface DecodeOptions {
    * pixels); 'error' tolerates them and rejects only errors and truncation.
    */
   failOn?: 'warning' | 'error';
+  /**
+   * `openImage` only: the side the caller shrinks the picture to, so a JPEG 2000 / HTJ2K DICOM
+   * frame may be decoded at a reduced resolution level (see `DecodeDicomOptions.targetSide`).
+   * Unset (full size) wherever exact pixels matter.
+   */
+  targetSide?: number;
 }
 
-export const DEFAULT_DECODE_OPTIONS: Readonly<Required<DecodeOptions>> = Object.freeze({
+type Limits = Required<Omit<DecodeOptions, 'targetSide'>>;
+
+export const DEFAULT_DECODE_OPTIONS: Readonly<Limits> = Object.freeze({
   minSide: 32,
   maxPixels: 50_000_000,
   failOn: 'warning',
@@ -74,7 +82,7 @@ export function requireFormat(buf: Uint8Array): ImageFormat {
   return format;
 }
 
-function optionsOf(options: DecodeOptions | undefined): Required<DecodeOptions> {
+function optionsOf(options: DecodeOptions | undefined): Limits & Pick<DecodeOptions, 'targetSide'> {
   return { ...DEFAULT_DECODE_OPTIONS, ...options };
 }
 
@@ -127,7 +135,8 @@ export interface OpenedImage {
   height: number;
   /**
    * A fresh sharp pipeline on the source. PNG/JPEG: the encoded file itself, so a following
-   * `resize()` uses libvips shrink-on-load; DICOM: the display-ready 8-bit greyscale frame.
+   * `resize()` uses libvips shrink-on-load; DICOM: the display-ready 8-bit greyscale frame
+   * (smaller than width × height when decoded at a reduced level for `targetSide`).
    * Not yet converted to greyscale; callers add their own operations.
    */
   pipeline: Sharp;
@@ -143,15 +152,46 @@ export async function openImage(buf: Uint8Array, options?: DecodeOptions): Promi
   const format = requireFormat(buf);
   const lim = optionsOf(options);
   if (format === 'dicom') {
-    const img = await decodeDicom(buf, { maxPixels: lim.maxPixels, failOn: lim.failOn });
-    checkDimensions(img.width, img.height, lim);
-    const pipeline = sharp(img.pixels, { raw: { width: img.width, height: img.height, channels: 1 } });
-    return { format, width: img.width, height: img.height, pipeline };
+    const img = await decodeDicom(buf, { maxPixels: lim.maxPixels, failOn: lim.failOn, ...(lim.targetSide ? { targetSide: lim.targetSide } : {}) });
+    // The source's size, whatever resolution level the pipeline holds.
+    const { columns: width, rows: height } = img.meta;
+    checkDimensions(width, height, lim);
+    const pixels = img.level > 0 ? await recentre(img.pixels, img.width, img.height, img.level) : img.pixels;
+    const pipeline = sharp(pixels, { raw: { width: img.width, height: img.height, channels: 1 } });
+    return { format, width, height, pipeline };
   }
   const header = await readRasterHeader(buf, format);
   checkDimensions(header.width, header.height, lim);
   const pipeline = sharp(buf, { failOn: lim.failOn, limitInputPixels: lim.maxPixels }).autoOrient();
   return { format, width: header.width, height: header.height, pipeline };
+}
+
+/**
+ * Moves a wavelet low-pass picture onto the grid a plain downscale has. Sample k of resolution
+ * level L sits on source pixel 2^L·k, where a downscale's pixel k is centred on 2^L·k + (2^L − 1)/2:
+ * left as it is, the picture is shifted by (2^L − 1)/2^(L+1) of its pixels, which moved the shipped
+ * model's probability by up to 0.017 at level 2. Edges are extended by copying so the shift
+ * brings in no black border.
+ */
+async function recentre(pixels: Uint8Array, width: number, height: number, level: number): Promise<Uint8Array> {
+  const shift = (2 ** level - 1) / 2 ** (level + 1);
+  const { data, info } = await sharp(pixels, { raw: { width, height, channels: 1 } })
+    .extend({ top: 1, bottom: 1, left: 1, right: 1, extendWith: 'copy' })
+    .toColourspace('b-w')
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  // Separate passes: sharp runs extract before affine whatever the call order.
+  const moved = await sharp(data, { raw: { width: info.width, height: info.height, channels: 1 } })
+    .affine([[1, 0], [0, 1]], { idx: -shift, idy: -shift, interpolator: 'bicubic' })
+    .toColourspace('b-w')
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  const out = await sharp(moved.data, { raw: { width: moved.info.width, height: moved.info.height, channels: 1 } })
+    .extract({ left: 1, top: 1, width, height })
+    .toColourspace('b-w')
+    .raw()
+    .toBuffer();
+  return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
 }
 
 /** Maps an error thrown while running an {@link openImage} pipeline to an AppError. */

@@ -20,7 +20,7 @@ import type { DataSet, Element } from 'dicom-parser';
 import sharp from 'sharp';
 import type { OutputInfo } from 'sharp';
 import { AppError } from '../errors.js';
-import { CODEC_NAMES, decodeCodestream } from './codecs/index.js';
+import { CODEC_NAMES, decodeCodestream, sizeAtLevel } from './codecs/index.js';
 import type { CompressedCodec, DecodedCodestream } from './codecs/index.js';
 
 /** DICOM transfer syntax UIDs this module knows by name. */
@@ -118,8 +118,11 @@ export interface DicomImageMeta {
 
 /** One displayed frame as 8-bit greyscale, row-major, `width * height` bytes. */
 export interface DicomImage {
+  /** Size of `pixels`: the image's Columns × Rows, or less at a reduced `level`. */
   width: number;
   height: number;
+  /** Resolution level decoded (see `DecodeDicomOptions.targetSide`): 0 = full size. */
+  level: number;
   pixels: Uint8Array;
   bitsStored: number;
   photometric: string;
@@ -135,7 +138,21 @@ export interface DecodeDicomOptions {
   voi?: 'auto' | 'minmax';
   /** Strictness of the JPEG decoder for compressed frames; see `DecodeOptions.failOn`. Default 'warning'. */
   failOn?: 'warning' | 'error';
+  /**
+   * The side the caller will shrink the picture to. A JPEG 2000 / HTJ2K frame is then decoded at
+   * the smallest resolution level whose shorter side is still at least {@link REDUCED_DECODE_MARGIN}
+   * times this (the wavelet's low-pass band: 4–20× less work at 2048² for a 224² input); other
+   * syntaxes, and images too small to gain, decode at full size. Leave unset wherever exact
+   * pixels matter (ingest's validation, stored values, display).
+   */
+  targetSide?: number;
 }
+
+/**
+ * A reduced decode keeps at least this many source pixels per output pixel on the shorter side,
+ * so the final resize still averages (the lanczos3 shrink sees a 2× or larger reduction).
+ */
+export const REDUCED_DECODE_MARGIN = 2;
 
 export const DEFAULT_DICOM_MAX_PIXELS = 50_000_000;
 
@@ -436,6 +453,13 @@ interface StoredFrame {
   isGreyscaleContent: boolean;
 }
 
+/** A stored frame with its size: Columns × Rows, or less when decoded at a reduced `level`. */
+interface SizedFrame extends StoredFrame {
+  width: number;
+  height: number;
+  level: number;
+}
+
 function frameBytes(h: DicomHeader): number {
   return h.rows * h.columns * h.samplesPerPixel * (h.bitsAllocated / 8);
 }
@@ -621,10 +645,13 @@ function dropExtraChannels(bytes: Uint8Array, n: number, channels: number): Uint
  * (keep the low Bits Stored bits, sign-extend when signed). For lossy syntaxes a value the codec
  * overshot past the Bits Stored range is clamped to it instead (masking would wrap it around).
  */
-function decodedToStored(h: DicomHeader, d: DecodedCodestream, codec: CompressedCodec): StoredFrame {
+function decodedToStored(h: DicomHeader, d: DecodedCodestream, codec: CompressedCodec): SizedFrame {
   const name = `${CODEC_NAMES[codec]} frame`;
-  if (d.width !== h.columns || d.height !== h.rows) {
-    throw new AppError('UNPROCESSABLE', `DICOM ${name} is ${d.width}x${d.height} but the header says ${h.columns}x${h.rows}`);
+  const width = sizeAtLevel(h.columns, d.level);
+  const height = sizeAtLevel(h.rows, d.level);
+  if (d.width !== width || d.height !== height) {
+    const at = d.level ? ` at resolution level ${d.level} (${width}x${height} expected)` : '';
+    throw new AppError('UNPROCESSABLE', `DICOM ${name} is ${d.width}x${d.height}${at} but the header says ${h.columns}x${h.rows}`);
   }
   if (d.components !== h.samplesPerPixel) {
     throw new AppError('UNPROCESSABLE', `DICOM ${name} has ${d.components} component(s) but Samples per Pixel is ${h.samplesPerPixel}`);
@@ -632,11 +659,12 @@ function decodedToStored(h: DicomHeader, d: DecodedCodestream, codec: Compressed
   if (d.bitsPerSample > h.bitsAllocated) {
     throw new AppError('UNPROCESSABLE', `DICOM ${name} has ${d.bitsPerSample}-bit samples, more than Bits Allocated (${h.bitsAllocated})`);
   }
-  const n = h.rows * h.columns;
+  const n = width * height;
+  const size = { width, height, level: d.level };
   if (h.samplesPerPixel === 3) {
     const bytes = d.samples instanceof Uint8Array ? d.samples : Uint8Array.from(d.samples, (v) => Math.max(0, Math.min(255, v)));
     const { grey, isGreyscaleContent } = colourToGrey(bytes, n, d.planar, h.photometric === 'YBR_FULL');
-    return { values: grey, colour: true, isGreyscaleContent };
+    return { values: grey, colour: true, isGreyscaleContent, ...size };
   }
   const signedOut = h.pixelRepresentation === 1;
   const out = h.bitsAllocated === 8
@@ -649,7 +677,8 @@ function decodedToStored(h: DicomHeader, d: DecodedCodestream, codec: Compressed
   const wrap = 2 ** bits;
   // A value is a number (clampable) when the codestream's signedness is the header's; an
   // unsigned codestream carrying signed data holds two's-complement bit patterns.
-  const clamp = LOSSY_SYNTAXES.has(h.transferSyntax) && d.signed === signedOut;
+  // A reduced level is a filtered picture even from a lossless codestream: it may overshoot too.
+  const clamp = (LOSSY_SYNTAXES.has(h.transferSyntax) || d.level > 0) && d.signed === signedOut;
   if (clamp) {
     const lo = signedOut ? -signBit : 0;
     const hi = signedOut ? signBit - 1 : mask;
@@ -663,12 +692,25 @@ function decodedToStored(h: DicomHeader, d: DecodedCodestream, codec: Compressed
       out[i] = signedOut && v & signBit ? v - wrap : v;
     }
   }
-  return { values: out, colour: false, isGreyscaleContent: true };
+  return { values: out, colour: false, isGreyscaleContent: true, ...size };
 }
 
-async function readStoredFrame(h: DicomHeader, codec: PixelCodec, failOn: 'warning' | 'error'): Promise<StoredFrame> {
-  if (codec === 'jpeg') return decodeJpegFrame(h, encapsulatedFrame(h), failOn);
-  if (isCompressedCodec(codec)) return decodedToStored(h, await decodeCodestream(codec, encapsulatedFrame(h)), codec);
+/**
+ * The resolution level for `targetSide` (see `DecodeDicomOptions.targetSide`): JPEG 2000 and
+ * HTJ2K only, the highest level whose shorter side keeps {@link REDUCED_DECODE_MARGIN}× the target.
+ */
+function reducedLevel(h: DicomHeader, codec: PixelCodec, targetSide: number | undefined): number {
+  if (!targetSide || targetSide < 1 || (codec !== 'j2k' && codec !== 'htj2k')) return 0;
+  const need = REDUCED_DECODE_MARGIN * targetSide;
+  let level = 0;
+  while (level < 8 && Math.min(sizeAtLevel(h.columns, level + 1), sizeAtLevel(h.rows, level + 1)) >= need) level++;
+  return level;
+}
+
+async function readStoredFrame(h: DicomHeader, codec: PixelCodec, failOn: 'warning' | 'error', level = 0): Promise<SizedFrame> {
+  const full = { width: h.columns, height: h.rows, level: 0 };
+  if (codec === 'jpeg') return { ...(await decodeJpegFrame(h, encapsulatedFrame(h), failOn)), ...full };
+  if (isCompressedCodec(codec)) return decodedToStored(h, await decodeCodestream(codec, encapsulatedFrame(h), { level }), codec);
   const bytes = codec === 'rle'
     ? decodeRleFrame(encapsulatedFrame(h), h.rows, h.columns, h.samplesPerPixel, h.bitsAllocated)
     : nativeFrame(h, codec === 'native-be');
@@ -676,9 +718,9 @@ async function readStoredFrame(h: DicomHeader, codec: PixelCodec, failOn: 'warni
     // RLE stores one segment per sample, so its output is interleaved regardless of the header.
     const planar = codec !== 'rle' && h.planarConfiguration === 1;
     const { grey, isGreyscaleContent } = colourToGrey(bytes, h.rows * h.columns, planar, h.photometric === 'YBR_FULL');
-    return { values: grey, colour: true, isGreyscaleContent };
+    return { values: grey, colour: true, isGreyscaleContent, ...full };
   }
-  return { values: typedStored(h, bytes), colour: false, isGreyscaleContent: true };
+  return { values: typedStored(h, bytes), colour: false, isGreyscaleContent: true, ...full };
 }
 
 function range(values: ArrayLike<number>): [number, number] {
@@ -841,12 +883,12 @@ export async function decodeDicom(buf: Uint8Array, options: DecodeDicomOptions =
   }
   const codec = checkSupported(h);
   const { slope: rescaleSlope, intercept } = modalityRescale(h.dataSet);
-  const frame = await readStoredFrame(h, codec, options.failOn ?? 'warning');
+  const frame = await readStoredFrame(h, codec, options.failOn ?? 'warning', reducedLevel(h, codec, options.targetSide));
   const stored = range(frame.values);
   const invert = h.photometric === 'MONOCHROME1';
   const t = buildTransform(h, frame, stored, rescaleSlope, intercept, options.voi ?? 'auto', invert);
 
-  const n = h.rows * h.columns;
+  const n = frame.width * frame.height;
   const pixels = new Uint8Array(n);
   const { lut, offset } = t;
   const values = frame.values;
@@ -854,8 +896,9 @@ export async function decodeDicom(buf: Uint8Array, options: DecodeDicomOptions =
 
   const ds = h.dataSet;
   return {
-    width: h.columns,
-    height: h.rows,
+    width: frame.width,
+    height: frame.height,
+    level: frame.level,
     pixels,
     bitsStored: h.bitsStored,
     photometric: h.photometric,

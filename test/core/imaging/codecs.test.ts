@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { readDicomDict, writeDicomDict } from '../../../src/core/imaging/dcmjs-io.js';
 import { decodeDicom, readDicomStoredFrame } from '../../../src/core/imaging/dicom.js';
+import { openImage } from '../../../src/core/imaging/decode.js';
 import { ImagePool } from '../../../src/core/imaging/image-pool.js';
 import { preprocess } from '../../../src/core/imaging/preprocess.js';
 import {
@@ -168,6 +169,29 @@ describe('the predict path (image worker pool) decodes every syntax in its worke
     });
     assert.equal((await pool.run(buf, SPEC)).input.length, SPEC.size * SPEC.size);
   });
+});
+
+describe('JPEG 2000 / HTJ2K at a reduced resolution level (decodeDicom targetSide)', () => {
+  const big = nativeSources(512)[1]!; // 12-bit MONOCHROME1 with rescale + window
+  for (const ts of ['1.2.840.10008.1.2.4.90', '1.2.840.10008.1.2.4.91', '1.2.840.10008.1.2.4.201', '1.2.840.10008.1.2.4.203']) {
+    const enc = ENCODINGS.find((e) => e.ts === ts)!;
+    test(`${enc.label}: the smallest level keeping 2× the target, and the same picture as the full decode`, async (t) => {
+      if (!haveTool(enc.tool)) return t.skip(missingTool(enc.tool));
+      const buf = encodeWith(enc, big, work.dir, `reduced-${ts}`);
+      const img = await decodeDicom(buf, { targetSide: 64 });
+      assert.deepEqual([img.level, img.width, img.height, img.meta.columns, img.meta.rows], [2, 128, 128, 512, 512]);
+      assert.equal(img.pixels.length, 128 * 128);
+      assert.equal((await decodeDicom(buf, { targetSide: 200 })).level, 0, 'no level keeps 400 pixels: full size');
+      assert.equal((await decodeDicom(buf)).level, 0, 'full size unless asked');
+      // Through openImage (which moves the low-pass grid onto a downscale's) to the model's size.
+      const opened = await openImage(buf, { targetSide: SPEC.size });
+      assert.deepEqual([opened.width, opened.height], [512, 512], 'the source size is reported, not the level\'s');
+      const reduced = await opened.pipeline.resize(SPEC.size, SPEC.size, { fit: 'contain', kernel: 'lanczos3' }).toColourspace('b-w').raw().toBuffer();
+      const full = await preprocess(big.dicom, SPEC);
+      const d = diffStats(reduced, full.pixels);
+      assert.ok(d.mean <= 1, `mean |Δ| ${d.mean.toFixed(2)} grey levels against the native file's model input`);
+    });
+  }
 });
 
 /** One encoding per decoder (the others share its code path). */

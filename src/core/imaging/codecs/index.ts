@@ -12,9 +12,13 @@
  * Each WASM module is instantiated once per thread, on first use (decoding runs in the image
  * worker pool, so that is once per worker), and dropped after any decoder failure so a module left
  * in a bad state is never reused (a fresh instance costs tens of milliseconds). Every failure is an AppError UNPROCESSABLE naming the codec.
+ *
+ * JPEG 2000 and HTJ2K can also be decoded at a lower resolution level (`level`): the wavelet's
+ * low-pass band, each level halving width and height, for callers that only need a small picture
+ * (preprocessing for a 224² model input). Exact pixels always come from level 0.
  */
 import { AppError } from '../../errors.js';
-import type { JpegLsFrameDecoder, WasmFrameDecoder, WasmFrameInfo } from './wasm-types.js';
+import type { JpegLsFrameDecoder, WasmFrameDecoder, WasmFrameInfo, WaveletFrameDecoder } from './wasm-types.js';
 
 export type CompressedCodec = 'jpeg-lossless' | 'jpeg-ls' | 'j2k' | 'htj2k';
 
@@ -25,10 +29,13 @@ export const CODEC_NAMES: Readonly<Record<CompressedCodec, string>> = {
   htj2k: 'HTJ2K',
 };
 
-/** One decoded frame, exactly as the codestream describes it. */
+/** One decoded frame, exactly as the codestream describes it (at `level`). */
 export interface DecodedCodestream {
+  /** Size of the decoded samples: the codestream's size at `level`. */
   width: number;
   height: number;
+  /** Resolution level decoded: 0 full size; n = width and height halved n times, rounded up. */
+  level: number;
   components: number;
   /** Sample precision the codestream declares. */
   bitsPerSample: number;
@@ -48,8 +55,8 @@ type Factory = (options?: { print?: (text: string) => void; printErr?: (text: st
 const quiet = (): { print: () => void; printErr: () => void } => ({ print: () => {}, printErr: () => {} });
 
 interface CharlsModule { JpegLSDecoder: new () => JpegLsFrameDecoder }
-interface OpenJpegModule { J2KDecoder: new () => WasmFrameDecoder }
-interface OpenJphModule { HTJ2KDecoder: new () => WasmFrameDecoder }
+interface OpenJpegModule { J2KDecoder: new () => WaveletFrameDecoder }
+interface OpenJphModule { HTJ2KDecoder: new () => WaveletFrameDecoder }
 
 const loaded: { charls?: Promise<CharlsModule>; openjpeg?: Promise<OpenJpegModule>; openjph?: Promise<OpenJphModule> } = {};
 
@@ -103,21 +110,58 @@ function requireStartMarker(codec: CompressedCodec, data: Uint8Array): void {
   if (!ok) fail(codec, `the frame does not start with a ${codec === 'jpeg-lossless' || codec === 'jpeg-ls' ? 'JPEG SOI (FF D8)' : 'JPEG 2000 SOC (FF 4F)'} marker`);
 }
 
-function wasmDecode(codec: Exclude<CompressedCodec, 'jpeg-lossless'>, decoder: WasmFrameDecoder, data: Uint8Array): DecodedCodestream {
+/** `side` halved `level` times, rounded up: a JPEG 2000 resolution level's size (image offset 0). */
+export function sizeAtLevel(side: number, level: number): number {
+  return Math.ceil(side / 2 ** level);
+}
+
+/**
+ * Decodes at resolution level `level` or, where the codestream has fewer decomposition levels or
+ * the reduced decode fails, at full size. Returns the level decoded.
+ */
+function decodeAtLevel(codec: Exclude<CompressedCodec, 'jpeg-lossless'>, decoder: WasmFrameDecoder, level: number): number {
+  if (level <= 0 || codec === 'jpeg-ls') {
+    decoder.decode();
+    return 0;
+  }
+  const wavelet = decoder as WaveletFrameDecoder;
+  if (codec === 'htj2k') {
+    wavelet.readHeader();
+    // OpenJPH returns a (wrong) picture for a level past the codestream's decompositions.
+    const l = Math.min(level, wavelet.getNumDecompositions());
+    if (l > 0) wavelet.decodeSubResolution(l);
+    else wavelet.decode();
+    return Math.max(0, l);
+  }
+  // The OpenJPEG build reads no header before decoding; a level it cannot give decodes nothing
+  // (frame info zero), and then the full picture is decoded instead.
+  wavelet.decodeSubResolution(level, 0);
+  if (wavelet.getFrameInfo().width) return level;
+  decoder.decode();
+  return 0;
+}
+
+function wasmDecode(codec: Exclude<CompressedCodec, 'jpeg-lossless'>, decoder: WasmFrameDecoder, data: Uint8Array, wantedLevel: number): DecodedCodestream {
   let info: WasmFrameInfo;
   let samples: DecodedCodestream['samples'];
   let planar = false;
+  let level = 0;
+  let width = 0;
+  let height = 0;
   try {
     decoder.getEncodedBuffer(data.length).set(data);
-    decoder.decode();
+    level = decodeAtLevel(codec, decoder, wantedLevel);
     info = decoder.getFrameInfo();
     if (!info.width || !info.height || !info.componentCount || !info.bitsPerSample) {
       fail(codec, 'the decoder could not read the codestream');
     }
+    // Frame info keeps the full size whatever the level; the samples are at the level's size.
+    width = sizeAtLevel(info.width, level);
+    height = sizeAtLevel(info.height, level);
     const heap = decoder.getDecodedBuffer();
     const wide = info.bitsPerSample > 8;
-    const expected = info.width * info.height * info.componentCount * (wide ? 2 : 1);
-    if (heap.length < expected) fail(codec, `the decoder produced ${heap.length} bytes, ${expected} expected for ${info.width}x${info.height}x${info.componentCount} at ${info.bitsPerSample} bits`);
+    const expected = width * height * info.componentCount * (wide ? 2 : 1);
+    if (heap.length < expected) fail(codec, `the decoder produced ${heap.length} bytes, ${expected} expected for ${width}x${height}x${info.componentCount} at ${info.bitsPerSample} bits`);
     // Copy out of the module's heap (into a fresh, aligned buffer) before the decoder is freed.
     const bytes = new Uint8Array(expected);
     bytes.set(heap.subarray(0, expected));
@@ -140,7 +184,7 @@ function wasmDecode(codec: Exclude<CompressedCodec, 'jpeg-lossless'>, decoder: W
   } finally {
     try { decoder.delete(); } catch { delete loaded[MODULE_OF[codec]]; }
   }
-  return { width: info.width, height: info.height, components: info.componentCount, bitsPerSample: info.bitsPerSample, signed: info.isSigned === true, samples, planar };
+  return { width, height, level, components: info.componentCount, bitsPerSample: info.bitsPerSample, signed: info.isSigned === true, samples, planar };
 }
 
 async function instantiate<M>(codec: CompressedCodec, load: () => Promise<M>): Promise<M> {
@@ -169,8 +213,16 @@ function decodeJpegLossless(data: Uint8Array): Promise<DecodedCodestream> {
     if (!width || !height || !components || !bitsPerSample || !out) fail('jpeg-lossless', 'the decoder could not read the codestream');
     if (out.length < width * height * components) fail('jpeg-lossless', `the decoder produced ${out.length} samples, ${width * height * components} expected`);
     const samples = bitsPerSample > 8 && out instanceof Uint8Array ? Uint16Array.from(out) : out;
-    return { width, height, components, bitsPerSample, signed: false, samples, planar: false };
+    return { width, height, level: 0, components, bitsPerSample, signed: false, samples, planar: false };
   });
+}
+
+export interface DecodeCodestreamOptions {
+  /**
+   * JPEG 2000 / HTJ2K only: decode at this resolution level (see `DecodedCodestream.level`), or at
+   * full size where the codestream has fewer decomposition levels. Default 0 (full size, exact).
+   */
+  level?: number;
 }
 
 /**
@@ -178,7 +230,8 @@ function decodeJpegLossless(data: Uint8Array): Promise<DecodedCodestream> {
  * @throws AppError UNPROCESSABLE for a truncated, corrupt or unreadable codestream (the message
  *   names the codec); INTERNAL if a decoder module cannot be loaded at all.
  */
-export async function decodeCodestream(codec: CompressedCodec, data: Uint8Array): Promise<DecodedCodestream> {
+export async function decodeCodestream(codec: CompressedCodec, data: Uint8Array, options: DecodeCodestreamOptions = {}): Promise<DecodedCodestream> {
+  const level = Math.max(0, Math.floor(options.level ?? 0));
   if (data.length < 4) fail(codec, `the frame is only ${data.length} bytes`);
   requireStartMarker(codec, data);
   requireEndMarker(codec, data);
@@ -187,15 +240,15 @@ export async function decodeCodestream(codec: CompressedCodec, data: Uint8Array)
       return decodeJpegLossless(data);
     case 'jpeg-ls': {
       const m = await instantiate(codec, charls);
-      return wasmDecode(codec, new m.JpegLSDecoder(), data);
+      return wasmDecode(codec, new m.JpegLSDecoder(), data, 0);
     }
     case 'j2k': {
       const m = await instantiate(codec, openjpeg);
-      return wasmDecode(codec, new m.J2KDecoder(), data);
+      return wasmDecode(codec, new m.J2KDecoder(), data, level);
     }
     case 'htj2k': {
       const m = await instantiate(codec, openjph);
-      return wasmDecode(codec, new m.HTJ2KDecoder(), data);
+      return wasmDecode(codec, new m.HTJ2KDecoder(), data, level);
     }
   }
 }

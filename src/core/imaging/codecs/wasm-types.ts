@@ -18,6 +18,19 @@ export interface WasmFrameDecoder {
   delete(): void;
 }
 
+/**
+ * The JPEG 2000 family's extras (OpenJPEG, OpenJPH builds): decoding at a lower resolution
+ * level. Level 0 is full size, each level halves width and height (rounded up).
+ */
+export interface WaveletFrameDecoder extends WasmFrameDecoder {
+  /** Reads the main header into `getFrameInfo` without decoding (OpenJPH; a no-op in the OpenJPEG build). */
+  readHeader(): void;
+  /** Wavelet decomposition levels of the codestream, known after `readHeader` (OpenJPH) or a decode. */
+  getNumDecompositions(): number;
+  /** OpenJPEG: (level, layers; 0 = all quality layers). OpenJPH: (level). Frame info stays full size. */
+  decodeSubResolution(level: number, layer?: number): void;
+}
+
 export interface JpegLsFrameDecoder extends WasmFrameDecoder {
   /** 0 none (planar output), 1 line, 2 sample (both pixel-interleaved output). */
   getInterleaveMode(): number;
