@@ -1,6 +1,6 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import type { JobQueue } from '../../src/core/queue/index.js';
+import { PermanentJobError, type JobQueue } from '../../src/core/queue/index.js';
 import type { Fixture } from './object-store.contract.js';
 
 export interface QueueFixture extends Fixture<JobQueue> {
@@ -58,6 +58,42 @@ export function describeQueueContract(name: string, make: () => Promise<QueueFix
       });
       assert.equal(calls, 2);
       assert.match(rec.error ?? '', /boom 2/);
+    });
+
+    it('a retry with backoff waits (waiting, due later) and then runs; a PermanentJobError fails at once', async () => {
+      let calls = 0;
+      let released = false;
+      await queue.process('backoff', async () => {
+        calls++;
+        if (!released) throw new Error(`down ${calls}`);
+        return 'delivered';
+      });
+      const id = await queue.add('backoff', 'b', {}, { attempts: 5, backoffMs: 200 });
+      const waiting = await waitFor(async () => {
+        const r = await queue.get('backoff', id);
+        return r && r.state === 'waiting' && r.attempts >= 1 && r.error ? r : null;
+      });
+      assert.match(waiting.error ?? '', /down \d/);
+      released = true;
+      const done = await waitFor(async () => {
+        const r = await queue.get('backoff', id);
+        return r?.state === 'completed' ? r : null;
+      });
+      assert.equal(done.result, 'delivered');
+      assert.ok(done.attempts >= 2 && done.attempts <= 5, `attempts ${done.attempts}`);
+
+      let permanentCalls = 0;
+      await queue.process('permanent', async () => {
+        permanentCalls++;
+        throw new PermanentJobError('cannot ever work');
+      });
+      const pid = await queue.add('permanent', 'p', {}, { attempts: 4, backoffMs: 50 });
+      const failed = await waitFor(async () => {
+        const r = await queue.get('permanent', pid);
+        return r?.state === 'failed' ? r : null;
+      });
+      assert.equal(permanentCalls, 1);
+      assert.match(failed.error ?? '', /cannot ever work/);
     });
 
     it('respects concurrency and counts states', async () => {

@@ -42,7 +42,7 @@ describeQueueContract('BullMQ on Redis (scale)', async () => {
   if (!(await engineGate('Redis', await redisReachable()))) return null;
   const prefix = uniqueName('xraytest');
   let queue = new BullmqQueue(REDIS_URL, { prefix });
-  const used = ['double', 'flaky', 'conc', 'idem', 'later'];
+  const used = ['double', 'flaky', 'conc', 'idem', 'later', 'backoff', 'permanent'];
   return {
     value: queue,
     async reopen() {

@@ -1,5 +1,5 @@
 import type { Queue, Worker, Job } from 'bullmq';
-import type { AddOptions, JobHandler, JobQueue, JobRecord, JobState } from './queue.js';
+import { PermanentJobError, type AddOptions, type JobHandler, type JobQueue, type JobRecord, type JobState } from './queue.js';
 
 type BullModule = typeof import('bullmq');
 
@@ -54,6 +54,7 @@ export class BullmqQueue implements JobQueue {
     const job = await q.add(name, data, {
       jobId: options.jobId,
       attempts: Math.max(1, options.attempts ?? 1),
+      ...(options.backoffMs ? { backoff: { type: 'exponential', delay: options.backoffMs } } : {}),
       removeOnComplete: false,
       removeOnFail: false,
     });
@@ -61,19 +62,26 @@ export class BullmqQueue implements JobQueue {
   }
 
   async process<T>(queue: string, handler: JobHandler<T>, options: { concurrency?: number } = {}): Promise<void> {
-    const { Worker } = await this.#module();
+    const { Worker, UnrecoverableError } = await this.#module();
     const worker = new Worker(
       queue,
-      async (job: Job) =>
-        handler({
-          id: job.id!,
-          name: job.name,
-          data: job.data as T,
-          attempt: job.attemptsMade + 1,
-          updateProgress: async (p) => {
-            await job.updateProgress(p as object);
-          },
-        }),
+      async (job: Job) => {
+        try {
+          return await handler({
+            id: job.id!,
+            name: job.name,
+            data: job.data as T,
+            attempt: job.attemptsMade + 1,
+            updateProgress: async (p) => {
+              await job.updateProgress(p as object);
+            },
+          });
+        } catch (err) {
+          // BullMQ's own marker for "do not retry".
+          if (err instanceof PermanentJobError) throw new UnrecoverableError(err.message);
+          throw err;
+        }
+      },
       { connection: this.#connection(), prefix: this.#prefix, concurrency: Math.max(1, options.concurrency ?? 1) },
     );
     worker.on('error', () => {});
@@ -98,6 +106,8 @@ export class BullmqQueue implements JobQueue {
       progress: job.progress ?? null,
       result: job.returnvalue ?? null,
       error: job.failedReason || null,
+      // A backed-off retry waits in BullMQ's delayed set, whose due time the job does not carry.
+      retryAt: null,
       createdAt: job.timestamp,
       updatedAt: job.finishedOn ?? job.processedOn ?? job.timestamp,
     };

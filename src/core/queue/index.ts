@@ -4,6 +4,7 @@ import { LocalQueue } from './local-queue.js';
 
 export type * from './queue.js';
 export { LocalQueue } from './local-queue.js';
+export { PermanentJobError } from './queue.js';
 
 /** Opens the job queue named by URL: `local:` (persisted in the relational store) or `redis://…` (BullMQ). */
 export async function openQueue(url: string, database: Database, options: { prefix?: string } = {}): Promise<JobQueue> {

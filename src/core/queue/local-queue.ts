@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Database } from '../db/index.js';
-import type { AddOptions, JobHandler, JobQueue, JobRecord, JobState } from './queue.js';
+import { PermanentJobError, type AddOptions, type JobHandler, type JobQueue, type JobRecord, type JobState } from './queue.js';
 
 interface Consumer {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- consumers of different job payload types share one registry
@@ -11,7 +11,8 @@ interface Consumer {
 
 /**
  * In-process queue whose jobs are rows in `queue_jobs` (SQLite or PostgreSQL), so a restart
- * loses nothing. One process consumes; jobs dispatch as soon as they are added.
+ * loses nothing. One process consumes; jobs dispatch as soon as they are added. A failed attempt
+ * with backoff waits in `waiting` with `run_after` set; a timer wakes the queue when it is due.
  */
 export class LocalQueue implements JobQueue {
   readonly kind = 'local' as const;
@@ -19,6 +20,7 @@ export class LocalQueue implements JobQueue {
   readonly #consumers = new Map<string, Consumer>();
   readonly #active = new Set<Promise<void>>();
   readonly #adds = new Map<string, number>();
+  readonly #timers = new Map<string, { due: number; timer: NodeJS.Timeout }>();
   #closed = false;
   #recovered = false;
 
@@ -53,6 +55,7 @@ export class LocalQueue implements JobQueue {
         state: 'waiting',
         attempts: 0,
         max_attempts: Math.max(1, options.attempts ?? 1),
+        backoff_ms: Math.max(0, Math.floor(options.backoffMs ?? 0)),
         created_at: now,
         updated_at: now,
       })
@@ -88,19 +91,24 @@ export class LocalQueue implements JobQueue {
     }
   }
 
-  /** Claims the oldest waiting job and runs it; false when none was waiting. */
+  /** Claims the oldest waiting job that is due and runs it; false when none was. */
   async #runNext(queue: string, consumer: Consumer): Promise<boolean> {
     if (this.#closed) return false;
+    const now = Date.now();
     const row = await this.#db
       .selectFrom('queue_jobs')
       .selectAll()
       .where('queue', '=', queue)
       .where('state', '=', 'waiting')
+      .where((eb) => eb.or([eb('run_after', 'is', null), eb('run_after', '<=', now)]))
       .orderBy('created_at')
       .orderBy('id')
       .limit(1)
       .executeTakeFirst();
-    if (!row) return false;
+    if (!row) {
+      await this.#wakeForNextDue(queue);
+      return false;
+    }
     const claimed = await this.#db
       .updateTable('queue_jobs')
       .set({ state: 'active', attempts: row.attempts + 1, updated_at: Date.now() })
@@ -125,13 +133,36 @@ export class LocalQueue implements JobQueue {
       });
       await this.#finish(row.id, 'completed', { result: JSON.stringify(result ?? null) });
     } catch (err) {
-      const retry = attempt < row.max_attempts && !this.#closed;
-      await this.#finish(row.id, retry ? 'waiting' : 'failed', { error: (err as Error)?.message ?? String(err) });
+      const retry = attempt < row.max_attempts && !this.#closed && !(err instanceof PermanentJobError);
+      const delay = retry ? Number(row.backoff_ms ?? 0) * 2 ** (attempt - 1) : 0;
+      await this.#finish(row.id, retry ? 'waiting' : 'failed', { error: (err as Error)?.message ?? String(err), run_after: delay > 0 ? Date.now() + delay : null });
     }
     return true;
   }
 
-  async #finish(id: string, state: JobState, values: { result?: string; error?: string }): Promise<void> {
+  /** Arms one timer for the earliest delayed retry of `queue`, so it runs when due. */
+  async #wakeForNextDue(queue: string): Promise<void> {
+    const next = await this.#db
+      .selectFrom('queue_jobs')
+      .select((eb) => eb.fn.min('run_after').as('due'))
+      .where('queue', '=', queue)
+      .where('state', '=', 'waiting')
+      .where('run_after', 'is not', null)
+      .executeTakeFirst();
+    const due = next?.due === null || next?.due === undefined ? null : Number(next.due);
+    const armed = this.#timers.get(queue);
+    if (due === null || this.#closed || (armed && armed.due <= due)) return;
+    if (armed) clearTimeout(armed.timer);
+    const timer = setTimeout(() => {
+      this.#timers.delete(queue);
+      this.#adds.set(queue, (this.#adds.get(queue) ?? 0) + 1);
+      this.#pump(queue);
+    }, Math.max(0, due - Date.now()) + 5);
+    timer.unref();
+    this.#timers.set(queue, { due, timer });
+  }
+
+  async #finish(id: string, state: JobState, values: { result?: string; error?: string; run_after?: number | null }): Promise<void> {
     try {
       await this.#db.updateTable('queue_jobs').set({ state, ...values, updated_at: Date.now() }).where('id', '=', id).execute();
     } catch {
@@ -152,6 +183,7 @@ export class LocalQueue implements JobQueue {
       progress: row.progress ? JSON.parse(row.progress) : null,
       result: row.result ? JSON.parse(row.result) : null,
       error: row.error ?? null,
+      retryAt: row.state === 'waiting' && row.run_after !== null && Number(row.run_after) > Date.now() ? Number(row.run_after) : null,
       createdAt: Number(row.created_at),
       updatedAt: Number(row.updated_at),
     };
@@ -175,6 +207,8 @@ export class LocalQueue implements JobQueue {
 
   async close(): Promise<void> {
     this.#closed = true;
+    for (const { timer } of this.#timers.values()) clearTimeout(timer);
+    this.#timers.clear();
     await Promise.allSettled([...this.#active]);
   }
 }

@@ -19,6 +19,8 @@ export interface JobRecord<T = unknown> {
   progress: unknown;
   result: unknown;
   error: string | null;
+  /** When a job waiting after a failed attempt is due again (ms since the epoch); null when due now or not known. */
+  retryAt: number | null;
   createdAt: number;
   updatedAt: number;
 }
@@ -30,6 +32,16 @@ export interface AddOptions {
   jobId?: string;
   /** Runs at most this many times (default 1: failures are not retried). */
   attempts?: number;
+  /**
+   * Base delay before a retry, in ms: retry n waits `backoffMs · 2^(n−1)` (BullMQ's exponential
+   * backoff). Default 0: retried at once.
+   */
+  backoffMs?: number;
+}
+
+/** Thrown by a handler to fail its job now: no retry, whatever attempts remain. */
+export class PermanentJobError extends Error {
+  override readonly name = 'PermanentJobError';
 }
 
 /**

@@ -2,6 +2,7 @@ import type { Migration } from 'kysely';
 import * as core from './0001-core.js';
 import * as clusterSchedules from './0002-cluster-schedules.js';
 import * as apiKeyLifecycle from './0003-api-key-lifecycle.js';
+import * as queueJobBackoff from './0004-queue-job-backoff.js';
 import * as dataPipeline from './0100-data-pipeline.js';
 import * as dicomInstances from './0101-dicom-instances.js';
 import * as training from './0200-training.js';
@@ -20,6 +21,7 @@ export const MIGRATIONS: Record<string, Migration> = {
   '0001-core': core,
   '0002-cluster-schedules': clusterSchedules,
   '0003-api-key-lifecycle': apiKeyLifecycle,
+  '0004-queue-job-backoff': queueJobBackoff,
   '0100-data-pipeline': dataPipeline,
   '0101-dicom-instances': dicomInstances,
   '0200-training': training,
