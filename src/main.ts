@@ -30,14 +30,14 @@ export async function startPlatform(opts: StartOptions): Promise<RunningPlatform
   checkExposure(config);
   const services = opts.services ?? SERVICE_NAMES;
   const platform = opts.platform ?? (await openPlatform(config));
-  if (services.length < SERVICE_NAMES.length && (config.auth || config.tls?.caFile) && !config.serviceTokenSecret) {
+  if (services.length > 0 && services.length < SERVICE_NAMES.length && (config.auth || config.tls?.caFile) && !config.serviceTokenSecret) {
     platform.logger.warn(
       'services run in separate processes but XRAY_SERVICE_TOKEN_SECRET is not set: calls to internal routes (the promotion canary) from other processes are refused unless the caller presents a client certificate whose CN names its service; set the same secret on every service',
     );
   }
   // ── Shipped default model: on the first embedded start, models/<default>/model.onnx becomes
   // version 1 in Production, before the deployment service looks for it. Never blocks the start.
-  if (config.seedModel) {
+  if (config.seedModel && services.length > 0) {
     const { seedDefaultModel } = await import('./model-registry/service/seed-model.js');
     await seedDefaultModel(platform).catch((err: unknown) => platform.logger.warn({ err }, 'could not register the shipped model; starting without it'));
   }
@@ -61,7 +61,7 @@ export async function startPlatform(opts: StartOptions): Promise<RunningPlatform
         for (const name of services) serviceUrls[name] = urls[name]!;
         gatewayConfig = { ...config, serviceUrls };
       }
-      const gw = await buildGatewayApp(gatewayConfig, platform.logger, { audit: platform.audit, cache: platform.cache });
+      const gw = await buildGatewayApp(gatewayConfig, platform.logger, { audit: platform.audit, cache: platform.cache, lifecycle: platform.lifecycle });
       apps.set('gateway', gw);
       urls.gateway = await gw.listen({ host: config.host, port: opts.randomPorts ? 0 : config.ports.gateway });
     }
@@ -85,8 +85,12 @@ export async function startPlatform(opts: StartOptions): Promise<RunningPlatform
   };
 }
 
-/** CLI/`npm start` entry: start, print where, stop cleanly on SIGINT/SIGTERM. */
-export async function runFromCli(services?: readonly ServiceName[]): Promise<void> {
+/**
+ * CLI/`npm start` entry: start, print where, stop cleanly on SIGINT/SIGTERM. `services` narrows the
+ * process to some services; `[]` with `gateway` runs the gateway alone (scaled: sign-in and the UI
+ * behind NGINX, which proxies /api itself).
+ */
+export async function runFromCli(services?: readonly ServiceName[], options: { gateway?: boolean } = {}): Promise<void> {
   let config: Config;
   try {
     config = loadConfig();
@@ -102,7 +106,7 @@ export async function runFromCli(services?: readonly ServiceName[]): Promise<voi
   const started = Date.now();
   let running: RunningPlatform;
   try {
-    running = await startPlatform({ config, services });
+    running = await startPlatform({ config, services, gateway: options.gateway });
   } catch (err) {
     logger.fatal({ err }, 'failed to start');
     console.error(`xray: failed to start: ${(err as Error).message}`);

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Container HEALTHCHECK of the service images: asks GET /health of the service this container runs.
 // The service comes from the argument, or else from PID 1's command line (`… serve <service>`); its
-// port from the same XRAY_PORT_* variable the service reads (defaults 8001–8005; `serve all`: the
+// port from the same XRAY_PORT_* variable the service reads (defaults 8001–8005; `serve all` and `serve gateway`: the
 // gateway, 8080). Exit 0 when /health answers 200 within 4 s, 1 otherwise.
 import { readFileSync } from 'node:fs';
 
@@ -11,6 +11,7 @@ export const SERVICE_PORTS = {
   'model-registry': ['XRAY_PORT_REGISTRY', 8003],
   deployment: ['XRAY_PORT_DEPLOYMENT', 8004],
   monitoring: ['XRAY_PORT_MONITORING', 8005],
+  gateway: ['XRAY_PORT_GATEWAY', 8080],
   all: ['XRAY_PORT_GATEWAY', 8080],
 };
 

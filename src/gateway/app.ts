@@ -26,6 +26,8 @@ export interface GatewayDeps {
   audit?: AuditLog;
   /** The platform cache: rate-limit counters live in its Redis when it has one (else in this process). */
   cache?: Cache;
+  /** Draining (SIGTERM): `/ready` answers 503 so the load balancer stops sending. */
+  lifecycle?: { readonly draining: boolean };
 }
 
 export async function buildGatewayApp(config: Config, logger: Logger, deps: GatewayDeps = {}): Promise<FastifyInstance> {
@@ -56,6 +58,9 @@ export async function buildGatewayApp(config: Config, logger: Logger, deps: Gate
   await installRateLimits(app, { ...config.rateLimit, perCaller: 0, app: 'gateway', redis: cache.redis, namespace: config.redisNamespace, cache, audit: deps.audit });
 
   app.get('/health', { config: { rateLimit: false } }, async () => ({ status: 'ok', service: 'gateway' }));
+  app.get('/ready', { config: { rateLimit: false } }, async (_req, reply) =>
+    deps.lifecycle?.draining ? reply.status(503).send({ status: 'draining', service: 'gateway' }) : { status: 'ready', service: 'gateway' },
+  );
   await app.register(signInPlugin, { config, logger, audit: deps.audit, cache });
   await app.register(serviceProxyPlugin, { config, transport });
 
