@@ -13,6 +13,7 @@ import { generateChestXray } from '../../../src/core/imaging/index.js';
 import { openObjectStore } from '../../../src/core/objects/index.js';
 import { startPlatform, type RunningPlatform } from '../../../src/main.js';
 import { ModelRegistryService } from '../../../src/model-registry/service/registry-service.js';
+import { findPython } from '../../../src/training/runner/index.js';
 import { engineGate, POSTGRES_URL, postgresReachable, REDIS_URL, redisReachable, startS3Server, tempHome, uniqueName, type S3Server } from '../../helpers/engines.js';
 
 // Disaster-recovery drill, on SQLite + filesystem objects and on PostgreSQL + S3: populate a running platform, back it up
@@ -20,7 +21,23 @@ import { engineGate, POSTGRES_URL, postgresReachable, REDIS_URL, redisReachable,
 
 const TINY = readFileSync(path.resolve(import.meta.dirname, '../../fixtures/tiny-model.onnx'));
 const KEY = 'drill-backup-key-0123456789abcdef';
-const SERVICES = ['data-pipeline', 'model-registry', 'deployment', 'monitoring'] as const;
+const SERVICES = ['data-pipeline', 'training', 'model-registry', 'deployment', 'monitoring'] as const;
+/** Alert rules that fire on this drill's few predictions, so the backup holds alerts. */
+const ALERTING = { XRAY_ALERT_LATENCY_P95_MS: '0.001', XRAY_ALERT_MIN_COUNT: '1', XRAY_METRICS_CACHE_MS: '0' };
+
+/** Whether the drill trains a real model: the worker runtime is required under CI, and skipped loudly elsewhere or with XRAY_FAST. */
+async function canTrain(): Promise<boolean> {
+  if (process.env.XRAY_FAST === '1') return false;
+  try {
+    await findPython(process.env.XRAY_PYTHON ?? '');
+    return true;
+  } catch (err) {
+    if (process.env.CI) throw new Error(`CI: the drill trains a model and needs the worker runtime: ${String(err)}`);
+    process.stderr.write(`\n*** DRILL WITHOUT TRAINING: ${String(err)} ***\n`);
+    return false;
+  }
+}
+
 
 async function api(base: string, url: string, init?: RequestInit): Promise<any> {
   const res = await fetch(base + url, init);
@@ -50,14 +67,14 @@ function drill(setup: (home: string) => Promise<DrillEngines | null>) {
   let running: RunningPlatform | null = null;
   let platform: Platform | null = null;
   let image: Buffer;
-  const before: Record<string, unknown> = {};
+  const before: Record<string, any> = {};
   let probability = 0;
   let backupId = '';
   /** The newest prediction: of an ingested image, so verify can reproduce it from the backup. */
   let storedPrediction = { id: '', probability: 0 };
 
   const start = async () => {
-    const config = testConfig(home.dir, { XRAY_HOST: '127.0.0.1', ...engines!.env });
+    const config = testConfig(home.dir, { XRAY_HOST: '127.0.0.1', ...ALERTING, ...engines!.env });
     platform = await openPlatform(config, engines!.schema ? { schema: engines!.schema } : {});
     running = await startPlatform({ config, services: SERVICES, randomPorts: true, platform });
   };
@@ -76,7 +93,7 @@ function drill(setup: (home: string) => Promise<DrillEngines | null>) {
   test('populate, then back up while serving', async (t) => {
     engines = await setup(home.dir);
     if (!engines) return t.skip('engines unavailable');
-    env = { XRAY_HOME: home.dir, XRAY_LOG_LEVEL: 'silent', XRAY_SEED_MODEL: 'off', XRAY_BACKUP_KEY: KEY, ...engines.env };
+    env = { XRAY_HOME: home.dir, XRAY_LOG_LEVEL: 'silent', XRAY_SEED_MODEL: 'off', XRAY_BACKUP_KEY: KEY, ...ALERTING, ...engines.env };
     await start();
     const { urls } = running!;
     let ingested: Buffer | null = null;
@@ -90,7 +107,32 @@ function drill(setup: (home: string) => Promise<DrillEngines | null>) {
       }
       await api(urls['data-pipeline']!, '/ingest', { method: 'POST', body: form });
     }
-    await api(urls['data-pipeline']!, '/version/create', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'drill', val_fraction: 0.34 }) });
+    const { version } = await api(urls['data-pipeline']!, '/version/create', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'drill', val_fraction: 0.34, preprocessing: { size: 32, mode: 'letterbox' } }),
+    });
+    if (await canTrain()) {
+      // A real (tiny) training run: its job, run and registered version must come back from the backup too.
+      const json = { 'content-type': 'application/json' };
+      const submitted = await api(urls.training!, '/train', {
+        method: 'POST',
+        headers: json,
+        body: JSON.stringify({ dataset_version: version.id, model: 'compact_cnn', input_size: 32, seed: 3, experiment: 'drill', hyperparameters: { epochs: 1, batch_size: 4, max_train_batches: 1, warmup_epochs: 0, early_stopping_patience: null } }),
+      });
+      for (let i = 0; i < 1200; i++) {
+        const job = await api(urls.training!, `/train/${submitted.job_id}`);
+        if (['succeeded', 'failed', 'cancelled', 'interrupted'].includes(job.state)) {
+          assert.equal(job.state, 'succeeded', job.error);
+          break;
+        }
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      await api(urls.training!, `/train/${submitted.job_id}/register`, { method: 'POST', headers: json, body: JSON.stringify({ name: 'drill-trained' }) });
+      before.job = await api(urls.training!, `/train/${submitted.job_id}`);
+      before.trained = await api(urls['model-registry']!, '/models/drill-trained');
+      before.trainedLineage = await api(urls['model-registry']!, '/models/drill-trained/versions/1/lineage');
+    }
     const registry = new ModelRegistryService(platform!);
     const admin = { name: 'ada', role: 'admin' as const };
     const v = await registry.register({ name: 'pneumonia', actor: admin, source: { kind: 'upload', data: TINY, filename: 'model.onnx' }, metadata: { input_size: 16, threshold: 0.5, metrics: { auc: 0.9 } } });
@@ -103,6 +145,12 @@ function drill(setup: (home: string) => Promise<DrillEngines | null>) {
     }
     const stored = await api(urls.deployment!, '/predict', { method: 'POST', headers: { 'content-type': 'image/png' }, body: new Uint8Array(ingested!) });
     storedPrediction = { id: stored.prediction_id, probability: stored.probability };
+    await api(urls.monitoring!, '/feedback', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prediction_id: stored.prediction_id, label: 'PNEUMONIA' }) });
+    const fired = await api(urls.monitoring!, '/alerts/evaluate', { method: 'POST' });
+    assert.ok(fired.results.some((r: { firing: boolean }) => r.firing), JSON.stringify(fired));
+    before.alerts = await api(urls.monitoring!, '/alerts');
+    assert.ok(before.alerts.items.length >= 1, 'the backup holds an alert');
+    before.performance = await api(urls.monitoring!, '/performance?model=pneumonia&version=1');
     before.model = await api(urls['model-registry']!, '/models/pneumonia');
     before.lineage = await api(urls['model-registry']!, '/models/pneumonia/versions/1/lineage');
     before.versions = await api(urls['data-pipeline']!, '/versions');
@@ -138,6 +186,13 @@ function drill(setup: (home: string) => Promise<DrillEngines | null>) {
     assert.deepEqual(await api(urls['model-registry']!, '/models/pneumonia/versions/1/lineage'), before.lineage);
     assert.deepEqual(await api(urls['data-pipeline']!, '/versions'), before.versions);
     assert.deepEqual(await api(urls['data-pipeline']!, '/images?page_size=100'), before.images);
+    assert.deepEqual(await api(urls.monitoring!, '/alerts'), before.alerts);
+    assert.deepEqual(await api(urls.monitoring!, '/performance?model=pneumonia&version=1'), before.performance);
+    if (before.job) {
+      assert.deepEqual(await api(urls.training!, `/train/${(before.job as { job_id: string }).job_id}`), before.job);
+      assert.deepEqual(await api(urls['model-registry']!, '/models/drill-trained'), before.trained);
+      assert.deepEqual(await api(urls['model-registry']!, '/models/drill-trained/versions/1/lineage'), before.trainedLineage);
+    }
     const verify = await api(urls.monitoring!, '/audit/verify');
     assert.equal(verify.ok, true, JSON.stringify(verify));
     for (let i = 0; i < 100 && !(await api(urls.deployment!, '/models')).models.length; i++) await new Promise((r) => setTimeout(r, 25));
