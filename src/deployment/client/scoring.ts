@@ -10,12 +10,36 @@ import { preferLocal } from '../../core/local-services.js';
 import type { Platform } from '../../core/platform.js';
 import { ServiceHttpClient } from '../../core/http/service-client.js';
 import type { ServiceTransport } from '../../core/http/service-transport.js';
+import type { PredictionStats } from '../store/prediction-store.js';
 import type { CallContext } from './types.js';
 
 /** One case: image bytes (an upload) or the sha256 of an image the data pipeline stores. */
 export type ScoreImage = { bytes: Uint8Array; filename?: string } | { sha256: string };
 
-export type ScoreResult = { ok: true; raw_probability: number; probability: number } | { ok: false; error: { code: string; message: string } };
+/** A class-activation map on the model's feature grid (row-major, ReLU'd and normalised to [0, 1]). */
+export interface ScoreCam {
+  h: number;
+  w: number;
+  grid: number[];
+}
+
+/** One image's drift-reference row: what /predict records for monitoring (image statistics, the embedding). */
+export interface ScoreReference {
+  stats: PredictionStats;
+  /** The data plane's embedding of the features (null for a model without a features output). */
+  embedding: number[] | null;
+}
+
+export type ScoreResult =
+  | { ok: true; raw_probability: number; probability: number; cam?: ScoreCam | null; reference?: ScoreReference }
+  | { ok: false; error: { code: string; message: string } };
+
+export interface ScoreOptions {
+  /** Also return each image's class-activation map (null for a model without a CAM: no features output). */
+  cam?: boolean;
+  /** Also return each image's drift-reference row (`xray evaluate --reference`). */
+  reference?: boolean;
+}
 
 /** The answer of POST /models/score: one result per image, in order. */
 export interface ScoreReport {
@@ -27,6 +51,11 @@ export interface ScoreReport {
   temperature: number | null;
   input_size: number;
   preprocessing_hash: string;
+  /** The recorded preprocessing spec, its hash, and whether the file's own hash matches it. */
+  preprocessing: Record<string, unknown>;
+  /** Where the session's ONNX file came from (models:/name/version). */
+  uri: string;
+  heatmap_method: string;
   results: ScoreResult[];
   duration_ms: number;
 }
@@ -42,7 +71,7 @@ export interface DeploymentScorer {
    * @throws AppError MODEL_NOT_FOUND / NOT_FOUND for an unknown version; UNPROCESSABLE when it cannot
    *   load; INVALID_INPUT for an empty or too long list, or bytes and hashes mixed.
    */
-  score(name: string, version: number | string, images: ScoreImage[], ctx?: CallContext): Promise<ScoreReport>;
+  score(name: string, version: number | string, images: ScoreImage[], ctx?: CallContext, options?: ScoreOptions): Promise<ScoreReport>;
 }
 
 /** Key under which an in-process deployment offers its scorer (LocalServices). */
@@ -61,16 +90,18 @@ export class HttpDeploymentScorer implements DeploymentScorer {
     return this.#http.baseUrl;
   }
 
-  score(name: string, version: number | string, images: ScoreImage[], ctx: CallContext = {}): Promise<ScoreReport> {
+  score(name: string, version: number | string, images: ScoreImage[], ctx: CallContext = {}, options: ScoreOptions = {}): Promise<ScoreReport> {
     const headers = { authorization: ctx.authorization, 'x-request-id': ctx.requestId };
     const hashes = images.flatMap((i) => ('sha256' in i ? [i.sha256] : []));
     if (hashes.length > 0 && hashes.length < images.length) throw new AppError('INVALID_INPUT', 'score either uploaded images or stored hashes, not both in one call');
     if (hashes.length === images.length) {
-      return this.#http.call<ScoreReport>('POST', '/models/score', { body: { name, version: String(version), hashes }, headers, idempotent: true });
+      return this.#http.call<ScoreReport>('POST', '/models/score', { body: { name, version: String(version), hashes, ...(options.cam ? { cam: true } : {}), ...(options.reference ? { reference: true } : {}) }, headers, idempotent: true });
     }
     const form = new FormData();
     form.append('name', name);
     form.append('version', String(version));
+    if (options.cam) form.append('cam', 'true');
+    if (options.reference) form.append('reference', 'true');
     images.forEach((img, i) => {
       const bytes = 'bytes' in img ? img.bytes : new Uint8Array();
       form.append('file', new Blob([Uint8Array.from(bytes)], { type: 'application/octet-stream' }), 'bytes' in img && img.filename ? img.filename : `image-${i}`);

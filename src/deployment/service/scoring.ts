@@ -2,7 +2,9 @@ import { availableParallelism } from 'node:os';
 import type { Logger } from 'pino';
 import { AppError, isAppError } from '../../core/errors.js';
 import type { ImagePool } from '../../core/imaging/image-pool.js';
-import { MAX_SCORE_IMAGES, type ScoreImage, type ScoreReport, type ScoreResult } from '../client/scoring.js';
+import { classActivationMap } from '../../core/ml/cam.js';
+import { EmbeddingProjector } from '../../core/ml/embedding.js';
+import { MAX_SCORE_IMAGES, type ScoreCam, type ScoreImage, type ScoreOptions, type ScoreReference, type ScoreReport, type ScoreResult } from '../client/scoring.js';
 import type { ImageBytesSource } from '../dataplane.js';
 import type { ModelSource } from './model-source.js';
 import { OnnxModel } from './onnx-model.js';
@@ -15,6 +17,20 @@ export interface ScoringDeps {
   logger?: Logger;
   /** Intra-op threads of the scoring session (default: the machine's cores). */
   threads?: number;
+}
+
+/** The CAM /predict draws (before it is scaled by the probability), or null for a model without one. */
+function camOf(model: OnnxModel, features: Float32Array | null): ScoreCam | null {
+  const shape = model.featureShape;
+  if (model.heatmapMethod !== 'cam' || !features || !shape) return null;
+  const [c, h, w] = shape;
+  return { h, w, grid: Array.from(classActivationMap(features, c, h, w, model.classifierWeight!)) };
+}
+
+/** The row /predict records for monitoring: the image's statistics and the data plane's embedding. */
+function referenceOf(model: OnnxModel, pre: Awaited<ReturnType<ImagePool['run']>>, features: Float32Array | null, embeddings: EmbeddingProjector | null): ScoreReference {
+  const stats = { ...pre.stats, sourceFormat: pre.source.format, sourceWidth: pre.source.width, sourceHeight: pre.source.height };
+  return { stats, embedding: embeddings && features && model.featureShape ? embeddings.embed(features, model.featureShape) : null };
 }
 
 function errorOf(err: unknown): { code: string; message: string } {
@@ -31,7 +47,7 @@ function errorOf(err: unknown): { code: string; message: string } {
  * @throws AppError SERVICE_UNAVAILABLE without a registry; the source's NOT_FOUND; UNPROCESSABLE
  *   when the version cannot load; INVALID_INPUT for an empty or too long list.
  */
-export async function scoreVersion(deps: ScoringDeps, name: string, version: string, inputs: ScoreImage[]): Promise<ScoreReport> {
+export async function scoreVersion(deps: ScoringDeps, name: string, version: string, inputs: ScoreImage[], options: ScoreOptions = {}): Promise<ScoreReport> {
   if (!deps.source) throw new AppError('SERVICE_UNAVAILABLE', 'no model registry is available to this deployment service, so it cannot score a registered version');
   if (inputs.length === 0) throw new AppError('INVALID_INPUT', 'no images to score');
   if (inputs.length > MAX_SCORE_IMAGES) throw new AppError('INVALID_INPUT', `at most ${MAX_SCORE_IMAGES} images per call, got ${inputs.length}`);
@@ -45,6 +61,7 @@ export async function scoreVersion(deps: ScoringDeps, name: string, version: str
     { batching: { maxBatchSize: 16, maxQueueDelayMs: 2, maxQueueSize: 256 }, threads: deps.threads ?? availableParallelism(), logger: deps.logger },
   );
   const results: ScoreResult[] = new Array(inputs.length);
+  const embeddings = options.reference && model.featureShape ? new EmbeddingProjector() : null;
   try {
     let next = 0;
     const concurrency = Math.min(inputs.length, 32);
@@ -59,7 +76,7 @@ export async function scoreVersion(deps: ScoringDeps, name: string, version: str
             const pre = await deps.pool.run(image, model.preprocessing);
             const { output } = await model.batcher.submit(pre.input);
             if (!Number.isFinite(output.rawProbability)) throw new AppError('UNPROCESSABLE', 'the model returned a non-finite probability');
-            results[i] = { ok: true, raw_probability: output.rawProbability, probability: output.probability };
+            results[i] = { ok: true, raw_probability: output.rawProbability, probability: output.probability, ...(options.cam ? { cam: camOf(model, output.features) } : {}), ...(options.reference ? { reference: referenceOf(model, pre, output.features, embeddings) } : {}) };
           } catch (err) {
             results[i] = { ok: false, error: errorOf(err) };
           }
@@ -77,6 +94,9 @@ export async function scoreVersion(deps: ScoringDeps, name: string, version: str
     temperature: model.temperature,
     input_size: model.inputSize,
     preprocessing_hash: model.preprocessingHash,
+    preprocessing: { ...model.describe().preprocessing },
+    uri: model.source.uri,
+    heatmap_method: model.heatmapMethod,
     results,
     duration_ms: Math.round(performance.now() - started),
   };

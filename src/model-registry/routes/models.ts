@@ -16,6 +16,7 @@ import {
   gcBody,
   gcResult,
   lineage,
+  lungFieldReport,
   modelCard,
   modelDetail,
   modelSummary,
@@ -292,6 +293,22 @@ export const modelRoutes: FastifyPluginAsync = async (fastify) => {
       }
       return service().card(req.params.name, req.params.version);
     },
+  );
+
+  app.post(
+    '/models/:name/versions/:version/lung-fields',
+    {
+      config: { role: 'ml-engineer' },
+      schema: {
+        tags: TAGS,
+        summary: "Measure how much of the version's heatmap mass falls inside the lung fields on its dataset version's validation split; kept on the version and shown in its model card",
+        description:
+          "The lung fields are a fixed atlas built from the dataset version's training split (the mean preprocessed image, thresholded inside a geometric thorax prior); the heatmaps are the serving path's class-activation maps, scored by the deployment. 422 UNPROCESSABLE when the version records no dataset version or has no class-activation map.",
+        params: versionParams,
+        response: { 200: lungFieldReport, ...errorResponses },
+      },
+    },
+    async (req) => service().measureLungFields(req.params.name, req.params.version, { actor: actorOf(req), requestId: req.id, authorization: forwardedCredential(req) }),
   );
 
   app.post(

@@ -273,6 +273,27 @@ export const lineage = z.object({
   chain: z.array(lineageNode),
 });
 
+const lungFieldShares = z.object({ inside: z.number(), above: z.number(), below: z.number(), between: z.number(), lateral: z.number() });
+
+/** The lung-field heatmap report a version's card carries (model-card-types' LungFieldReport). */
+export const lungFieldReport = z.object({
+  method: z.literal('cam'),
+  split: z.string(),
+  dataset_version: z.string(),
+  atlas: z.object({ kind: z.string(), description: z.string(), train_images: z.number(), side: z.number(), coverage: z.number() }),
+  n: z.number(),
+  failed: z.number(),
+  empty: z.number(),
+  mean_inside: z.number().nullable(),
+  median_inside: z.number().nullable(),
+  p10_inside: z.number().nullable(),
+  share_mostly_outside: z.number().nullable(),
+  regions: lungFieldShares.nullable(),
+  by_label: z.record(z.string(), z.object({ n: z.number(), mean_inside: z.number().nullable(), share_mostly_outside: z.number().nullable() })),
+  measured_by: z.string(),
+  measured_at: z.string(),
+});
+
 export const modelCard = z.object({
   model: z.record(z.string(), z.unknown()),
   intended_use: z.object({ summary: z.string(), users: z.string(), out_of_scope: z.array(z.string()) }),
@@ -280,6 +301,7 @@ export const modelCard = z.object({
   evaluation: z.array(evaluationSummary),
   threshold: z.object({ value: z.number().nullable(), method: z.string().nullable(), how_chosen: z.string() }),
   training: z.record(z.string(), z.unknown()),
+  heatmap_location: lungFieldReport.nullable(),
   site_calibrations: z.array(
     z.object({
       version: z.number(),

@@ -54,10 +54,53 @@ export interface ModelCard {
     seed: unknown;
     best_epoch: unknown;
   };
+  /** Where the heatmaps fall on the validation split relative to the lung fields (null: not measured yet). */
+  heatmap_location: LungFieldReport | null;
   /** Site calibrations of these weights: this version's own (a calibrated child) and those registered from it. */
   site_calibrations: SiteCalibrationSummary[];
   limitations: string[];
   generated_at: string;
+}
+
+/** Shares of heatmap mass (sum 1) in the lung fields and around them. */
+export interface LungFieldShares {
+  inside: number;
+  /** Neck, shoulders. */
+  above: number;
+  /** Diaphragm, abdomen. */
+  below: number;
+  /** Mediastinum, heart, hila. */
+  between: number;
+  /** Towards the image's edges: side markers, outside the body. */
+  lateral: number;
+}
+
+/** POST …/versions/<v>/lung-fields: how much CAM mass falls in the lung fields on the validation split. */
+export interface LungFieldReport {
+  method: 'cam';
+  split: string;
+  dataset_version: string;
+  atlas: {
+    kind: string;
+    description: string;
+    train_images: number;
+    side: number;
+    /** Share of the image the atlas calls lung: what a uniform map would put inside. */
+    coverage: number;
+  };
+  /** Validation images measured (failed to score ones are counted apart). */
+  n: number;
+  failed: number;
+  /** Maps with no activation at all (a confident negative). */
+  empty: number;
+  mean_inside: number | null;
+  median_inside: number | null;
+  p10_inside: number | null;
+  share_mostly_outside: number | null;
+  regions: LungFieldShares | null;
+  by_label: Record<string, { n: number; mean_inside: number | null; share_mostly_outside: number | null }>;
+  measured_by: string;
+  measured_at: string;
 }
 
 /** One site calibration as a card lists it. */

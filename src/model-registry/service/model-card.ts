@@ -1,5 +1,6 @@
 import type { ModelVersionRecord } from '../store/registry-store.js';
 import type { EvaluationSummary, ModelCard, SiteCalibrationSummary } from './model-card-types.js';
+import { lungFieldReportOf } from './lung-field-record.js';
 import { siteCalibrationOf } from './site-calibration-record.js';
 
 export type { EvaluationSummary, ModelCard } from './model-card-types.js';
@@ -169,6 +170,12 @@ export function buildModelCard(v: ModelVersionRecord, now = Date.now(), calibrat
       );
     }
   }
+  const location = lungFieldReportOf(v);
+  if (location && location.mean_inside !== null && location.mean_inside < 0.5) {
+    limitations.push(
+      `On validation only ${Math.round(location.mean_inside * 100)}% of the heatmap mass falls inside the lung fields (atlas proxy): the model may be using cues outside the lungs (markers, neck, abdomen, mediastinum). Check the regions in the heatmap location section.`,
+    );
+  }
   const siteCalibrations = calibrated.map((x) => siteSummary(x, v.version)).filter((x): x is SiteCalibrationSummary => x !== null).sort((a, b) => a.version - b.version);
   const method = v.threshold_method;
   const outputs = Array.isArray(meta.outputs) ? strings(meta.outputs) ?? [] : Object.keys(obj(meta.outputs) ?? {});
@@ -213,6 +220,7 @@ export function buildModelCard(v: ModelVersionRecord, now = Date.now(), calibrat
       seed: meta.seed ?? null,
       best_epoch: meta.best_epoch ?? null,
     },
+    heatmap_location: location,
     site_calibrations: siteCalibrations,
     limitations: [...limitations, ...DEFAULT_LIMITATIONS],
     generated_at: new Date(now).toISOString(),
@@ -258,6 +266,17 @@ export function renderModelCardMarkdown(card: ModelCard): string {
   const t = card.training;
   lines.push('', '## Training', '', `- Run: ${t.run_id ?? 'not recorded'}`, `- Code version: ${t.code_version ?? 'not recorded'}`, `- Parent model: ${t.parent ? `${t.parent.name} v${t.parent.version}` : 'none'}`);
   if (t.hyperparameters) lines.push(`- Hyperparameters: \`${JSON.stringify(t.hyperparameters)}\``);
+  lines.push('', '## Heatmap location', '');
+  const h = card.heatmap_location;
+  if (!h) lines.push('Not measured yet (POST /models/<name>/versions/<v>/lung-fields, or the model card in the web UI).');
+  else {
+    const share = (x: number | null | undefined) => (x === null || x === undefined ? 'n/a' : `${(x * 100).toFixed(1)}%`);
+    lines.push(
+      `Share of class-activation mass inside the lung fields on ${h.n} ${h.split} images of \`${h.dataset_version.slice(0, 16)}…\` (${h.failed} failed, ${h.empty} without activation): mean ${share(h.mean_inside)}, median ${share(h.median_inside)}, 10th percentile ${share(h.p10_inside)}; ${share(h.share_mostly_outside)} of the maps put most of their mass outside. A map spread evenly would put ${share(h.atlas.coverage)} inside.`,
+    );
+    if (h.regions) lines.push('', `Outside: above (neck, shoulders) ${share(h.regions.above)} · below (abdomen) ${share(h.regions.below)} · between (mediastinum, heart) ${share(h.regions.between)} · lateral (edges, markers) ${share(h.regions.lateral)}.`);
+    lines.push('', `Lung-field proxy (${h.atlas.kind}, ${h.atlas.train_images} training images): ${h.atlas.description}`);
+  }
   lines.push('', '## Site calibrations', '');
   if (card.site_calibrations.length === 0) lines.push('None: no site has calibrated these weights on its own labelled cases yet (`xray calibrate`).');
   else {

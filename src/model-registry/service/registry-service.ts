@@ -28,6 +28,9 @@ import { buildModelCard, renderModelCardMarkdown, summarizeEvaluation, type Eval
 import { inspectOnnx, metadataValue } from './onnx-inspect.js';
 import { evaluateGate, evaluateSiteGate } from './promotion-gate.js';
 import { siteCalibrationOf } from './site-calibration-record.js';
+import { LUNG_FIELD_TAG } from './lung-field-record.js';
+import { measureLungFields } from './lung-field-report.js';
+import type { LungFieldReport } from './model-card-types.js';
 import { calibrateVersion, type CalibrateInput, type CalibrateOutcome } from './site-calibration.js';
 import { TrackingService } from './tracking-service.js';
 
@@ -826,6 +829,28 @@ export class ModelRegistryService {
       },
       input,
     );
+  }
+
+  /**
+   * Measures where the version's heatmaps fall relative to the lung fields on its validation
+   * split and keeps the report on the version (its card shows it).
+   * @throws AppError NOT_FOUND; UNPROCESSABLE (no dataset version, no CAM).
+   */
+  async measureLungFields(name: string, versionOrAlias: string | number, ctx: { actor: Actor; requestId?: string; authorization?: string }): Promise<LungFieldReport> {
+    const v = await this.resolve(name, versionOrAlias);
+    const resource = `model:${v.name}/${v.version}`;
+    try {
+      const report = await measureLungFields(
+        { platform: this.#platform, setTag: (n, version, value) => this.registry.setModelVersionTag(n, version, { key: LUNG_FIELD_TAG, value }) },
+        v,
+        { actor: ctx.actor.name, requestId: ctx.requestId, authorization: ctx.authorization },
+      );
+      this.#audit(ctx.actor.name, 'model.lung_fields', resource, 'success', ctx.requestId, { n: report.n, mean_inside: report.mean_inside, dataset_version: report.dataset_version });
+      return report;
+    } catch (err) {
+      this.#audit(ctx.actor.name, 'model.lung_fields', resource, 'failure', ctx.requestId, { error: (err as Error).message });
+      throw err;
+    }
   }
 
   async cardMarkdown(name: string, versionOrAlias: string | number): Promise<string> {

@@ -11,14 +11,14 @@ import type {
   stageEvent,
   stageResult,
 } from '../../../src/model-registry/routes/schemas.js';
-import type { EvaluationSummary, ModelCard } from '../../../src/model-registry/service/model-card-types.js';
+import type { EvaluationSummary, LungFieldReport, ModelCard } from '../../../src/model-registry/service/model-card-types.js';
 import { STAGES, type Stage } from '../../../src/model-registry/store/stages.js';
 
 /**
  * Client of the model registry's own API. Response types are inferred from its route schemas
  * (src/model-registry/routes/schemas.ts); the model card and the stages are the registry's own: shared, not restated.
  */
-export type { EvaluationSummary, ModelCard };
+export type { EvaluationSummary, LungFieldReport, ModelCard };
 export { STAGES, type Stage };
 
 export type GateVerdict = z.infer<typeof gateVerdict>;
@@ -55,6 +55,11 @@ export function lineage(name: string, version: number): Promise<Lineage> {
 
 export function card(name: string, version: number): Promise<ModelCard> {
   return request('model-registry', `${m(name)}/versions/${version}/card`);
+}
+
+/** Measures where the version's heatmaps fall relative to the lung fields on its validation split (kept on the version). */
+export function measureLungFields(name: string, version: number): Promise<LungFieldReport> {
+  return request('model-registry', `${m(name)}/versions/${version}/lung-fields`, { method: 'POST' });
 }
 
 export type CalibrateResult = z.infer<typeof calibrateResult>;

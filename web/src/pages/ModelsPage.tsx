@@ -1,7 +1,7 @@
 import { Fragment, useEffect, useId, useState, type ReactNode } from 'react';
 import { loadedModels, loadModel } from '../api/deployment.js';
 import { ApiError } from '../api/http.js';
-import { calibrate, card, compare, getModel, lineage, listModels, setStage, type CalibrateResult, type Comparison, type EvaluationSummary, type GateVerdict, type ModelCard, type ModelVersion, type Stage } from '../api/registry.js';
+import { calibrate, card, compare, getModel, lineage, listModels, measureLungFields, setStage, type CalibrateResult, type LungFieldReport, type Comparison, type EvaluationSummary, type GateVerdict, type ModelCard, type ModelVersion, type Stage } from '../api/registry.js';
 import type { Evaluation } from '../api/training.js';
 import { Badge } from '../components/Badge.js';
 import { PALETTE } from '../components/Chart.js';
@@ -186,7 +186,64 @@ function CalibrateView({ name, version, onDone }: { name: string; version: numbe
   );
 }
 
-function ModelCardView({ c }: { c: ModelCard }) {
+const share = (x: number | null | undefined) => (x === null || x === undefined ? '—' : `${(x * 100).toFixed(1)}%`);
+
+/** Where the heatmaps fall relative to the lung fields on validation, and the button that measures it. */
+function HeatmapLocation({ name, version, report, onMeasured }: { name: string; version: number; report: LungFieldReport | null; onMeasured: () => void }) {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  const measure = async () => {
+    setBusy(true);
+    setError(null);
+    try {
+      await measureLungFields(name, version);
+      onMeasured();
+    } catch (err) {
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  };
+  const r = report;
+  const low = r?.mean_inside !== null && r?.mean_inside !== undefined && r.mean_inside < 0.5;
+  return (
+    <div data-testid="heatmap-location">
+      {r ? (
+        <>
+          <p className={low ? 'warning-box' : undefined}>
+            On {r.n} validation images, <strong>{share(r.mean_inside)}</strong> of the heatmap mass falls inside the lung fields on average (median {share(r.median_inside)}, 10th percentile{' '}
+            {share(r.p10_inside)}); {share(r.share_mostly_outside)} of the maps put most of their mass outside. A map spread evenly would put {share(r.atlas.coverage)} inside.
+            {low && ' The model may be using cues outside the lungs.'}
+          </p>
+          {r.regions && (
+            <KeyValues
+              items={[
+                ['inside the lung fields', share(r.regions.inside)],
+                ['above (neck, shoulders)', share(r.regions.above)],
+                ['below (diaphragm, abdomen)', share(r.regions.below)],
+                ['between (mediastinum, heart)', share(r.regions.between)],
+                ['lateral (image edges, markers)', share(r.regions.lateral)],
+                ...Object.entries(r.by_label).map(([label, b]): [string, string] => [`${label} images (${b.n})`, `${share(b.mean_inside)} inside on average`]),
+              ]}
+            />
+          )}
+          <p className="small muted">
+            Lung-field proxy, from {r.atlas.train_images} training images: {r.atlas.description} {r.failed ? `${r.failed} images could not be scored. ` : ''}
+            {r.empty ? `${r.empty} maps had no activation. ` : ''}Measured by {r.measured_by}, {dateTime(r.measured_at)}.
+          </p>
+        </>
+      ) : (
+        <p className="muted">Not measured yet: how much of the heatmap falls inside the lung fields on the validation split.</p>
+      )}
+      <button type="button" className="btn small" disabled={busy} onClick={() => void measure()}>
+        {busy ? 'Measuring…' : r ? 'Measure again' : 'Measure on the validation split'}
+      </button>
+      <ErrorCard error={error} title="Not measured" />
+    </div>
+  );
+}
+
+function ModelCardView({ c, onChanged }: { c: ModelCard; onChanged: () => void }) {
   return (
     <article className="model-card" data-testid="model-card">
       <h3>Model</h3>
@@ -218,6 +275,8 @@ function ModelCardView({ c }: { c: ModelCard }) {
       </p>
       <h3>Training</h3>
       <RecordView data={c.training} />
+      <h3>Heatmap location</h3>
+      <HeatmapLocation name={c.model.name} version={c.model.version} report={c.heatmap_location} onMeasured={onChanged} />
       <h3>Site calibrations</h3>
       {c.site_calibrations.length === 0 ? (
         <p className="muted">None: no site has calibrated these weights on its own labelled cases yet.</p>
@@ -641,7 +700,7 @@ function ModelDetailView({ name, onChanged }: { name: string; onChanged?: () => 
           ) : cardData.error ? (
             <ErrorCard error={cardData.error} title="Model card unavailable" />
           ) : cardData.data ? (
-            <ModelCardView c={cardData.data} />
+            <ModelCardView c={cardData.data} onChanged={cardData.reload} />
           ) : (
             <Loading />
           )}
