@@ -256,6 +256,9 @@ class JobAttempt {
       this.#ctx.metrics?.imagesPerSecond.set({ job_id: this.#job.id, model: this.#job.model }, e.images_per_sec);
     }
     await this.#update(patch);
+    // The worker reports the epoch's running mean loss every couple of seconds (a bounded rate):
+    // logged against the global step, so runs compare per step, not only per epoch.
+    if (typeof e.loss === 'number' && e.steps > 0) await this.#ctx.tracker.logMetrics(this.#job.runId, { train_loss_running: e.loss }, (e.epoch - 1) * e.steps + e.step);
   }
 
   async #onEpoch(e: TrainerEventOf<'epoch'>): Promise<void> {
@@ -276,7 +279,7 @@ class JobAttempt {
     this.#ctx.metrics?.epochs.inc({ model: this.#job.model });
     await this.#ctx.tracker.logMetrics(
       this.#job.runId,
-      { train_loss: e.train_loss, val_loss: e.val_loss, val_auc: e.val_auc, lr: e.lr, images_per_sec: e.images_per_sec },
+      { train_loss: e.train_loss, val_loss: e.val_loss, val_auc: e.val_auc, best_val_auc: e.best_val_auc, lr: e.lr, images_per_sec: e.images_per_sec },
       e.epoch,
     );
   }
