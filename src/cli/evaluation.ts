@@ -1,30 +1,19 @@
-import { availableParallelism } from 'node:os';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { AppError, isAppError } from '../core/errors.js';
-import type { Platform } from '../core/platform.js';
+import { AppError } from '../core/errors.js';
 import type { ImageShift } from '../core/imaging/index.js';
-import { EmbeddingProjector } from '../core/ml/embedding.js';
 import { evaluateBinary, Rng, type BinaryEvaluation } from '../core/ml/index.js';
-import { sha256Hex } from '../core/objects/index.js';
-import { dataContext, getManifest } from '../data-pipeline/service/index.js';
 import { planImport } from '../data-pipeline/service/import-files.js';
-import { LocalDataPipelineClient } from '../data-pipeline/service/local-client.js';
 import type { ClassLabel, Split } from '../data-pipeline/store/types.js';
-import { ModelRepository } from '../deployment/model-repository.js';
-import type { OnnxModel } from '../deployment/service/onnx-model.js';
-import { ImagePool } from '../core/imaging/image-pool.js';
-import { RegistryModelSource } from '../deployment/service/registry-source.js';
-import { StoredImages } from '../deployment/service/stored-images.js';
 import type { PredictionStats } from '../deployment/store/prediction-store.js';
-import { LocalModelRegistryClient } from '../model-registry/service/local-client.js';
-import { ModelRegistryService } from '../model-registry/service/registry-service.js';
 
 /**
- * Evaluation of a model on labelled images through the serving path itself: the deployment
- * service's ModelRepository (registry resolution, the ONNX Runtime session, its dynamic batcher)
- * and ImagePool (the same decode + preprocess the data plane runs). Nothing is logged as a
- * prediction, so an evaluation never shows up in monitoring.
+ * Evaluation of a model on labelled images through the serving path itself. The images are scored
+ * by an `EvaluationScorer`: the deployment service's POST /models/score over the platform's API
+ * (registered versions: the version's own session, preprocessing, threshold and site temperature;
+ * nothing is recorded as a prediction, so an evaluation never shows up in monitoring), or the
+ * serving code on a local ONNX file that is in no registry. Here: which images, a seeded subset,
+ * shifts, and the metrics.
  */
 
 /** `name`, `name@alias`, `name@3`, `name@v3` or `name@latest` (default alias: production). */
@@ -44,8 +33,6 @@ export interface EvaluationOptions {
   seed?: number;
   /** Bootstrap resamples of the AUC interval (default 1000). */
   bootstrap?: number;
-  /** Images in flight at once (default: enough to fill the batcher). */
-  concurrency?: number;
   /** Also collect the drift reference (image statistics + embeddings) of every image. */
   reference?: boolean;
   /** Alter every image file before the serving path sees it (robustness evaluation). */
@@ -125,13 +112,41 @@ export interface EvaluationResult {
   reference: ReferenceDocument | null;
 }
 
+/** One image as a scorer takes it: bytes, or the sha256 of an image the data pipeline stores. */
+export type ScorerImage = { bytes: Uint8Array; filename: string } | { sha256: string };
+
+/** One image's score, with its drift-reference row when asked for. */
+export type ScorerResult =
+  | { ok: true; probability: number; reference?: { stats: PredictionStats; embedding: number[] | null } }
+  | { ok: false; code: string; message: string };
+
+/** What scores the images of one evaluation. */
+export interface EvaluationScorer {
+  /** The model, as the report describes it (known once an image has been scored). */
+  readonly model: EvaluatedModel;
+  /** Images per `score` call. */
+  readonly batchSize: number;
+  /** Whether it takes stored images by sha256 (else their bytes are read and sent). */
+  readonly takesStoredImages: boolean;
+  /** Scores images in order; each succeeds or fails on its own. */
+  score(images: ScorerImage[], options: { reference: boolean }): Promise<ScorerResult[]>;
+}
+
+/** Where a dataset version's items are read (the data pipeline's API). */
+export interface DatasetReader {
+  /** The items of one split of a version. @throws AppError NOT_FOUND for an unknown version. */
+  items(version: string, split: Split): Promise<{ hash: string; label: ClassLabel }[]>;
+  /** The stored bytes of an image. */
+  bytes(hash: string): Promise<Uint8Array>;
+}
+
 interface ImageItem {
   file: string;
   label: ClassLabel;
+  /** Stored in the data pipeline: scored by hash unless a shift needs the bytes. */
+  sha256?: string;
   read(): Promise<Uint8Array>;
 }
-
-const isVersionRef = (ref: string) => /^v?\d+$/i.test(ref) || ref.toLowerCase() === 'latest';
 
 /** A seeded subset of at most `limit` items, kept in their original order. */
 function subset<T>(items: T[], limit: number | undefined, seed: number): T[] {
@@ -154,50 +169,32 @@ async function folderItems(dir: string): Promise<{ items: ImageItem[]; rejected:
   return { items, rejected: plan.rejected.map((r) => ({ file: r.file, code: r.code, message: r.message })) };
 }
 
-async function datasetItems(platform: Platform, version: string, split: Split): Promise<ImageItem[]> {
-  const manifest = await getManifest(dataContext(platform), version);
-  const images = new StoredImages(new LocalDataPipelineClient(dataContext(platform)));
-  return manifest.items
-    .filter((i) => i.split === split)
-    .map((i) => ({ file: `${split}/${i.label}/${i.hash}`, label: i.label, read: () => images.read(i.hash) }));
+async function datasetItems(reader: DatasetReader, version: string, split: Split): Promise<ImageItem[]> {
+  return (await reader.items(version, split)).map((i) => ({ file: `${split}/${i.label}/${i.hash}`, label: i.label, sha256: i.hash, read: () => reader.bytes(i.hash) }));
 }
 
-async function loadModel(platform: Platform, repository: ModelRepository, target: ModelTarget): Promise<{ model: OnnxModel; recorded: EvaluatedModel['recorded']; thresholdSource: EvaluatedModel['threshold_source'] }> {
-  if (target.kind === 'registry') {
-    const info = await repository.load(isVersionRef(target.ref) ? { name: target.name, version: target.ref } : { name: target.name, alias: target.ref });
-    const model = repository.lookup(info.name, info.version);
-    // The record of the version that was loaded (not a fresh alias lookup that could have moved).
-    const record = await new ModelRegistryService(platform).resolve(info.name, info.version);
-    const m = record.metrics ?? {};
-    const ci = Array.isArray(m.auc_ci) && m.auc_ci.length === 2 ? (m.auc_ci as [number, number]) : null;
-    const n = (x: unknown) => (typeof x === 'number' && Number.isFinite(x) ? x : null);
-    return {
-      model,
-      recorded: { val_auc: record.val_auc, auc_ci: ci, sensitivity: n(m.sensitivity), specificity: n(m.specificity), dataset_version: record.dataset_version },
-      thresholdSource: record.threshold === null || record.threshold_method === 'default' ? 'default' : 'registry',
-    };
-  }
-  const file = path.resolve(target.path);
-  const bytes = await readFile(file).catch(() => {
-    throw new AppError('NOT_FOUND', `ONNX file '${target.path}' does not exist or cannot be read`);
+/** What the scorer is handed for one item: the stored hash, or the (shifted) bytes. */
+async function scorerImage(item: ImageItem, shift: ImageShift | undefined, byHash: boolean): Promise<ScorerImage> {
+  if (item.sha256 && !shift && byHash) return { sha256: item.sha256 };
+  const bytes = await item.read().catch((err: unknown) => {
+    throw err instanceof AppError ? err : new AppError('UNPROCESSABLE', `cannot read the file: ${(err as Error).message}`);
   });
-  const name = path.basename(file, path.extname(file)).replace(/[^A-Za-z0-9._-]/g, '_').replace(/^[^A-Za-z0-9]+/, '') || 'model';
-  const model = await repository.loadBytes(bytes, { name, version: `local-${sha256Hex(bytes).slice(0, 12)}`, alias: null, source: { kind: 'file', uri: file } });
-  return { model, recorded: null, thresholdSource: model.metadata.threshold ? 'onnx-metadata' : 'default' };
+  if (bytes.length === 0) throw new AppError('INVALID_INPUT', 'the file is empty (0 bytes)');
+  return { bytes: shift ? await shift.apply(bytes) : bytes, filename: path.basename(item.file) };
 }
 
 function errorOf(err: unknown): { code: string; message: string } {
-  if (isAppError(err)) return { code: err.code, message: err.message };
+  if (err instanceof AppError) return { code: err.code, message: err.message };
   return { code: 'UNPROCESSABLE', message: err instanceof Error ? err.message : String(err) };
 }
 
 /**
  * Evaluates a model on labelled images through the serving path and computes the report at the
  * model's own stored threshold. Unreadable or undecodable images are listed in `failures`.
- * @throws AppError NOT_FOUND (model, folder, dataset version), UNPROCESSABLE when no image could
- *   be evaluated, and the model loading errors of the deployment service.
+ * @throws AppError NOT_FOUND (folder, dataset version), INVALID_INPUT when no labelled image is
+ *   found, UNPROCESSABLE when no image could be evaluated, and the scorer's errors.
  */
-export async function evaluateModel(platform: Platform, options: EvaluationOptions): Promise<EvaluationResult> {
+export async function evaluateModel(scorer: EvaluationScorer, options: EvaluationOptions, datasets?: DatasetReader): Promise<EvaluationResult> {
   const started = performance.now();
   const seed = options.seed ?? 0;
   const bootstrap = options.bootstrap ?? 1000;
@@ -210,141 +207,89 @@ export async function evaluateModel(platform: Platform, options: EvaluationOptio
     failures.push(...found.rejected);
     skipped = found.rejected.length;
   } else {
-    all = await datasetItems(platform, options.source.version, options.source.split);
+    if (!datasets) throw new AppError('INVALID_INPUT', 'a dataset version is evaluated through the platform API, which is not available here');
+    all = await datasetItems(datasets, options.source.version, options.source.split);
   }
   if (all.length === 0) {
     const where = options.source.kind === 'folder' ? `folder '${options.source.dir}' (expected <folder>/NORMAL/* and <folder>/PNEUMONIA/*)` : `split '${options.source.split}' of dataset version ${options.source.version}`;
     throw new AppError('INVALID_INPUT', `no labelled images found in ${where}`);
   }
   const items = subset(all, options.limit, seed);
+  const reference = Boolean(options.reference);
 
-  const cores = availableParallelism();
-  const repository = new ModelRepository({
-    logger: platform.logger,
-    source: new RegistryModelSource(new LocalModelRegistryClient(new ModelRegistryService(platform))),
-    threads: cores,
-    allowedRoots: [],
-    defaultName: 'model',
-  });
-  const pool = new ImagePool({ threads: cores });
-  try {
-    const { model, recorded, thresholdSource } = await loadModel(platform, repository, options.model);
-    const release = model.acquire();
-    const results: (EvaluatedImage | null)[] = new Array(items.length).fill(null);
-    const refRows: ({ stats: PredictionStats; embedding: number[] | null } | null)[] = new Array(items.length).fill(null);
-    const embeddings = options.reference && model.featureShape ? new EmbeddingProjector() : null;
-    const { maxBatchSize, maxQueueSize } = model.batcher.options;
-    const concurrency = Math.max(1, Math.min(options.concurrency ?? Math.max(cores * 2, maxBatchSize * 2), Math.floor(maxQueueSize / 2) || 1, items.length));
-    let next = 0;
-    let done = 0;
-    let failed = 0;
-    options.onStart?.(items.length);
-    try {
-      await Promise.all(
-        Array.from({ length: concurrency }, async () => {
-          while (next < items.length) {
-            const i = next++;
-            const item = items[i]!;
-            try {
-              const bytes = await item.read().catch((err: unknown) => {
-                throw isAppError(err) ? err : new AppError('UNPROCESSABLE', `cannot read the file: ${(err as Error).message}`);
-              });
-              if (bytes.length === 0) throw new AppError('INVALID_INPUT', 'the file is empty (0 bytes)');
-              const pre = await pool.run(options.shift ? await options.shift.apply(bytes) : bytes, model.preprocessing);
-              const { output } = await model.batcher.submit(pre.input);
-              if (!Number.isFinite(output.probability)) throw new AppError('UNPROCESSABLE', 'the model returned a non-finite probability');
-              results[i] = { file: item.file, label: item.label, probability: output.probability };
-              if (options.reference) {
-                const stats: PredictionStats = { ...pre.stats, sourceFormat: pre.source.format, sourceWidth: pre.source.width, sourceHeight: pre.source.height };
-                let embedding: number[] | null = null;
-                // The data plane's embedding, exactly (monitoring compares the two).
-                if (embeddings && output.features && model.featureShape) embedding = embeddings.embed(output.features, model.featureShape);
-                refRows[i] = { stats, embedding };
-              }
-            } catch (err) {
-              failed++;
-              failures.push({ file: item.file, ...errorOf(err) });
-            }
-            options.onProgress?.(++done, items.length, failed);
-          }
-        }),
-      );
-    } finally {
-      release();
-    }
-
-    const evaluated = results.filter((r): r is EvaluatedImage => r !== null);
-    if (evaluated.length === 0) {
-      const first = failures[0];
-      throw new AppError('UNPROCESSABLE', `none of the ${items.length} images could be evaluated${first ? ` (first failure: ${first.file}: ${first.message})` : ''}`);
-    }
-    const metrics = evaluateBinary(
-      evaluated.map((r) => (r.label === 'PNEUMONIA' ? 1 : 0)),
-      evaluated.map((r) => r.probability),
-      { threshold: model.threshold, bootstrap, seed },
-    );
-    const perClass = (label: ClassLabel) => ({ found: items.filter((x) => x.label === label).length, evaluated: evaluated.filter((x) => x.label === label).length });
-    const d = model.describe();
-    const report: EvaluationReport = {
-      report: 'xray-evaluation/1',
-      created_at: new Date().toISOString(),
-      duration_ms: Math.round(performance.now() - started),
-      model: {
-        name: model.name,
-        version: model.version,
-        alias: model.alias,
-        source: model.source,
-        sha256: model.sha256,
-        threshold: model.threshold,
-        threshold_source: thresholdSource,
-        input_size: model.inputSize,
-        preprocessing: { ...d.preprocessing },
-        heatmap_method: model.heatmapMethod,
-        recorded,
-      },
-      data: options.source.kind === 'folder' ? { kind: 'folder', folder: path.resolve(options.source.dir) } : { kind: 'dataset', dataset_version: options.source.version, split: options.source.split },
-      shift: options.shift ? { name: options.shift.name, description: options.shift.description } : null,
-      counts: {
-        images: items.length,
-        evaluated: evaluated.length,
-        failed,
-        skipped,
-        per_class: { NORMAL: perClass('NORMAL'), PNEUMONIA: perClass('PNEUMONIA') },
-        available: all.length,
-      },
-      bootstrap: { resamples: bootstrap, seed, level: 0.95 },
-      ...metrics,
-      failures: failures.sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : 0)),
-      predictions: evaluated,
-    };
-    let reference: ReferenceDocument | null = null;
-    if (options.reference) {
-      const rows = results.flatMap((r, i) => (r && refRows[i] ? [{ r, row: refRows[i]! }] : []));
-      reference = {
-        format: 'xray-reference/1',
-        model: { name: model.name, version: model.version, sha256: model.sha256 },
-        created_at: report.created_at,
-        threshold: model.threshold,
-        stats: rows.map((x) => x.row.stats),
-        embeddings: rows.flatMap((x) => (x.row.embedding ? [x.row.embedding] : [])),
-        probabilities: rows.map((x) => x.r.probability),
-        labels: rows.map((x) => x.r.label),
-      };
-    }
-    platform.audit.record({
-      actor: 'cli',
-      action: 'model.evaluate',
-      resource: `model:${model.name}/${model.version}`,
-      outcome: 'success',
-      requestId: null,
-      service: 'cli',
-      details: { data: report.data, shift: report.shift?.name ?? null, n: metrics.n, auc: metrics.auc, sensitivity: metrics.sensitivity, specificity: metrics.specificity, threshold: metrics.threshold, failed: failures.length },
+  const results: (EvaluatedImage | null)[] = new Array(items.length).fill(null);
+  const refRows: (NonNullable<Extract<ScorerResult, { ok: true }>['reference']> | null)[] = new Array(items.length).fill(null);
+  let done = 0;
+  let failed = 0;
+  options.onStart?.(items.length);
+  for (let from = 0; from < items.length; from += scorer.batchSize) {
+    const batch = items.slice(from, from + scorer.batchSize);
+    // Files that cannot be read (or shifted) fail here; the rest go to the scorer in one call.
+    const prepared = await Promise.all(batch.map((item) => scorerImage(item, options.shift, scorer.takesStoredImages).then((image) => ({ image }), (err: unknown) => ({ error: errorOf(err) }))));
+    const sendable = prepared.flatMap((p, i) => ('image' in p ? [{ i, image: p.image }] : []));
+    const scored = sendable.length ? await scorer.score(sendable.map((x) => x.image), { reference }) : [];
+    const byIndex = new Map(sendable.map((x, k) => [x.i, scored[k]!]));
+    batch.forEach((item, i) => {
+      const p = prepared[i]!;
+      const r = byIndex.get(i);
+      if ('error' in p || !r || !r.ok) {
+        failed++;
+        failures.push({ file: item.file, ...('error' in p ? p.error : r && !r.ok ? { code: r.code, message: r.message } : { code: 'UNPROCESSABLE', message: 'not scored' }) });
+      } else {
+        results[from + i] = { file: item.file, label: item.label, probability: r.probability };
+        refRows[from + i] = r.reference ?? null;
+      }
+      options.onProgress?.(++done, items.length, failed);
     });
-    return { report, reference };
-  } finally {
-    await repository.close();
-    await pool.close();
   }
+
+  const evaluated = results.filter((r): r is EvaluatedImage => r !== null);
+  if (evaluated.length === 0) {
+    const first = failures[0];
+    throw new AppError('UNPROCESSABLE', `none of the ${items.length} images could be evaluated${first ? ` (first failure: ${first.file}: ${first.message})` : ''}`);
+  }
+  const model = scorer.model;
+  const metrics = evaluateBinary(
+    evaluated.map((r) => (r.label === 'PNEUMONIA' ? 1 : 0)),
+    evaluated.map((r) => r.probability),
+    { threshold: model.threshold, bootstrap, seed },
+  );
+  const perClass = (label: ClassLabel) => ({ found: items.filter((x) => x.label === label).length, evaluated: evaluated.filter((x) => x.label === label).length });
+  const report: EvaluationReport = {
+    report: 'xray-evaluation/1',
+    created_at: new Date().toISOString(),
+    duration_ms: Math.round(performance.now() - started),
+    model,
+    data: options.source.kind === 'folder' ? { kind: 'folder', folder: path.resolve(options.source.dir) } : { kind: 'dataset', dataset_version: options.source.version, split: options.source.split },
+    shift: options.shift ? { name: options.shift.name, description: options.shift.description } : null,
+    counts: {
+      images: items.length,
+      evaluated: evaluated.length,
+      failed,
+      skipped,
+      per_class: { NORMAL: perClass('NORMAL'), PNEUMONIA: perClass('PNEUMONIA') },
+      available: all.length,
+    },
+    bootstrap: { resamples: bootstrap, seed, level: 0.95 },
+    ...metrics,
+    failures: failures.sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : 0)),
+    predictions: evaluated,
+  };
+  let referenceDoc: ReferenceDocument | null = null;
+  if (reference) {
+    const rows = results.flatMap((r, i) => (r && refRows[i] ? [{ r, row: refRows[i]! }] : []));
+    referenceDoc = {
+      format: 'xray-reference/1',
+      model: { name: model.name, version: model.version, sha256: model.sha256 },
+      created_at: report.created_at,
+      threshold: model.threshold,
+      stats: rows.map((x) => x.row.stats),
+      embeddings: rows.flatMap((x) => (x.row.embedding ? [x.row.embedding] : [])),
+      probabilities: rows.map((x) => x.r.probability),
+      labels: rows.map((x) => x.r.label),
+    };
+  }
+  return { report, reference: referenceDoc };
 }
 
 /** One row of the robustness table: the metrics of one shifted copy of the set, at the stored threshold. */

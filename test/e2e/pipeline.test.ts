@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { testConfig } from '../../src/core/config/index.js';
 import { generateDataset } from '../../src/core/imaging/index.js';
-import { evaluateModel } from '../../src/cli/evaluation.js';
+import { evaluateCommand } from '../../src/cli/commands/evaluate.js';
 import { startPlatform, type RunningPlatform } from '../../src/main.js';
 import { torchOrSkip } from '../training/helpers.js';
 import { api, PER_CLASS, runPipeline } from './pipeline-scenario.js';
@@ -33,8 +33,9 @@ describe('end to end: import → version → train → register → promote → 
     if (!(await torchOrSkip(t))) return;
     const { versionId, job } = await runPipeline(api((service) => `${running.urls.gateway}/api/${service}`));
 
-    // 8. xray evaluate on the validation split reproduces the metrics the trainer recorded (same images, same model).
-    const { report: evaluated } = await evaluateModel(running.platform, { model: { kind: 'registry', name: 'pneumonia', ref: 'production' }, source: { kind: 'dataset', version: versionId, split: 'val' }, bootstrap: 0 });
+    // 8. xray evaluate (through the gateway) on the validation split reproduces the metrics the trainer recorded (same images, same model).
+    const { result } = await evaluateCommand({ model: { kind: 'registry', name: 'pneumonia', ref: 'production' }, source: { kind: 'dataset', version: versionId, split: 'val' }, bootstrap: 0 }, [], { baseUrl: running.urls.gateway });
+    const evaluated = result.report;
     assert.equal(evaluated.n, job.metrics.n);
     assert.equal(evaluated.threshold, job.threshold);
     assert.ok(Math.abs(evaluated.auc! - job.metrics.auc) < 1e-3, `evaluate AUC ${evaluated.auc} vs trainer ${job.metrics.auc}`);

@@ -2,21 +2,25 @@ import { mkdir, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
-import { loadConfig } from '../../core/config/index.js';
+import { pino } from 'pino';
 import { AppError } from '../../core/errors.js';
 import { rocCurvePng } from '../../core/ml/index.js';
-import { openPlatform, type Platform } from '../../core/platform.js';
 import { SPLITS, type Split } from '../../data-pipeline/store/types.js';
 import { findShifts, type ImageShift } from '../../core/imaging/index.js';
-import type { EvaluationOptions, EvaluationReport, EvaluationResult, ModelTarget, RobustnessRow } from '../evaluation.js';
+import { ServiceClient } from '../client.js';
+import type { DatasetReader, EvaluationOptions, EvaluationReport, EvaluationResult, EvaluationScorer, ModelTarget, RobustnessRow } from '../evaluation.js';
 import { parseModelRef } from '../model-ref.js';
 
-/** The evaluation runs models in this process (ONNX Runtime): loaded only when `xray evaluate` runs, never by `xray serve`. */
+/** The evaluation code is loaded only when `xray evaluate` runs, never by `xray serve`. */
 const loadEvaluation = () => import('../evaluation.js');
+/** Runs ONNX Runtime in this process (a local --onnx file only). */
+const loadOnnxScorer = () => import('../evaluation-onnx.js');
 
 /**
  * `xray evaluate`: a model on a labelled folder (or a dataset version's split) through the real
- * serving path, in this process on the platform's stores (XRAY_HOME / XRAY_DATABASE_URL …).
+ * serving path. A registered version is evaluated through the platform's API (XRAY_URL, XRAY_API_KEY:
+ * the registry resolves it, the deployment scores the images, the data pipeline serves a dataset
+ * version); a local --onnx file, in no registry, in this process.
  */
 
 export interface EvaluateCommandOptions {
@@ -143,8 +147,8 @@ export async function writeOutputs(result: EvaluationResult, files: { out?: stri
   if (files.reference && result.reference) await writeAtomic(files.reference, `${JSON.stringify(result.reference)}\n`);
 }
 
-/** Runs one evaluation on an open platform with a progress bar on a TTY (stderr). */
-export async function runEvaluation(platform: Platform, options: EvaluationOptions): Promise<EvaluationResult> {
+/** Runs one evaluation with a progress bar on a TTY (stderr). */
+export async function runEvaluation(scorer: EvaluationScorer, options: EvaluationOptions, datasets?: DatasetReader): Promise<EvaluationResult> {
   const tty = process.stderr.isTTY === true;
   const bar = tty
     ? new cliProgress.SingleBar(
@@ -154,13 +158,53 @@ export async function runEvaluation(platform: Platform, options: EvaluationOptio
     : null;
   const { evaluateModel } = await loadEvaluation();
   try {
-    return await evaluateModel(platform, {
-      ...options,
-      onStart: (total) => bar?.start(total, 0, { failed: 0 }),
-      onProgress: (done, _total, failed) => bar?.update(done, { failed }),
-    });
+    return await evaluateModel(
+      scorer,
+      {
+        ...options,
+        onStart: (total) => bar?.start(total, 0, { failed: 0 }),
+        onProgress: (done, _total, failed) => bar?.update(done, { failed }),
+      },
+      datasets,
+    );
   } finally {
     bar?.stop();
+  }
+}
+
+/** The scorer of the model asked for; `close` ends what it holds. */
+async function openScorer(target: ModelTarget, clients: { registry: ServiceClient; deployment: ServiceClient; data: ServiceClient }): Promise<{ scorer: EvaluationScorer; close(): Promise<void> }> {
+  if (target.kind === 'onnx') {
+    const { OnnxFileScorer } = await loadOnnxScorer();
+    const scorer = await OnnxFileScorer.open(target.path, pino({ level: process.env.XRAY_LOG_LEVEL ?? 'error' }));
+    return { scorer, close: () => scorer.close() };
+  }
+  const { ApiEvaluationScorer } = await import('../evaluation-api.js');
+  return { scorer: await ApiEvaluationScorer.open(clients, target), close: async () => {} };
+}
+
+/** `xray evaluate` once its arguments are read: the result, and the robustness rows with --shifts. */
+export async function evaluateCommand(
+  options: EvaluationOptions,
+  shifts: ImageShift[],
+  context: { baseUrl?: string; apiKey?: string; note?: (line: string) => void } = {},
+): Promise<{ result: EvaluationResult; rows: RobustnessRow[] | undefined }> {
+  const client = (service: 'model-registry' | 'deployment' | 'data-pipeline') => new ServiceClient(service, context.baseUrl, context.apiKey ?? process.env.XRAY_API_KEY);
+  const clients = { registry: client('model-registry'), deployment: client('deployment'), data: client('data-pipeline') };
+  const { ApiDatasetReader } = await import('../evaluation-api.js');
+  const datasets = new ApiDatasetReader(clients.data);
+  const { robustnessRow } = await loadEvaluation();
+  const { scorer, close } = await openScorer(options.model, clients);
+  try {
+    const result = await runEvaluation(scorer, options, datasets);
+    const rows = shifts.length ? [robustnessRow(result.report)] : undefined;
+    for (const shift of shifts) {
+      context.note?.(`shift '${shift.name}'…`);
+      rows!.push(robustnessRow((await runEvaluation(scorer, { ...options, reference: false, shift }, datasets)).report));
+    }
+    return { result, rows };
+  } finally {
+    await close();
   }
 }
 
@@ -181,25 +225,12 @@ export function registerEvaluate(program: Command): void {
     .option('--shifts [names...]', 'robustness table: evaluate the set again under each acquisition shift (all when no name is given; names as printed, comma-separated or repeated)')
     .option('--json', 'print the JSON report instead of the summary')
     .description(
-      "evaluate a model on labelled images through the serving path (same preprocessing and ONNX Runtime session as /predict) at the model's stored threshold: AUC with 95% CI, accuracy, sensitivity, specificity, PPV, NPV, confusion matrix. Runs in this process on the platform's data (XRAY_HOME).",
+      "evaluate a model on labelled images through the serving path (same preprocessing and ONNX Runtime session as /predict) at the model's stored threshold: AUC with 95% CI, accuracy, sensitivity, specificity, PPV, NPV, confusion matrix. A registered version goes through the platform's API (XRAY_URL, XRAY_API_KEY; nothing is recorded as a prediction); a local --onnx file runs in this process.",
     )
     .action(async (folder: string | undefined, o: EvaluateCommandOptions) => {
-      const options = evaluationOptions(folder, o);
-      const shifts = requestedShifts(o);
-      const platform = await openPlatform(loadConfig({ ...process.env, XRAY_LOG_LEVEL: process.env.XRAY_LOG_LEVEL ?? 'error' }));
-      try {
-        const { robustnessRow } = await loadEvaluation();
-        const result = await runEvaluation(platform, options);
-        const rows = shifts.length ? [robustnessRow(result.report)] : undefined;
-        for (const shift of shifts) {
-          if (!o.json) process.stderr.write(`shift '${shift.name}'…\n`);
-          rows!.push(robustnessRow((await runEvaluation(platform, { ...options, reference: false, shift })).report));
-        }
-        await writeOutputs(result, o, rows);
-        if (o.json) console.log(JSON.stringify(rows ? { ...result.report, robustness: rows } : result.report, null, 1));
-        else console.log(formatReport(result.report, o) + (rows ? `\n\nrobustness (${rows.length - 1} shifts):\n${formatRobustness(rows)}` : ''));
-      } finally {
-        await platform.close();
-      }
+      const { result, rows } = await evaluateCommand(evaluationOptions(folder, o), requestedShifts(o), { note: o.json ? undefined : (line) => process.stderr.write(`${line}\n`) });
+      await writeOutputs(result, o, rows);
+      if (o.json) console.log(JSON.stringify(rows ? { ...result.report, robustness: rows } : result.report, null, 1));
+      else console.log(formatReport(result.report, o) + (rows ? `\n\nrobustness (${rows.length - 1} shifts):\n${formatRobustness(rows)}` : ''));
     });
 }
