@@ -52,8 +52,11 @@ const plugin: FastifyPluginAsync<ServicePluginOptions> = async (app, { platform 
           deploymentUrl: platform.config.serviceUrls.deployment,
           apiKey: dicom.autoPredictKey,
           callingAeTitle: dicom.aeTitle,
+          attempts: dicom.autoPredictAttempts,
+          backoffMs: dicom.autoPredictBackoffMs,
         })
       : null;
+  await autoPredict?.start();
   dicomwebRoutes(app, ctx, autoPredict);
   const scp = dicom.dimsePort
     ? await startDimseScp(ctx, {

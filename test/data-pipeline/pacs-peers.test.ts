@@ -15,6 +15,10 @@ import { Writable } from 'node:stream';
 import { pino, type Logger } from 'pino';
 import { renderChestXray } from '../../src/core/imaging/synthetic.js';
 import { loadModel, startDeployment, type Harness } from '../deployment/helpers.js';
+import { testConfig } from '../../src/core/config/index.js';
+import { openPlatform, type Platform } from '../../src/core/platform.js';
+import { buildDataPipelineApp } from '../../src/data-pipeline/app.js';
+import { provideLocalClients } from '../helpers/service-harness.js';
 import { anyFileContains, openPipeline, storedImageObjects, type Pipeline } from './helpers.js';
 import { chestDicom, freePort, missing, uidsOf, waitFor } from './pacs-helpers.js';
 import sharp from 'sharp';
@@ -147,7 +151,7 @@ describe('PACS peers: Orthanc, dcmtk, dicom3tools', { skip }, () => {
   });
 
   /** A pipeline listening on HTTP and DIMSE, auto-predicting to `destination`. */
-  async function pipeline(destination: string, logs = captureLogs()): Promise<{ p: Pipeline; http: string; scpPort: number; logs: ReturnType<typeof captureLogs> }> {
+  async function pipeline(destination: string, logs = captureLogs(), env: Record<string, string> = {}): Promise<{ p: Pipeline; http: string; scpPort: number; logs: ReturnType<typeof captureLogs> }> {
     const scpPort = await freePort();
     const p = await openPipeline(
       {
@@ -156,6 +160,7 @@ describe('PACS peers: Orthanc, dcmtk, dicom3tools', { skip }, () => {
         XRAY_DICOM_RESULT_DESTINATION: destination,
         XRAY_SERVICE_URLS: `deployment=${deploymentUrl}`,
         XRAY_DECODE_THREADS: '1',
+        ...env,
       },
       { logger: logs.logger },
     );
@@ -298,6 +303,120 @@ describe('PACS peers: Orthanc, dcmtk, dicom3tools', { skip }, () => {
       assertNothingIdentifying(p, logs.text() + JSON.stringify(rows), [name, 'MRN-CS-88', sent.study, sent.sop]);
     } finally {
       await p.close();
+    }
+  });
+
+  test('the destination is down when a study arrives: the job waits with backoff (visible, audited), and the SR + SC arrive once it is up', async () => {
+    const late = new Orthanc(await freePort(), await freePort());
+    const { p, http, scpPort, logs } = await pipeline(`http://127.0.0.1:${late.httpPort}/dicom-web`, captureLogs(), { XRAY_DICOM_AUTOPREDICT_BACKOFF_MS: '300', XRAY_DICOM_AUTOPREDICT_ATTEMPTS: '10' });
+    try {
+      const name = 'LATER^LOTTE';
+      const file = path.join(work, 'late.dcm');
+      const source = chestDicom('destination-down', { patientName: name, patientId: 'MRN-LATE-31' });
+      writeFileSync(file, source);
+      const sent = uidsOf(source);
+      const stored = await run('storescu', ['-aec', AET, '127.0.0.1', String(scpPort), file]);
+      assert.equal(stored.status, 0, stored.stderr);
+
+      // Nothing listens at the destination: the job fails a try, is audited, and waits for a retry.
+      const auditRows = async () => {
+        await p.platform.audit.flush();
+        return (await p.platform.database.db.selectFrom('audit_log').selectAll().where('action', '=', 'dicom.autopredict').execute()) as any[];
+      };
+      const firstFailure = await waitFor('a failed try to be audited', async () => (await auditRows()).find((r) => r.outcome === 'failure'));
+      const details = typeof firstFailure.details === 'string' ? JSON.parse(firstFailure.details) : firstFailure.details;
+      assert.equal(details.retrying, true);
+      assert.equal(details.error, 'SERVICE_UNAVAILABLE');
+      assert.match(details.message, /unreachable/);
+      const jobUrl = `/dicom/auto-predict/jobs/${details.job}`;
+      const waiting = (await p.app.inject({ method: 'GET', url: jobUrl })).json();
+      assert.equal(waiting.state, 'waiting', JSON.stringify(waiting));
+      assert.ok(waiting.attempts >= 1);
+      assert.match(waiting.error ?? '', /unreachable/);
+      const status = (await p.app.inject({ method: 'GET', url: '/dicom/auto-predict' })).json();
+      assert.equal(status.jobs.completed, 0);
+      assert.equal(status.pending, 1);
+
+      await late.start(scpPort, http);
+      const done = await waitFor('the job to complete once the destination is up', async () => {
+        const job = (await p.app.inject({ method: 'GET', url: jobUrl })).json();
+        assert.notEqual(job.state, 'failed', JSON.stringify(job));
+        return job.state === 'completed' ? job : null;
+      }, 60_000);
+      assert.ok(done.attempts >= 2, `delivered on try ${done.attempts}`);
+      const instances = await late.rest<string[]>('GET', '/instances');
+      assert.equal(instances.length, 2, 'the SR and the SC, once each');
+      const tags = await Promise.all(instances.map((id) => late.rest<Record<string, string>>('GET', `/instances/${id}/simplified-tags`)));
+      assert.deepEqual(tags.map((t) => t.SOPClassUID).sort(), [SC_CLASS, SR_CLASS].sort());
+      for (const t of tags) {
+        assert.equal(t.StudyInstanceUID, sent.study, 'in the sender\'s study');
+        assert.equal(t.PatientName, name);
+      }
+      assert.deepEqual(tags.map((t) => t.SOPInstanceUID).sort(), [done.result.sr_sop_instance_uid, done.result.sc_sop_instance_uid].sort());
+      const rows = await auditRows();
+      assert.equal(rows.filter((r) => r.outcome === 'success').length, 1);
+      assert.ok(rows.filter((r) => r.outcome === 'failure').length >= 1);
+      assert.equal((await p.app.inject({ method: 'GET', url: '/dicom/auto-predict' })).json().pending, 0);
+      const jobsTable = JSON.stringify(await p.platform.database.db.selectFrom('queue_jobs').selectAll().execute());
+      assertNothingIdentifying(p, logs.text() + JSON.stringify(rows) + jobsTable, [name, 'MRN-LATE-31', sent.study, sent.sop]);
+    } finally {
+      await p.close();
+      await late.stop();
+    }
+  });
+
+  test('a restart while a job waits for its retry: the job fails on the next start, audited, since its context was in memory only', async () => {
+    const home = mkdtempSync(path.join(tmpdir(), 'xray-pacs-restart-'));
+    const deadPort = await freePort(); // nothing listens here: every delivery fails
+    const env = async () => ({
+      XRAY_IMPORT_ROOT: home,
+      XRAY_DIMSE_PORT: String(await freePort()),
+      XRAY_DICOM_AUTOPREDICT_MODEL: 'pacs-model',
+      XRAY_DICOM_RESULT_DESTINATION: `http://127.0.0.1:${deadPort}/dicom-web`,
+      XRAY_DICOM_AUTOPREDICT_BACKOFF_MS: '1500',
+      XRAY_SERVICE_URLS: `deployment=${deploymentUrl}`,
+      XRAY_DECODE_THREADS: '1',
+    });
+    const open = async () => {
+      const config = await env();
+      const platform = await openPlatform(testConfig(home, config));
+      provideLocalClients(platform);
+      const app = await buildDataPipelineApp(platform);
+      return { platform, app, scpPort: Number(config.XRAY_DIMSE_PORT), close: async () => (await app.close(), await platform.close()) };
+    };
+    const audits = async (platform: Platform) => {
+      await platform.audit.flush();
+      return ((await platform.database.db.selectFrom('audit_log').selectAll().where('action', '=', 'dicom.autopredict').execute()) as any[])
+        .map((r) => ({ ...r, details: typeof r.details === 'string' ? JSON.parse(r.details) : r.details }));
+    };
+    try {
+      const first = await open();
+      let job: string;
+      try {
+        const file = path.join(work, 'restart.dcm');
+        writeFileSync(file, chestDicom('restart', { patientName: 'RESTART^RUTH', patientId: 'MRN-RS-12' }));
+        const stored = await run('storescu', ['-aec', AET, '127.0.0.1', String(first.scpPort), file]);
+        assert.equal(stored.status, 0, stored.stderr);
+        job = (await waitFor('a failed try', async () => (await audits(first.platform)).find((r) => r.outcome === 'failure'))).details.job;
+      } finally {
+        await first.close();
+      }
+      const second = await open();
+      try {
+        const failed = await waitFor('the job to fail after the restart', async () => {
+          const rec = (await second.app.inject({ method: 'GET', url: `/dicom/auto-predict/jobs/${job}` })).json();
+          return rec.state === 'failed' ? rec : null;
+        });
+        assert.match(failed.error, /memory only/);
+        const last = (await audits(second.platform)).filter((r) => r.details.job === job).at(-1);
+        assert.equal(last.outcome, 'failure');
+        assert.equal(last.details.retrying, false);
+        assert.equal(last.details.error, 'CONTEXT_LOST');
+      } finally {
+        await second.close();
+      }
+    } finally {
+      rmSync(home, { recursive: true, force: true });
     }
   });
 });

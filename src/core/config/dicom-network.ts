@@ -18,6 +18,9 @@ export interface DicomNetworkSettings {
   readonly resultDestination: DicomDestination | null;
   /** API key for the deployment call when auth is on ('' = the STOW caller's). */
   readonly autoPredictKey: string;
+  /** Tries per auto-predict job, and the first retry's delay (doubled after each try). */
+  readonly autoPredictAttempts: number;
+  readonly autoPredictBackoffMs: number;
 }
 
 /**
@@ -57,5 +60,7 @@ export function dicomNetworkSettings(raw: RawConfig): DicomNetworkSettings {
     autoPredictModel: raw.XRAY_DICOM_AUTOPREDICT_MODEL,
     resultDestination: destination,
     autoPredictKey: raw.XRAY_DICOM_AUTOPREDICT_KEY,
+    autoPredictAttempts: raw.XRAY_DICOM_AUTOPREDICT_ATTEMPTS,
+    autoPredictBackoffMs: raw.XRAY_DICOM_AUTOPREDICT_BACKOFF_MS,
   });
 }

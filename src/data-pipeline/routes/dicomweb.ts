@@ -7,7 +7,7 @@ import { errorEnvelope } from '../../core/http/schemas.js';
 import type { AutoPredictor } from '../service/auto-predict.js';
 import type { DataContext } from '../service/context.js';
 import { parseMultipartRelated, qidoPage, searchInstances, searchSeries, searchStudies, stowInstances, contentTypeParams } from '../service/dicomweb.js';
-import { dicomJsonSchema, qidoQuerySchema } from './schemas.js';
+import { autoPredictJobSchema, autoPredictStatusSchema, dicomJsonSchema, qidoQuerySchema } from './schemas.js';
 
 const TAGS = ['dicomweb'];
 const DICOM_JSON = 'application/dicom+json';
@@ -121,6 +121,56 @@ export function dicomwebRoutes(app: FastifyInstance, ctx: DataContext, autoPredi
     async (req, reply) => {
       void reply.type(DICOM_JSON);
       return searchInstances(ctx, req.params.study, req.params.series, { sopInstanceUid: pick(req.query, 'SOPInstanceUID', '00080018') }, qidoPage(req.query));
+    },
+  );
+
+  const autoPredictOff = (): AppError => new AppError('NOT_FOUND', 'auto-predict is off (XRAY_DICOM_AUTOPREDICT_MODEL and XRAY_DICOM_RESULT_DESTINATION)');
+
+  r.get(
+    '/dicom/auto-predict',
+    {
+      config: { role: 'viewer' },
+      schema: {
+        tags: TAGS,
+        summary: 'Auto-predict on arrival: settings and jobs by state',
+        description: 'Jobs of this replica\'s queue (waiting includes those waiting for a retry). 404 when auto-predict is off.',
+        response: { 200: autoPredictStatusSchema, 404: errorEnvelope, ...errors },
+      },
+    },
+    async () => {
+      if (!autoPredict) throw autoPredictOff();
+      return autoPredict.status();
+    },
+  );
+
+  r.get(
+    '/dicom/auto-predict/jobs/:id',
+    {
+      config: { role: 'viewer' },
+      schema: {
+        tags: TAGS,
+        summary: 'One auto-predict job: state, tries, next retry, last error, result',
+        description: 'Job ids are in the dicom.autopredict audit records. 404 for an unknown id or when auto-predict is off.',
+        params: z.object({ id: z.string().regex(/^autopredict-[0-9a-f-]{1,80}$/, 'an auto-predict job id') }),
+        response: { 200: autoPredictJobSchema, 404: errorEnvelope, ...errors },
+      },
+    },
+    async (req) => {
+      if (!autoPredict) throw autoPredictOff();
+      const job = await autoPredict.job(req.params.id);
+      if (!job) throw new AppError('NOT_FOUND', `no auto-predict job ${req.params.id}`);
+      return {
+        id: job.id,
+        image: job.data.hash,
+        channel: job.data.channel,
+        state: job.state,
+        attempts: job.attempts,
+        retry_at: job.retryAt === null ? null : new Date(job.retryAt).toISOString(),
+        error: job.error,
+        result: job.result,
+        created_at: new Date(job.createdAt).toISOString(),
+        updated_at: new Date(job.updatedAt).toISOString(),
+      };
     },
   );
 }

@@ -236,3 +236,30 @@ export const qidoQuerySchema = z.object({
   includefield: z.union([z.string(), z.array(z.string())]).optional().describe('Accepted; the attributes returned are fixed'),
   fuzzymatching: z.string().optional(),
 });
+
+const jobStateSchema = z.enum(['waiting', 'active', 'completed', 'failed']);
+
+/** Auto-predict jobs on this process's queue, by state (GET /dicom/auto-predict). */
+export const autoPredictStatusSchema = z.object({
+  model: z.string(),
+  destination: z.string(),
+  attempts: z.number().int(),
+  backoff_ms: z.number().int(),
+  /** Jobs whose memory-only context this process holds. */
+  pending: z.number().int(),
+  jobs: z.record(jobStateSchema, z.number().int()),
+});
+
+/** One auto-predict job (GET /dicom/auto-predict/jobs/:id): no identifier, only the image hash. */
+export const autoPredictJobSchema = z.object({
+  id: z.string(),
+  image: z.string(),
+  channel: z.enum(['stow-rs', 'c-store']),
+  state: jobStateSchema,
+  attempts: z.number().int(),
+  retry_at: z.string().nullable(),
+  error: z.string().nullable(),
+  result: z.unknown(),
+  created_at: z.string(),
+  updated_at: z.string(),
+});
