@@ -6,7 +6,7 @@ import type { Role } from '../../core/auth/index.js';
 import { AppError } from '../../core/errors.js';
 import { TOPICS } from '../../core/events/index.js';
 import { deploymentClient, type CallContext, type CanaryReport } from '../../deployment/client/index.js';
-import { putContentAddressed, type ObjectInfo } from '../../core/objects/index.js';
+import { putContentAddressed } from '../../core/objects/index.js';
 import type { Page, PageRequest } from '../store/paging.js';
 import {
   STAGE_ALIAS,
@@ -33,6 +33,7 @@ import { measureLungFields } from './lung-field-report.js';
 import type { LungFieldReport } from './model-card-types.js';
 import { calibrateVersion, type CalibrateInput, type CalibrateOutcome } from './site-calibration.js';
 import { TrackingService } from './tracking-service.js';
+import { collectArtifactGarbage, type GcResult } from './artifact-gc.js';
 
 /** The caller of a state change: who (for the audit trail) and with which role (force, hard delete). */
 export interface Actor {
@@ -88,18 +89,7 @@ export interface DeleteResult {
   removed_objects: string[];
 }
 
-export interface GcResult {
-  scanned: number;
-  referenced: number;
-  /** Unreferenced but written (or reused) within the grace period: an upload whose registration may not have landed yet. */
-  kept_recent: number;
-  removed: string[];
-  dry_run: boolean;
-  min_age_s: number;
-}
-
-/** Default grace period of artifact garbage collection (git gc keeps a similar window for the same race). */
-export const GC_MIN_AGE_S = 3600;
+export { GC_MIN_AGE_S, type GcResult } from './artifact-gc.js';
 
 export interface LineageNode {
   kind: 'model_version' | 'run' | 'dataset_version' | 'preprocessing' | 'code_version' | 'site_data' | 'parent_model';
@@ -714,39 +704,16 @@ export class ModelRegistryService {
     return new Set([...a, ...b]);
   }
 
-  /**
-   * Removes stored artifacts (`artifacts/…` objects) that no run or model version (live or
-   * soft-deleted) references and that were not written or reused in the last `minAgeS` seconds
-   * (a registration stores its bytes before its row: a younger object may be about to be referenced). Admin only.
-   */
-  async collectGarbage(input: { actor: Actor; dryRun?: boolean; minAgeS?: number; requestId?: string }): Promise<GcResult> {
-    if (input.actor.role !== 'admin') {
-      this.#audit(input.actor.name, 'artifacts.gc', ARTIFACT_NAMESPACE, 'denied', input.requestId, {});
-      throw new AppError('FORBIDDEN', 'only an admin may garbage-collect artifacts');
-    }
-    const minAgeS = input.minAgeS ?? GC_MIN_AGE_S;
-    const cutoff = Date.now() - minAgeS * 1000;
-    const objects: ObjectInfo[] = [];
-    let pageToken: string | undefined;
-    do {
-      const page = await this.#platform.objects.list(`${ARTIFACT_NAMESPACE}/`, { pageSize: 1000, pageToken });
-      objects.push(...page.items);
-      pageToken = page.nextPageToken;
-    } while (pageToken);
-    // Read references after listing, so an object written meanwhile is either listed-and-referenced or not listed.
-    const referenced = await this.#referencedKeys();
-    const unreferenced = objects.filter((o) => !referenced.has(o.key));
-    const removed = unreferenced.filter((o) => o.modified <= cutoff).map((o) => o.key);
-    const keptRecent = unreferenced.length - removed.length;
-    if (!input.dryRun) for (const key of removed) await this.#platform.objects.delete(key);
-    this.#audit(input.actor.name, 'artifacts.gc', ARTIFACT_NAMESPACE, 'success', input.requestId, {
-      scanned: objects.length,
-      removed: removed.length,
-      kept_recent: keptRecent,
-      min_age_s: minAgeS,
-      dry_run: Boolean(input.dryRun),
-    });
-    return { scanned: objects.length, referenced: objects.length - unreferenced.length, kept_recent: keptRecent, removed, dry_run: Boolean(input.dryRun), min_age_s: minAgeS };
+  /** Removes unreferenced artifacts older than the grace period (artifact-gc.ts). Admin only. */
+  collectGarbage(input: { actor: Actor; dryRun?: boolean; minAgeS?: number; requestId?: string }): Promise<GcResult> {
+    return collectArtifactGarbage(
+      {
+        objects: this.#platform.objects,
+        referencedKeys: () => this.#referencedKeys(),
+        audit: (actor, outcome, requestId, details) => this.#audit(actor, 'artifacts.gc', ARTIFACT_NAMESPACE, outcome, requestId, details),
+      },
+      input,
+    );
   }
 
   // ── lineage, cards, comparison ────────────────────────────────────────────────────────────
