@@ -91,9 +91,11 @@ export class BullmqQueue implements JobQueue {
 
   async get<T = unknown>(queue: string, id: string): Promise<JobRecord<T> | null> {
     const q = await this.#queue(queue);
+    // State first: a job read before its state could be a finished job's pre-finish fields
+    // (failed, with no reason and no attempt), since BullMQ finishes a job in one step between.
+    const raw = await q.getJobState(id);
     const job = await q.getJob(id);
-    if (!job) return null;
-    const raw = await job.getState();
+    if (!job || raw === 'unknown') return null;
     const state: JobState =
       raw === 'completed' ? 'completed' : raw === 'failed' ? 'failed' : raw === 'active' ? 'active' : 'waiting';
     return {
