@@ -9,6 +9,7 @@ import { LoginScreen } from './pages/LoginScreen.js';
 import { ModelsPage } from './pages/ModelsPage.js';
 import { MonitoringPage } from './pages/MonitoringPage.js';
 import { PredictPage } from './pages/PredictPage.js';
+import { RunsPage } from './pages/RunsPage.js';
 import { TrainingPage } from './pages/TrainingPage.js';
 
 interface PageDef {
@@ -21,6 +22,7 @@ const PAGES: PageDef[] = [
   { path: '/', title: 'Predict', component: PredictPage },
   { path: '/datasets', title: 'Datasets', component: DatasetsPage },
   { path: '/training', title: 'Training', component: TrainingPage },
+  { path: '/runs', title: 'Runs', component: RunsPage },
   { path: '/models', title: 'Models', component: ModelsPage },
   { path: '/monitoring', title: 'Monitoring', component: MonitoringPage },
 ];

@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import { mlflowMetric, mlflowRun } from './wire.js';
 import { AppError, type ErrorCode } from '../../../core/errors.js';
 import { toErrorBody } from '../../../core/http/index.js';
 import type { ModelVersionRecord, RegisteredModelRecord } from '../../store/registry-store.js';
@@ -125,29 +126,7 @@ export const mlflowExperiment = z.object({
   creation_time: z.number(),
   tags: z.array(kv),
 });
-const metricValue = z.union([z.number(), z.enum(['NaN', 'Infinity', '-Infinity'])]);
-export const mlflowMetric = z.object({ key: z.string(), value: metricValue, timestamp: z.number(), step: z.number() });
-export const mlflowRunInfo = z.object({
-  run_id: z.string(),
-  run_uuid: z.string(),
-  experiment_id: z.string(),
-  run_name: z.string(),
-  user_id: z.string(),
-  status: z.string(),
-  start_time: z.number(),
-  end_time: z.number().optional(),
-  artifact_uri: z.string(),
-  lifecycle_stage: z.string(),
-});
-const datasetInput = z.object({
-  tags: z.array(kv),
-  dataset: z.object({ name: z.string(), digest: z.string(), source_type: z.string(), source: z.string(), schema: z.string().optional(), profile: z.string().optional() }),
-});
-export const mlflowRun = z.object({
-  info: mlflowRunInfo,
-  data: z.object({ metrics: z.array(mlflowMetric), params: z.array(kv), tags: z.array(kv) }),
-  inputs: z.object({ dataset_inputs: z.array(datasetInput) }),
-});
+export { mlflowMetric, mlflowRun, mlflowRunInfo } from './wire.js';
 export const mlflowModelVersion = z.object({
   name: z.string(),
   version: z.string(),
