@@ -1,8 +1,10 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { makeDicom } from '../../src/core/imaging/dicom-writer.js';
 import { ConfigError, testConfig } from '../../src/core/config/index.js';
 import { anyFileContains, form, openPipeline, storedImageObjects, type Pipeline } from './helpers.js';
+import { parseMultipartRelated } from '../../src/data-pipeline/service/dicomweb.js';
 import { chestDicom, related, uidsOf } from './pacs-helpers.js';
 
 const STUDY = '1.2.826.0.1.3680043.8.498.4242';
@@ -126,6 +128,41 @@ describe('DICOMweb STOW-RS and QIDO-RS on the data pipeline', () => {
     assert.equal(typeof bad.json().error.code, 'string');
   });
 
+  test('WADO-RS retrieves the stored, de-identified files of a study, a series and one instance as multipart/related', async () => {
+    const study = (await p.app.inject({ method: 'GET', url: '/dicomweb/studies' })).json()[0]['0020000D'].Value[0] as string;
+    const parts = (res: { headers: Record<string, unknown>; rawPayload: Buffer }) => {
+      const type = String(res.headers['content-type']);
+      assert.match(type, /^multipart\/related; type="application\/dicom"; boundary=/);
+      return parseMultipartRelated(res.rawPayload, type);
+    };
+    const all = await p.app.inject({ method: 'GET', url: `/dicomweb/studies/${study}` });
+    assert.equal(all.statusCode, 200, all.body);
+    const files = parts(all);
+    assert.equal(files.length, 2);
+    const stored = storedImageObjects(p.home).map((f) => readFileSync(f));
+    for (const f of files) {
+      assert.equal(f.headers['content-type'], 'application/dicom');
+      assert.ok(stored.some((s) => s.equals(f.body)), 'each part is a stored file, byte for byte');
+      for (const needle of [NAME, MRN, STUDY, sentA.sop, sentB.sop]) assert.ok(!f.body.includes(Buffer.from(needle)), `${needle} in a retrieved file`);
+      assert.equal(uidsOf(f.body).study, study);
+    }
+    const one = uidsOf(files[0]!.body);
+    const series = await p.app.inject({ method: 'GET', url: `/dicomweb/studies/${study}/series/${one.series}` });
+    assert.equal(parts(series).length, 1);
+    const instance = await p.app.inject({ method: 'GET', url: `/dicomweb/studies/${study}/series/${one.series}/instances/${one.sop}` });
+    const only = parts(instance);
+    assert.equal(only.length, 1);
+    assert.ok(only[0]!.body.equals(files[0]!.body));
+    for (const url of [`/dicomweb/studies/${STUDY}`, `/dicomweb/studies/${study}/series/${one.series}/instances/${sentA.sop}`]) {
+      const missing = await p.app.inject({ method: 'GET', url });
+      assert.equal(missing.statusCode, 404, 'the original UIDs are unknown to the platform');
+      assert.equal(missing.json().error.code, 'NOT_FOUND');
+    }
+    await p.platform.audit.flush();
+    const audited = (await p.platform.database.db.selectFrom('audit_log').selectAll().where('action', '=', 'dicom.retrieve').execute()) as any[];
+    assert.equal(audited.length, 3);
+  });
+
   test('STOW-RS arrivals are audited per file and per request, without identifiers', async () => {
     await p.platform.audit.flush();
     const rows = await p.platform.database.db.selectFrom('audit_log').selectAll().execute();
@@ -161,6 +198,13 @@ describe('DICOMweb with XRAY_AUTH=on', () => {
     const q = await p.app.inject({ method: 'GET', url: '/dicomweb/studies', headers: { authorization: `Bearer ${viewer.key}` } });
     assert.equal(q.statusCode, 200);
     assert.equal(q.json().length, 1);
+    // WADO-RS serves pixels: a clinician key, like GET /images/:hash/content.
+    const study = q.json()[0]['0020000D'].Value[0];
+    const wado = await p.app.inject({ method: 'GET', url: `/dicomweb/studies/${study}`, headers: { authorization: `Bearer ${viewer.key}` } });
+    assert.equal(wado.statusCode, 403, wado.body);
+    const clinician = await p.platform.keys.create('clinician-1', 'clinician');
+    const allowed = await p.app.inject({ method: 'GET', url: `/dicomweb/studies/${study}`, headers: { authorization: `Bearer ${clinician.key}` } });
+    assert.equal(allowed.statusCode, 200, allowed.body);
   });
 });
 

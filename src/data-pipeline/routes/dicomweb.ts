@@ -1,12 +1,12 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { forwardedCredential } from '../../core/auth/index.js';
 import { AppError } from '../../core/errors.js';
 import { errorEnvelope } from '../../core/http/schemas.js';
 import type { AutoPredictor } from '../service/auto-predict.js';
-import type { DataContext } from '../service/context.js';
-import { parseMultipartRelated, qidoPage, searchInstances, searchSeries, searchStudies, stowInstances, contentTypeParams } from '../service/dicomweb.js';
+import { SERVICE_NAME, type DataContext } from '../service/context.js';
+import { parseMultipartRelated, qidoPage, retrieveInstances, searchInstances, searchSeries, searchStudies, stowInstances, contentTypeParams } from '../service/dicomweb.js';
 import { autoPredictJobSchema, autoPredictStatusSchema, dicomJsonSchema, qidoQuerySchema } from './schemas.js';
 
 const TAGS = ['dicomweb'];
@@ -122,6 +122,54 @@ export function dicomwebRoutes(app: FastifyInstance, ctx: DataContext, autoPredi
       void reply.type(DICOM_JSON);
       return searchInstances(ctx, req.params.study, req.params.series, { sopInstanceUid: pick(req.query, 'SOPInstanceUID', '00080018') }, qidoPage(req.query));
     },
+  );
+
+  // WADO-RS retrieve: the stored files are the de-identified ones, so is every byte served here.
+  const retrieve = async (req: FastifyRequest, reply: FastifyReply, filter: { studyUid: string; seriesUid?: string; sopInstanceUid?: string }): Promise<FastifyReply> => {
+    const out = await retrieveInstances(ctx, filter);
+    ctx.platform.audit.record({
+      actor: req.principal.name,
+      action: 'dicom.retrieve',
+      resource: `study:${filter.studyUid}`,
+      outcome: 'success',
+      requestId: req.id,
+      service: SERVICE_NAME,
+      details: { ...(filter.seriesUid ? { series: filter.seriesUid } : {}), ...(filter.sopInstanceUid ? { instance: filter.sopInstanceUid } : {}), instances: out.instances, bytes: out.body.length },
+    });
+    return reply.type(out.contentType).header('x-content-type-options', 'nosniff').send(out.body);
+  };
+  const wado = {
+    tags: TAGS,
+    produces: ['multipart/related'],
+    response: { 200: z.any().describe('multipart/related; type="application/dicom": one part per stored, de-identified instance'), 404: errorEnvelope, ...errors },
+  };
+  const wadoRole = { role: 'clinician' as const };
+
+  r.get(
+    '/dicomweb/studies/:study',
+    {
+      config: wadoRole,
+      schema: { ...wado, summary: 'WADO-RS: every stored instance of a study (de-identified files)', params: z.object({ study: uidParam }) },
+    },
+    (req, reply) => retrieve(req, reply, { studyUid: req.params.study }),
+  );
+
+  r.get(
+    '/dicomweb/studies/:study/series/:series',
+    {
+      config: wadoRole,
+      schema: { ...wado, summary: 'WADO-RS: every stored instance of a series', params: z.object({ study: uidParam, series: uidParam }) },
+    },
+    (req, reply) => retrieve(req, reply, { studyUid: req.params.study, seriesUid: req.params.series }),
+  );
+
+  r.get(
+    '/dicomweb/studies/:study/series/:series/instances/:instance',
+    {
+      config: wadoRole,
+      schema: { ...wado, summary: 'WADO-RS: one stored instance', params: z.object({ study: uidParam, series: uidParam, instance: uidParam }) },
+    },
+    (req, reply) => retrieve(req, reply, { studyUid: req.params.study, seriesUid: req.params.series, sopInstanceUid: req.params.instance }),
   );
 
   const autoPredictOff = (): AppError => new AppError('NOT_FOUND', 'auto-predict is off (XRAY_DICOM_AUTOPREDICT_MODEL and XRAY_DICOM_RESULT_DESTINATION)');

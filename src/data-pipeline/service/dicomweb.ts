@@ -1,15 +1,18 @@
 /**
- * DICOMweb on the data pipeline: STOW-RS (store instances sent as multipart/related) and a minimal
- * QIDO-RS (the studies, series and instances the platform holds, by their de-identified UIDs).
+ * DICOMweb on the data pipeline: STOW-RS (store instances sent as multipart/related), a minimal
+ * QIDO-RS (the studies, series and instances the platform holds, by their de-identified UIDs) and
+ * WADO-RS retrieve of those stored, de-identified files.
  * Every STOW-RS part goes through `ingestFile`, the same path as POST /ingest: header rules and
  * de-identification in the image worker pool, full decode and quality gates, content-addressed
- * storage. Response bodies follow PS3.18 §10.5 (Store) and §10.6 (Search).
+ * storage. Response bodies follow PS3.18 §10.5 (Store), §10.6 (Search) and §10.4 (Retrieve).
  */
+import { randomUUID } from 'node:crypto';
 import { AppError } from '../../core/errors.js';
 import type { AnonymisedDicom } from '../../core/imaging/image-pool.js';
 import type { DataContext } from './context.js';
 import { SERVICE_NAME } from './context.js';
 import { ingestFile, type IngestResult } from './ingest.js';
+import { getImageBytes } from './preprocessed.js';
 import type { QidoPage } from '../store/dicom-store.js';
 
 /** One body part of a multipart/related request. */
@@ -230,4 +233,40 @@ export async function searchInstances(ctx: DataContext, studyUid: string, series
     '0020000D': ui(r.studyUid),
     '0020000E': ui(r.seriesUid),
   }));
+}
+
+/** WADO-RS answers at most this many instances, and this many bytes, per request. */
+export const WADO_MAX_INSTANCES = 1000;
+export const WADO_MAX_BYTES = 512 * 1024 * 1024;
+
+/**
+ * WADO-RS retrieve (PS3.18 10.4): the stored, de-identified files of a study, a series or one
+ * instance as `multipart/related; type="application/dicom"`, addressed by the de-identified UIDs
+ * QIDO-RS lists.
+ * @throws AppError NOT_FOUND when nothing matches; PAYLOAD_TOO_LARGE past the limits (retrieve
+ *   per series or instance instead).
+ */
+export async function retrieveInstances(
+  ctx: DataContext,
+  filter: { studyUid: string; seriesUid?: string; sopInstanceUid?: string },
+): Promise<{ body: Buffer; contentType: string; instances: number }> {
+  const rows = await ctx.dicom.retrieve(filter, WADO_MAX_INSTANCES + 1);
+  const what = filter.sopInstanceUid ? 'instance' : filter.seriesUid ? 'series' : 'study';
+  if (rows.length === 0) throw new AppError('NOT_FOUND', `no such ${what} (WADO-RS takes the de-identified UIDs QIDO-RS lists)`);
+  if (rows.length > WADO_MAX_INSTANCES) {
+    throw new AppError('PAYLOAD_TOO_LARGE', `the ${what} has more than ${WADO_MAX_INSTANCES} instances: retrieve it series by series`);
+  }
+  const boundary = `xray-${randomUUID()}`;
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for (const row of rows) {
+    const bytes = await getImageBytes(ctx, row.hash);
+    total += bytes.length;
+    if (total > WADO_MAX_BYTES) {
+      throw new AppError('PAYLOAD_TOO_LARGE', `the ${what} is larger than ${WADO_MAX_BYTES / 1048576} MiB: retrieve it series by series or instance by instance`);
+    }
+    chunks.push(Buffer.from(`--${boundary}\r\nContent-Type: application/dicom\r\nContent-Length: ${bytes.length}\r\n\r\n`, 'latin1'), bytes, Buffer.from('\r\n', 'latin1'));
+  }
+  chunks.push(Buffer.from(`--${boundary}--\r\n`, 'latin1'));
+  return { body: Buffer.concat(chunks), contentType: `multipart/related; type="application/dicom"; boundary=${boundary}`, instances: rows.length };
 }

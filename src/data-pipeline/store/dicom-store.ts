@@ -46,6 +46,8 @@ export interface DicomInstanceStore {
   series(studyUid: string, filter: { seriesUid?: string; modality?: string }, page: QidoPage): Promise<SeriesSummary[]>;
   /** Instances of one series (optionally one SOP instance), paged. */
   instances(studyUid: string, seriesUid: string, filter: { sopInstanceUid?: string }, page: QidoPage): Promise<DicomInstanceRecord[]>;
+  /** For WADO-RS: at most `limit` instances of a study, or of one of its series, or one instance; ordered by series and SOP Instance UID. */
+  retrieve(filter: { studyUid: string; seriesUid?: string; sopInstanceUid?: string }, limit: number): Promise<DicomInstanceRecord[]>;
 }
 
 /** {@link DicomInstanceStore} on kysely: one implementation for SQLite and PostgreSQL. */
@@ -118,14 +120,26 @@ export class KyselyDicomInstanceStore implements DicomInstanceStore {
     let q = this.#db.selectFrom('data_dicom_instances').selectAll().where('study_uid', '=', studyUid).where('series_uid', '=', seriesUid);
     if (filter.sopInstanceUid) q = q.where('sop_instance_uid', '=', filter.sopInstanceUid);
     const rows = await q.orderBy('sop_instance_uid').orderBy('hash').limit(page.limit).offset(page.offset).execute();
-    return rows.map((r) => ({
-      hash: r.hash,
-      studyUid: r.study_uid,
-      seriesUid: r.series_uid,
-      sopInstanceUid: r.sop_instance_uid,
-      sopClassUid: r.sop_class_uid,
-      modality: r.modality,
-      receivedAt: Number(r.received_at),
-    }));
+    return rows.map(toRecord);
   }
+
+  async retrieve(filter: { studyUid: string; seriesUid?: string; sopInstanceUid?: string }, limit: number): Promise<DicomInstanceRecord[]> {
+    let q = this.#db.selectFrom('data_dicom_instances').selectAll().where('study_uid', '=', filter.studyUid);
+    if (filter.seriesUid) q = q.where('series_uid', '=', filter.seriesUid);
+    if (filter.sopInstanceUid) q = q.where('sop_instance_uid', '=', filter.sopInstanceUid);
+    const rows = await q.orderBy('series_uid').orderBy('sop_instance_uid').orderBy('hash').limit(limit).execute();
+    return rows.map(toRecord);
+  }
+}
+
+function toRecord(r: { hash: string; study_uid: string; series_uid: string; sop_instance_uid: string; sop_class_uid: string; modality: string | null; received_at: number }): DicomInstanceRecord {
+  return {
+    hash: r.hash,
+    studyUid: r.study_uid,
+    seriesUid: r.series_uid,
+    sopInstanceUid: r.sop_instance_uid,
+    sopClassUid: r.sop_class_uid,
+    modality: r.modality,
+    receivedAt: Number(r.received_at),
+  };
 }
