@@ -55,6 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> int:
     events = claim_stdout()
+    rank = int(os.environ.get("RANK", "0") or 0)
+    if rank != 0:  # under torchrun only rank 0 reports; the others share its stdout
+        events.close()
+        events = open(os.devnull, "w", encoding="utf-8")
     logging.basicConfig(stream=sys.stderr, level=os.environ.get("TRAINER_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     emitter = Emitter(events)
@@ -103,7 +107,17 @@ def main(argv: Optional[List[str]] = None) -> int:
         signal.signal(sig, lambda _signum, _frame: cancel.request())
     if args.command == "run":
         from .train import run_job
-        return run_job(raw, emitter, cancel)
+        code = run_job(raw, emitter, cancel)
+        if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
+            # No interpreter teardown: it would free the gloo process group (see Dist.keep).
+            events.flush()
+            sys.stderr.flush()
+            os._exit(code)
+        return code
+    if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
+        emitter.emit("failed", reason="optimize runs in one process; start it without torchrun",
+                     error_type="UsageError")
+        return 1
     from .optimize import run_study
     return run_study(raw, emitter, cancel)
 

@@ -199,8 +199,9 @@ class XrayDataset(torch.utils.data.Dataset):
 # --------------------------------------------------------------------------- batching
 
 
-def steps_per_epoch(n: int, batch_size: int, max_batches: Optional[int]) -> int:
-    steps = n // batch_size + (1 if n % batch_size >= 2 else 0)  # a 1-image tail would break BatchNorm
+def steps_per_epoch(n: int, batch_size: int, max_batches: Optional[int], min_tail: int = 2) -> int:
+    """`min_tail`: the smallest last batch kept (2 per process: a 1-image batch breaks BatchNorm)."""
+    steps = n // batch_size + (1 if n % batch_size >= min_tail else 0)
     steps = max(steps, 1)
     return min(steps, max_batches) if max_batches else steps
 
@@ -216,10 +217,10 @@ def epoch_order(labels: torch.Tensor, balance: str, generator: torch.Generator) 
     return torch.randperm(n, generator=generator)
 
 
-def batch_indices(order: torch.Tensor, batch_size: int, steps: int) -> Iterator[torch.Tensor]:
+def batch_indices(order: torch.Tensor, batch_size: int, steps: int, min_tail: int = 2) -> Iterator[torch.Tensor]:
     for s in range(steps):
         chunk = order[s * batch_size:(s + 1) * batch_size]
-        if chunk.numel() < 2:
+        if chunk.numel() < min_tail:
             return
         yield chunk
 
@@ -252,11 +253,20 @@ class Augmenter:
             p["contrast"] > 0, p["gamma"] != [1.0, 1.0], p["hflip"], p["blur"] > 0, p["noise"] > 0,
         ])
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """x: float [N,1,H,W] in [0,1] on any device; returns a new tensor in [0,1]."""
+    def __call__(self, x: torch.Tensor, rows: Optional[torch.Tensor] = None, total: Optional[int] = None) -> torch.Tensor:
+        """x: float [N,1,H,W] in [0,1] on any device; returns a new tensor in [0,1].
+
+        Distributed: x holds the `rows` (positions) of a global batch of `total` images. The random
+        parameters are drawn for the whole global batch, so every rank consumes the generator
+        alike and each image gets what it would get in a one-process run."""
         if not self.active:
             return x
-        p, g, n, dev = self.p, self.g, x.shape[0], x.device
+        p, g, dev = self.p, self.g, x.device
+        n = x.shape[0] if total is None else total
+
+        def mine(t: torch.Tensor) -> torch.Tensor:
+            return t if rows is None else t.index_select(0, rows)
+
         aspect = p.get("aspect", 0.0)
         if p["rotation_deg"] > 0 or p["translate"] > 0 or p["scale"] != [1.0, 1.0] or p["hflip"] or aspect > 0:
             angle = _uniform(n, -p["rotation_deg"], p["rotation_deg"], g) * (math.pi / 180.0)
@@ -268,33 +278,36 @@ class Augmenter:
             cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
             # aspect: stretch x by r and y by 1/r (the grid maps output to input, hence 1/r on x).
             r = 1.0 + _uniform(n, -aspect, aspect, g) if aspect > 0 else torch.ones(n)
-            theta = torch.stack([
+            theta = mine(torch.stack([
                 torch.stack([cos * flip / r, -sin / r, tx], dim=1),
                 torch.stack([sin * flip * r, cos * r, ty], dim=1),
-            ], dim=1).to(device=dev, dtype=x.dtype)
+            ], dim=1)).to(device=dev, dtype=x.dtype)
             grid = F.affine_grid(theta, list(x.shape), align_corners=False)
             x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
         if p["blur"] > 0:
-            x = _gaussian_blur(x, _uniform(n, 0.0, p["blur"], g).to(dev))
+            sigma = _uniform(n, 0.0, p["blur"], g)
+            x = _gaussian_blur(x, mine(sigma).to(dev), float(sigma.max().item()))
         if p["contrast"] > 0:
-            c = _uniform(n, 1 - p["contrast"], 1 + p["contrast"], g).to(dev).view(n, 1, 1, 1)
+            c = mine(_uniform(n, 1 - p["contrast"], 1 + p["contrast"], g)).to(dev).view(-1, 1, 1, 1)
             mean = x.mean(dim=(1, 2, 3), keepdim=True)
             x = (x - mean) * c + mean
         if p["brightness"] > 0:
-            x = x + _uniform(n, -p["brightness"], p["brightness"], g).to(dev).view(n, 1, 1, 1)
+            x = x + mine(_uniform(n, -p["brightness"], p["brightness"], g)).to(dev).view(-1, 1, 1, 1)
         if p["gamma"] != [1.0, 1.0]:
-            gamma = _uniform(n, p["gamma"][0], p["gamma"][1], g).to(dev).view(n, 1, 1, 1)
+            gamma = mine(_uniform(n, p["gamma"][0], p["gamma"][1], g)).to(dev).view(-1, 1, 1, 1)
             x = x.clamp(min=0.0).pow(gamma)
         if p["noise"] > 0:
             std = _uniform(n, 0.0, p["noise"], g).view(n, 1, 1, 1)
-            x = x + (torch.randn(tuple(x.shape), generator=g) * std).to(dev)
+            x = x + mine(torch.randn((n, *x.shape[1:]), generator=g) * std).to(dev)
         return x.clamp_(0.0, 1.0)
 
 
-def _gaussian_blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-    """Separable Gaussian blur with a different sigma (pixels) per image, via a grouped conv."""
+def _gaussian_blur(x: torch.Tensor, sigma: torch.Tensor, max_sigma: Optional[float] = None) -> torch.Tensor:
+    """Separable Gaussian blur with a different sigma (pixels) per image, via a grouped conv.
+    `max_sigma` sets the kernel radius (a whole global batch's, so every rank's kernels match)."""
     n, _, h, w = x.shape
-    radius = min(max(1, int(math.ceil(3.0 * float(sigma.max().item())))), min(h, w) - 1)
+    widest = float(sigma.max().item()) if max_sigma is None else max_sigma
+    radius = min(max(1, int(math.ceil(3.0 * widest))), min(h, w) - 1)
     offsets = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
     s = sigma.clamp(min=1e-3).to(x.dtype).view(n, 1)
     k = torch.exp(-0.5 * (offsets.view(1, -1) / s) ** 2)

@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 
 from . import data as D
+from .distributed import Dist
+from .distributed import from_env as dist_from_env
 from .evaluate import choose_threshold, compute_metrics, confusion, fit_temperature, rates, roc_auc, sigmoid
 from .export import classifier_metadata, export_onnx, max_onnx_opset, parity_check, sha256_file
 from .models import XrayClassifier, build_model, count_parameters
@@ -53,11 +55,12 @@ class CancelToken:
 # --------------------------------------------------------------------------- environment
 
 
-def select_device(preference: str) -> torch.device:
+def select_device(preference: str, local_rank: int = 0) -> torch.device:
     if preference == "cpu":
         return torch.device("cpu")
     if torch.cuda.is_available():
-        return torch.device("cuda")
+        torch.cuda.set_device(local_rank)  # one GPU per torchrun process
+        return torch.device("cuda", local_rank)
     if preference == "cuda":
         raise RuntimeError("device 'cuda' was requested but torch sees no CUDA device")
     return torch.device("cpu")
@@ -174,8 +177,9 @@ class Run:
     """One training job: everything the loop touches, so checkpointing is one method."""
 
     def __init__(self, spec: Dict[str, Any], emitter: Any, cancel: CancelToken,
-                 on_epoch: Optional[EpochCallback]):
+                 on_epoch: Optional[EpochCallback], dist: Optional[Dist] = None):
         self.spec = spec
+        self.dist = dist or Dist()
         self.hp = spec["hyperparameters"]
         self.emitter = emitter
         self.cancel = cancel
@@ -193,9 +197,10 @@ class Run:
             raise SpecError(f"export.opset: {spec['export']['opset']} is above what this torch exports "
                             f"({max_onnx_opset()})")
         self.ckpt_dir.mkdir(parents=True, exist_ok=True)
-        self.device = select_device(spec["device"])
+        self.device = select_device(spec["device"], self.dist.local_rank)
         self.threads = configure_threads(spec["threads"])
         configure_determinism(spec["deterministic"])
+        self.backend = self.dist.init(self.device)
         self.manifest = D.read_manifest(spec["dataset_dir"])
         self.size = spec["input_size"] or self.manifest.stored_size or 224
         self.aug_params = D.resolve_augmentation(self.manifest, spec["augmentation"])
@@ -211,12 +216,26 @@ class Run:
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.model: XrayClassifier = model
+        # Training runs through DDP (gradients averaged across ranks); evaluation, checkpoints and
+        # export use the bare module, whose weights are the same on every rank.
+        self.net: torch.nn.Module = model
+        if self.dist.enabled:
+            from torch.nn.parallel import DistributedDataParallel
+            self.net = DistributedDataParallel(
+                model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+            torch.manual_seed(spec["seed"] + 1000 * self.dist.rank)  # own dropout masks per rank
         decay = [p for p in model.parameters() if p.ndim > 1]
         no_decay = [p for p in model.parameters() if p.ndim <= 1]  # BN and biases
         self.optimizer = torch.optim.AdamW(
             [{"params": decay, "weight_decay": hp["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}],
             lr=hp["lr"])
-        self.steps = D.steps_per_epoch(len(self.train_data), hp["batch_size"], hp["max_train_batches"])
+        # batch_size is the global batch: each of the N processes takes batch_size / N of it.
+        if hp["batch_size"] < 2 * self.dist.world:
+            raise SpecError(f"hyperparameters.batch_size: {hp['batch_size']} is too small for "
+                            f"{self.dist.world} processes (at least 2 images per process)")
+        self.min_tail = 2 * self.dist.world
+        self.steps = D.steps_per_epoch(len(self.train_data), hp["batch_size"], hp["max_train_batches"],
+                                       self.min_tail)
         total = self.steps * hp["epochs"]
         warmup = int(round(hp["warmup_epochs"] * self.steps))
         if warmup >= total and total > 1:
@@ -271,6 +290,8 @@ class Run:
             "sampler": self.sampler_gen.get_state(),
             "augment": self.augmenter.g.get_state(),
         }
+        if self.dist.enabled:  # dropout streams differ per rank; a collective, like save_checkpoint
+            rng["torch_ranks"] = self.dist.gather_objects(torch.get_rng_state())
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state_all()
         return {
@@ -296,10 +317,14 @@ class Run:
             "stopped": s.stopped,
             "history": s.history,
             "rng": rng,
+            "world_size": self.dist.world,
         }
 
     def save_checkpoint(self, path: Path) -> Path:
-        atomic_save(self.checkpoint(), path)
+        """Every rank calls it (it gathers RNG states); rank 0 writes the file."""
+        ck = self.checkpoint()
+        if self.dist.is_main:
+            atomic_save(ck, path)
         return path
 
     def _resume(self, path: str) -> None:
@@ -335,6 +360,12 @@ class Run:
         random.setstate(rng["python"])
         np.random.set_state(rng["numpy"])
         torch.set_rng_state(rng["torch"])
+        ranks = rng.get("torch_ranks")
+        if self.dist.enabled and ranks and len(ranks) == self.dist.world:
+            torch.set_rng_state(ranks[self.dist.rank])
+        elif self.dist.enabled:
+            torch.manual_seed(self.spec["seed"] + 1000 * self.dist.rank + 7919 * s.epoch)
+            log.info("checkpoint came from %s process(es): rank dropout streams restart", ck.get("world_size", 1))
         self.sampler_gen.set_state(rng["sampler"])
         self.augmenter.g.set_state(rng["augment"])
         if self.device.type == "cuda" and rng.get("cuda") is not None:
@@ -345,11 +376,11 @@ class Run:
 
     # ---- loop
 
-    def loss_fn(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def loss_fn(self, logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
         eps = self.hp["label_smoothing"]
         if eps:
             targets = targets * (1.0 - eps) + 0.5 * eps
-        return F.binary_cross_entropy_with_logits(logits, targets, pos_weight=self.pos_weight)
+        return F.binary_cross_entropy_with_logits(logits, targets, pos_weight=self.pos_weight, reduction=reduction)
 
     def train_epoch(self, epoch: int) -> bool:
         """Runs (the rest of) one epoch; returns False if cancelled (checkpoint already written)."""
@@ -363,35 +394,21 @@ class Run:
             self.sampler_gen.set_state(s.order_state)
             order = D.epoch_order(self.train_data.labels, hp["balance"], self.sampler_gen)
             self.sampler_gen.set_state(current)
-        self.model.train()
+        self.net.train()
         t0 = last_report = time.monotonic()
         images_this_run = 0
-        for i, idx in enumerate(D.batch_indices(order, hp["batch_size"], self.steps)):
+        for i, idx in enumerate(D.batch_indices(order, hp["batch_size"], self.steps, self.min_tail)):
             if i < s.step:
                 continue
-            idx_dev = idx.to(self.device)
-            x = self.augmenter(D.to_float(self.train_dev.images.index_select(0, idx_dev)))
-            if self.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            y = self.train_dev.labels.index_select(0, idx_dev)
-            with self.amp.autocast(self.device):
-                logits = self.model(x).view(-1)
-            loss = self.loss_fn(logits.float(), y)
-            self.optimizer.zero_grad(set_to_none=True)
-            if self.amp.scaler is not None:
-                self.amp.scaler.scale(loss).backward()
-                self.amp.scaler.step(self.optimizer)
-                self.amp.scaler.update()
-            else:
-                loss.backward()
-                self.optimizer.step()
-            self.scheduler.step()
-            n = int(idx.numel())
-            loss_value = float(loss.item())
-            if not math.isfinite(loss_value):
-                raise FloatingPointError(f"training diverged: loss is {loss_value} at epoch {epoch}, step {i + 1}; "
-                                         "lower hyperparameters.lr")
-            s.loss_sum += loss_value * n
+            loss_sum, n = self.train_step(idx)
+            cancel = self.cancel.requested
+            if self.dist.enabled:  # one small all-reduce: the global loss, images and a cancel vote
+                loss_sum, n, votes = self.dist.all_sum([loss_sum, n, 1.0 if cancel else 0.0])
+                n, cancel = int(n), votes > 0
+            if not math.isfinite(loss_sum):
+                raise FloatingPointError(f"training diverged: loss is {loss_sum / max(n, 1)} at epoch {epoch}, "
+                                         f"step {i + 1}; lower hyperparameters.lr")
+            s.loss_sum += loss_sum
             s.seen += n
             s.step = i + 1
             images_this_run += n
@@ -400,12 +417,49 @@ class Run:
                 last_report = now
                 self.emitter.emit("progress", epoch=epoch, step=s.step, steps=self.steps,
                                   loss=s.loss_sum / s.seen, images_per_sec=images_this_run / (now - t0))
-            if self.cancel.requested:
+            if cancel:
                 path = self.save_checkpoint(self.last_ckpt)
                 self.emitter.emit("cancelled", epoch=epoch, step=s.step, checkpoint=str(path))
                 return False
         self.epoch_images_per_sec = images_this_run / max(time.monotonic() - t0, 1e-9)
         return True
+
+    def train_step(self, idx: torch.Tensor) -> "tuple[float, int]":
+        """One optimizer step on the global batch `idx` (this rank's share of it when distributed).
+        Returns this rank's summed per-image loss and image count."""
+        total = int(idx.numel())
+        rows = None
+        if self.dist.enabled:
+            rows = self.dist.rows_of(total)
+            idx = idx.index_select(0, rows)
+        idx_dev = idx.to(self.device)
+        x = self.augmenter(D.to_float(self.train_dev.images.index_select(0, idx_dev)), rows=rows,
+                           total=total if rows is not None else None)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        y = self.train_dev.labels.index_select(0, idx_dev)
+        with self.amp.autocast(self.device):
+            logits = self.net(x).view(-1)
+        n = int(idx.numel())
+        if self.dist.enabled:
+            # DDP averages gradients over ranks; sum / global batch * world makes that the mean over
+            # the global batch, as in one process, whatever each rank's share.
+            loss_sum = self.loss_fn(logits.float(), y, reduction="sum")
+            loss = loss_sum * (self.dist.world / total)
+        else:
+            loss = self.loss_fn(logits.float(), y)
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.amp.scaler is not None:
+            self.amp.scaler.scale(loss).backward()
+            self.amp.scaler.step(self.optimizer)
+            self.amp.scaler.update()
+        else:
+            loss.backward()
+            self.optimizer.step()
+        self.scheduler.step()
+        if self.dist.enabled:
+            return float(loss_sum.item()), n
+        return float(loss.item()) * n, n
 
     def predict_logits(self, images_u8: torch.Tensor, shift: Optional[str] = None) -> np.ndarray:
         self.model.eval()
@@ -423,7 +477,12 @@ class Run:
         return torch.cat(out).double().numpy() if out else np.zeros(0)
 
     def validate(self) -> Dict[str, Optional[float]]:
-        logits = self.predict_logits(self.val_dev.images)
+        if self.dist.enabled:  # each rank scores its shard of val; every rank gets all the logits
+            self.dist.broadcast_buffers(self.model)
+            mine = self.predict_logits(self.val_dev.images[self.dist.shard(len(self.val_data))])
+            logits = self.dist.gather_rows(torch.from_numpy(mine)).numpy()
+        else:
+            logits = self.predict_logits(self.val_dev.images)
         if not np.isfinite(logits).all():
             raise FloatingPointError("training diverged: the model outputs non-finite logits on the val split; "
                                      "lower hyperparameters.lr")
@@ -439,8 +498,8 @@ class Run:
             parameters=count_parameters(self.model), train_images=len(self.train_data),
             val_images=len(self.val_data), start_epoch=s.epoch, time=utc_now(), input_size=self.size,
             epochs=hp["epochs"], steps_per_epoch=self.steps, amp=self.amp.enabled,
-            resumed_from=spec["resume_from"])
-        if self.cancel.requested:
+            resumed_from=spec["resume_from"], world_size=self.dist.world, backend=self.backend)
+        if self.dist.agree(self.cancel.requested):
             self.emitter.emit("cancelled", epoch=s.epoch, step=s.step, checkpoint=spec["resume_from"])
             return {"cancelled": True}
         while s.epoch <= hp["epochs"] and not s.stopped:
@@ -468,10 +527,13 @@ class Run:
             self.emitter.emit("checkpoint", epoch=epoch, path=str(path))
             if self.on_epoch is not None:
                 self.on_epoch(epoch, auc)  # Optuna's pruner hook; may raise TrialPruned
-            if self.cancel.requested and (s.epoch <= hp["epochs"] and not s.stopped):
+            if self.dist.agree(self.cancel.requested) and (s.epoch <= hp["epochs"] and not s.stopped):
                 self.emitter.emit("cancelled", epoch=epoch, step=0, checkpoint=str(path))
                 return {"cancelled": True}
-        return self.finish()
+        final_ckpt = self.save_checkpoint(self.out / "checkpoint.pt")  # full state at the end of training
+        if not self.dist.is_main:
+            return {"cancelled": False}  # rank 0 evaluates, exports and reports
+        return self.finish(final_ckpt)
 
     # ---- final evaluation and artifacts
 
@@ -490,9 +552,8 @@ class Run:
         self.emitter.emit("artifact", kind=kind, path=str(path), sha256=digest, bytes=path.stat().st_size)
         return {"path": str(path), "sha256": digest, "bytes": path.stat().st_size}
 
-    def finish(self) -> Dict[str, Any]:
+    def finish(self, final_ckpt: Path) -> Dict[str, Any]:
         spec, s, out = self.spec, self.state, self.out
-        final_ckpt = self.save_checkpoint(out / "checkpoint.pt")  # full state at the end of training
         if s.best_weights is not None:
             self.model.load_state_dict(s.best_weights)
         y_val = self.val_data.labels.double().numpy()
@@ -594,9 +655,12 @@ class Run:
 
 
 def execute_job(spec: Dict[str, Any], emitter: Any, cancel: Optional[CancelToken] = None,
-                on_epoch: Optional[EpochCallback] = None) -> Dict[str, Any]:
-    """Run a validated spec; raises on any error. Returns a summary (also sent as `finished`)."""
-    run = Run(spec, emitter, cancel or CancelToken(), on_epoch)
+                on_epoch: Optional[EpochCallback] = None, dist: Optional[Dist] = None) -> Dict[str, Any]:
+    """Run a validated spec; raises on any error. Returns a summary (also sent as `finished`).
+    `dist`: this process's place in a torchrun job (default: a single process)."""
+    dist = dist or Dist()
+    run = Run(spec, emitter, cancel or CancelToken(), on_epoch, dist)
+    dist.keep(run)
     run.setup()
     return run.run()
 
@@ -605,7 +669,7 @@ def run_job(raw_spec: Dict[str, Any], emitter: Any, cancel: Optional[CancelToken
     """Validate and run; every error becomes a `failed` event. Returns the process exit code."""
     try:
         spec = validate_job_spec(raw_spec)
-        execute_job(spec, emitter, cancel)
+        execute_job(spec, emitter, cancel, dist=dist_from_env())
         return 0
     except Exception as exc:  # noqa: BLE001 - the protocol reports every failure as an event
         log.debug("job failed", exc_info=True)

@@ -45,8 +45,14 @@ const jobBase = {
   experiment: experimentName.optional().describe("Tracking experiment (default 'pneumonia')."),
 };
 
+/** Data-parallel training: the worker runs as `processes` torchrun processes (gloo on CPU, NCCL with one GPU each). */
+export const distributedSchema = z.strictObject({
+  processes: z.number().int().min(1).max(64).describe('Processes for this one job; hyperparameters.batch_size stays the global batch, split between them.'),
+});
+
 export const trainRequestSchema = z.strictObject({
   ...jobBase,
+  distributed: distributedSchema.optional().describe('Train across several processes on this machine (torch.distributed, launched by torchrun).'),
   register_as: z.string().min(1).max(200).optional().describe('Register the model under this name when the job succeeds.'),
 });
 export type TrainRequest = z.infer<typeof trainRequestSchema>;

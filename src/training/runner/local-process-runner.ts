@@ -66,9 +66,12 @@ class LocalHandle implements TrainerHandle {
   readonly #log: WriteStream | null;
   readonly #logger: Logger | undefined;
   #terminalSeen = false;
+  /** torchrun and its ranks run in their own process group (the launcher is its leader). */
+  readonly #group: boolean;
 
-  constructor(child: ChildProcess, terminal: readonly string[], log: WriteStream | null, logger: Logger | undefined) {
+  constructor(child: ChildProcess, terminal: readonly string[], log: WriteStream | null, logger: Logger | undefined, group = false) {
     this.#child = child;
+    this.#group = group;
     this.#log = log;
     this.#logger = logger;
 
@@ -106,6 +109,8 @@ class LocalHandle implements TrainerHandle {
     });
     this.exit = (async () => {
       const status = await exited;
+      // Ranks left behind by a launcher that died would hold the pipes open (and the CPU).
+      if (group) this.#signalGroup('SIGKILL');
       await Promise.all([stdoutDone, stderrDone]);
       if (!this.#terminalSeen) {
         const how = status.signal ? `was killed by ${status.signal}` : `exited with code ${status.code}`;
@@ -144,12 +149,23 @@ class LocalHandle implements TrainerHandle {
     }
   }
 
+  #signalGroup(signal: NodeJS.Signals): void {
+    if (this.#child.pid === undefined) return;
+    try {
+      process.kill(-this.#child.pid, signal);
+    } catch {
+      /* the group is gone */
+    }
+  }
+
+  /** torchrun forwards SIGTERM to every rank and waits for them: each checkpoints (rank 0 writes). */
   cancel(): void {
     this.#signal('SIGTERM');
   }
 
   kill(): void {
-    this.#signal('SIGKILL');
+    if (this.#group) this.#signalGroup('SIGKILL');
+    else this.#signal('SIGKILL');
   }
 
   stderrTail(): string {
@@ -159,7 +175,10 @@ class LocalHandle implements TrainerHandle {
 
 /**
  * Runs the worker as a local subprocess: `<python> -m trainer <command> --spec <file>` in the
- * project root, events read line by line from stdout, stderr appended to the job's log.
+ * project root, events read line by line from stdout, stderr appended to the job's log. A job of
+ * N > 1 processes runs under torchrun on this machine (`python -m trainer.torchrun --standalone
+ * --nproc_per_node N -m trainer run --spec <file>`); every rank shares the one stdout, where only
+ * rank 0 writes events.
  */
 export class LocalProcessRunner implements TrainerRunner {
   readonly kind = 'local';
@@ -178,9 +197,13 @@ export class LocalProcessRunner implements TrainerRunner {
     mkdirSync(path.dirname(options.specPath), { recursive: true });
     writeFileSync(options.specPath, JSON.stringify(options.spec, null, 1));
     const threads = String(Math.max(1, options.threads));
-    const child = spawn(python, ['-m', 'trainer', options.command, '--spec', options.specPath], {
+    const processes = Math.max(1, options.processes ?? 1);
+    const worker = ['-m', 'trainer', options.command, '--spec', options.specPath];
+    const args = processes > 1 ? ['-m', 'trainer.torchrun', '--standalone', '--nnodes=1', `--nproc_per_node=${processes}`, '--monitor_interval=1', ...worker] : worker;
+    const child = spawn(python, args, {
       cwd: this.#options.cwd,
       stdio: ['ignore', 'pipe', 'pipe'],
+      detached: processes > 1,
       env: {
         ...process.env,
         OMP_NUM_THREADS: threads,
@@ -198,6 +221,6 @@ export class LocalProcessRunner implements TrainerRunner {
       log = createWriteStream(options.logPath, { flags: 'a' });
       log.on('error', () => {});
     }
-    return new LocalHandle(child, TERMINAL_EVENTS[options.command], log, this.#options.logger);
+    return new LocalHandle(child, TERMINAL_EVENTS[options.command], log, this.#options.logger, processes > 1);
   }
 }

@@ -11,8 +11,13 @@ export interface WorkerStart {
   specPath: string;
   /** Appends the worker's stderr and non-JSON stdout here (optional). */
   logPath?: string;
-  /** Torch/OpenMP threads for this worker (also passed in the spec as `threads`). */
+  /** Torch/OpenMP threads for each worker process (also passed in the spec as `threads`). */
   threads: number;
+  /**
+   * Processes of one data-parallel job (default 1). Above 1 the worker is launched by torchrun;
+   * rank 0 alone writes the events, so the stream is the same as with one process.
+   */
+  processes?: number;
 }
 
 export interface WorkerExit {

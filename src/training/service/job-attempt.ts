@@ -9,7 +9,7 @@ import { HEARTBEAT_MS, SERVICE_NAME, type ActiveAttempt, type TrainingContext } 
 import { readExportManifestInfo } from './datasets.js';
 import { canaryReference, onnxParity } from './parity.js';
 import { jobPaths } from './paths.js';
-import { buildJobSpec, trackingParams } from './spec.js';
+import { buildJobSpec, jobProcesses, threadsPerProcess, trackingParams } from './spec.js';
 import { registerJobModel } from './register-model.js';
 
 /** Worker artifact kinds stored in the object store, with their path in the tracking run. */
@@ -151,11 +151,13 @@ class JobAttempt {
       await this.#finish(this.#active.stopReason === 'shutdown' ? 'interrupted' : 'cancelled', { error: null });
       return;
     }
+    const processes = jobProcesses(job.request);
+    const threads = threadsPerProcess(this.#ctx.threads, processes);
     const spec = buildJobSpec(job.request, {
       jobId: job.id,
       datasetDir,
       outputDir: this.#paths.output,
-      threads: this.#ctx.threads,
+      threads,
       resumeFrom,
       testDatasetDirs: testDirs,
     });
@@ -164,7 +166,8 @@ class JobAttempt {
       spec,
       specPath: this.#paths.spec(this.#attempt),
       logPath: this.#paths.log,
-      threads: this.#ctx.threads,
+      threads,
+      processes,
     });
     this.#active.handle = handle;
     await this.#update({ workerPid: handle.pid ?? null });

@@ -6,6 +6,19 @@ export function workerThreads(concurrency: number): number {
   return Math.max(1, Math.floor(os.availableParallelism() / Math.max(1, concurrency)));
 }
 
+/** The worker's default hyperparameters.batch_size (trainer/protocol.py). */
+export const DEFAULT_BATCH_SIZE = 32;
+
+/** Processes of one job (its `distributed.processes`, else 1). */
+export function jobProcesses(request: JobRequest): number {
+  return request.distributed?.processes ?? 1;
+}
+
+/** Torch threads per process: a job's share of the cores split between its processes, so they do not oversubscribe them. */
+export function threadsPerProcess(jobThreads: number, processes: number): number {
+  return Math.max(1, Math.floor(jobThreads / Math.max(1, processes)));
+}
+
 export interface SpecPlacement {
   jobId: string;
   datasetDir: string;
@@ -61,6 +74,7 @@ export function trackingParams(request: JobRequest, extra: Record<string, unknow
   };
   for (const [k, v] of Object.entries(request.hyperparameters ?? {})) out[`hp.${k}`] = scalar(v);
   for (const [k, v] of Object.entries(request.augmentation ?? {})) out[`aug.${k}`] = scalar(v);
+  if (request.distributed) out['distributed.processes'] = request.distributed.processes;
   if (request.threshold?.method) out['threshold.method'] = request.threshold.method;
   if (request.threshold?.target_sensitivity !== undefined) out['threshold.target_sensitivity'] = request.threshold.target_sensitivity;
   for (const [k, v] of Object.entries(extra)) out[k] = scalar(v);

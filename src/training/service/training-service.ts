@@ -31,7 +31,7 @@ import { newJobId, newStudyId } from './paths.js';
 import { recover } from './recovery.js';
 import { registerJobModel } from './register-model.js';
 import { unavailableRegistrar, type ModelRegistrar, type RegisteredModel } from './registration.js';
-import { workerThreads } from './spec.js';
+import { DEFAULT_BATCH_SIZE, workerThreads } from './spec.js';
 import { runStudyAttempt } from './study-attempt.js';
 import { DEFAULT_EXPERIMENT, NoRunTracker, SafeTracker, type ExperimentSummary, type RunTracker } from './tracking.js';
 
@@ -202,6 +202,7 @@ export class TrainingService {
    */
   async submit(request: JobRequest, caller: Caller): Promise<JobRecord> {
     this.#assertOpen();
+    checkDistributed(request);
     const dataset = await this.#resolveDataset(request);
     await this.runtime();
     const now = Date.now();
@@ -476,6 +477,15 @@ export class TrainingService {
  * refuse an input_size (or an input_size search) that differs, before the job trains a model
  * the deployment would refuse to load.
  */
+/** Each process of a distributed job needs at least 2 images of every global batch (BatchNorm). */
+function checkDistributed(request: JobRequest): void {
+  const processes = request.distributed?.processes ?? 1;
+  const batch = Number(request.hyperparameters?.batch_size ?? DEFAULT_BATCH_SIZE);
+  if (batch < 2 * processes) {
+    throw new AppError('INVALID_INPUT', `hyperparameters.batch_size ${batch} is the global batch: ${processes} processes need at least ${2 * processes} (2 images each)`);
+  }
+}
+
 function checkInputSize(request: { input_size?: number; search_space?: Record<string, unknown> }, size: number | null, what: string): void {
   if (size === null) return;
   const hint = `its images are preprocessed at ${size}x${size}, and a model serves with its dataset's preprocessing; omit input_size (it defaults to ${size}) or make a dataset version at the size you want`;

@@ -45,7 +45,7 @@ export function jobView(job: JobRecord, history?: EpochRecord[]) {
       ? { epoch: job.lastCheckpoint.epoch, step: job.lastCheckpoint.step, attempt: job.lastCheckpoint.attempt, stored: !!job.lastCheckpoint.objectKey }
       : null,
     worker: job.workerHost
-      ? { host: job.workerHost, pid: job.workerPid, device: info.device ?? null, threads: info.threads ?? null, parameters: info.parameters ?? null }
+      ? { host: job.workerHost, pid: job.workerPid, device: info.device ?? null, threads: info.threads ?? null, processes: info.world_size ?? 1, backend: info.backend ?? null, parameters: info.parameters ?? null }
       : null,
     run_id: job.runId,
     registered: job.registered,

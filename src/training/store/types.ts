@@ -56,6 +56,8 @@ export interface JobRequest {
   export?: { onnx?: boolean; opset?: number };
   experiment?: string;
   register_as?: string;
+  /** Data-parallel training in `processes` torchrun processes (absent: one process). */
+  distributed?: { processes: number };
 }
 
 export interface JobRecord {
@@ -130,7 +132,7 @@ export function newJobRecord(init: NewJob, now: number): JobRecord {
   };
 }
 
-export interface StudyRequest extends Omit<JobRequest, 'register_as'> {
+export interface StudyRequest extends Omit<JobRequest, 'register_as' | 'distributed'> {
   search_space: Record<string, unknown>;
   n_trials: number;
   pruner: 'median' | 'hyperband' | 'none';
