@@ -667,10 +667,16 @@ function decodedToStored(h: DicomHeader, d: DecodedCodestream, codec: Compressed
     return { values: grey, colour: true, isGreyscaleContent, ...size };
   }
   const signedOut = h.pixelRepresentation === 1;
+  const src = d.samples;
+  // A lossless full-size unsigned frame whose precision fits Bits Stored already holds the stored
+  // values in the array the native path would use: no copy (saves a pass over 4M samples at 2048²).
+  if (!signedOut && !d.signed && d.level === 0 && !LOSSY_SYNTAXES.has(h.transferSyntax) && d.bitsPerSample <= h.bitsStored && src.length >= n &&
+    (h.bitsAllocated === 16 ? src instanceof Uint16Array : src instanceof Uint8Array)) {
+    return { values: src.length === n ? src : src.subarray(0, n), colour: false, isGreyscaleContent: true, ...size };
+  }
   const out = h.bitsAllocated === 8
     ? (signedOut ? new Int8Array(n) : new Uint8Array(n))
     : (signedOut ? new Int16Array(n) : new Uint16Array(n));
-  const src = d.samples;
   const bits = h.bitsStored;
   const mask = bits >= 32 ? -1 : (2 ** bits) - 1;
   const signBit = 2 ** (bits - 1);
