@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { AppError } from '../core/errors.js';
 import { sha256Hex } from '../core/objects/index.js';
-import { DEFAULT_BATCHING, GPU_MAX_BATCH_SIZE, checkBatching, type BatchingOptions } from './service/batcher.js';
+import { DEFAULT_BATCHING, GPU_BATCHING, checkBatching, type BatchingOptions } from './service/batcher.js';
 import { executionProviders } from './service/execution-providers.js';
 import type { DeploymentMetrics } from './service/metrics.js';
 import type { ModelSource } from './service/model-source.js';
@@ -83,7 +83,7 @@ export class ModelRepository {
     this.#options = options;
     this.#source = options.source ?? null;
     const onGpu = executionProviders()[0] === 'cuda';
-    this.#defaultBatching = { ...DEFAULT_BATCHING, ...(onGpu ? { maxBatchSize: GPU_MAX_BATCH_SIZE } : {}), ...options.defaultBatching };
+    this.#defaultBatching = { ...DEFAULT_BATCHING, ...(onGpu ? GPU_BATCHING : {}), ...options.defaultBatching };
     checkBatching(this.#defaultBatching);
   }
 

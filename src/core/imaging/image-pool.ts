@@ -99,8 +99,12 @@ export class ImagePool {
     return this.#submit<ImageAnalysis>({ kind: 'analyse', bytes });
   }
 
-  async #submit<T>(task: ImageTask): Promise<T> {
+  async #submit<T>(given: ImageTask): Promise<T> {
     if (this.#closed) throw new AppError('SERVICE_UNAVAILABLE', 'the service is shutting down');
+    // The bytes move to the worker in a buffer of their own: cloning a view clones its whole
+    // backing store (a request body is often a slice of a larger socket buffer), and the caller
+    // keeps its own bytes.
+    const task = { ...given, bytes: new Uint8Array(given.bytes) };
     if (this.#running >= this.#threads) {
       if (this.#waiting.length >= this.#maxQueue) {
         throw new AppError('QUEUE_FULL', 'the image decoding queue is full; retry shortly', { retryAfter: 1 });
@@ -111,7 +115,7 @@ export class ImagePool {
     this.#running++;
     let result: ImageTaskResult<T>;
     try {
-      result = (await this.#pool.run(task, { signal: AbortSignal.timeout(this.#timeoutMs) })) as ImageTaskResult<T>;
+      result = (await this.#pool.run(task, { signal: AbortSignal.timeout(this.#timeoutMs), transferList: [task.bytes.buffer as ArrayBuffer] })) as ImageTaskResult<T>;
     } catch (err) {
       throw this.#failure(err);
     } finally {

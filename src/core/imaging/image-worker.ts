@@ -6,6 +6,7 @@
  * (ingest's full decode, statistics, pHash and quality gates). Errors come back as values: the
  * class of an AppError does not survive the thread boundary.
  */
+import sharp from 'sharp';
 import { isAppError } from '../errors.js';
 // Direct module imports (not the imaging index) keep each worker thread's footprint small.
 import { analyseImage, type ImageAnalysis } from './analyse.js';
@@ -42,6 +43,9 @@ export interface AnonymisedDicom {
   /** The sender's patient/study context, only when asked (`keepOriginal`): memory only. */
   original?: OriginalDicomContext;
 }
+
+// libvips' operation cache never hits here (every upload is new bytes) but holds up to 50 MB.
+sharp.cache(false);
 
 export type TaskError = { ok: false; code: string; message: string; details?: unknown };
 export type ImageTaskResult<T> = { ok: true; value: T } | TaskError;

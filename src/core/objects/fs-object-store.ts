@@ -35,6 +35,7 @@ export interface ReencryptResult {
 export class FsObjectStore implements ObjectStore {
   readonly kind = 'fs' as const;
   readonly #root: string;
+  readonly #madeDirs = new Set<string>();
   readonly #keyring?: ObjectKeyring;
 
   constructor(root: string, options: FsObjectStoreOptions = {}) {
@@ -79,16 +80,35 @@ export class FsObjectStore implements ObjectStore {
 
   async #tmpPath(): Promise<string> {
     const dir = path.join(this.#root, TMP_DIR);
-    await mkdir(dir, { recursive: true });
+    await this.#ensureDir(dir);
     return path.join(dir, randomUUID());
   }
 
+  /** mkdir -p, skipped for a directory this store already made (a put per prediction otherwise pays two mkdirs). */
+  async #ensureDir(dir: string): Promise<void> {
+    if (this.#madeDirs.has(dir)) return;
+    await mkdir(dir, { recursive: true });
+    if (this.#madeDirs.size >= 4096) this.#madeDirs.clear();
+    this.#madeDirs.add(dir);
+  }
+
   async put(key: string, data: Buffer | Uint8Array | string): Promise<void> {
+    try {
+      await this.#put(key, data);
+    } catch (err) {
+      // A directory removed behind our back (pruning, an operator): make it again, once.
+      if (errCode(err) !== 'ENOENT') throw err;
+      this.#madeDirs.clear();
+      await this.#put(key, data);
+    }
+  }
+
+  async #put(key: string, data: Buffer | Uint8Array | string): Promise<void> {
     const target = this.#path(key);
     const tmp = await this.#tmpPath();
     try {
       await writeFile(tmp, this.#keyring ? encryptBuffer(this.#keyring, key, Buffer.from(data as Uint8Array)) : data);
-      await mkdir(path.dirname(target), { recursive: true });
+      await this.#ensureDir(path.dirname(target));
       await rename(tmp, target);
     } catch (err) {
       await rm(tmp, { force: true });
@@ -293,4 +313,8 @@ export class FsObjectStore implements ObjectStore {
   }
 
   async close(): Promise<void> {}
+}
+
+function errCode(err: unknown): string | undefined {
+  return err && typeof err === 'object' && 'code' in err ? String((err as { code: unknown }).code) : undefined;
 }

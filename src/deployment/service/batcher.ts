@@ -14,11 +14,13 @@ export interface BatchingOptions {
  * Defaults. On CPU the batch cap is small: EfficientNet-class models gain no images/s from big
  * batches on a few cores (ORT: ~175 img/s at batch 1 vs ~169 at 16 on 2 threads; on a cache-starved
  * shared box batch 8 ran 2.5x slower per image than batch 1–4), while ORT's arena keeps memory for
- * the largest batch seen (+~20 MB per image at 224², so batch 16 alone costs ~350 MB). GPUs do
- * gain from batching, hence {@link GPU_MAX_BATCH_SIZE} there.
+ * the largest batch seen (+~20 MB per image at 224², so batch 16 alone costs ~350 MB). For the same
+ * reason the CPU delay is 0: an idle engine runs what is queued at once (requests arriving during a
+ * batch still form the next one) instead of idling up to the delay for images still being decoded.
+ * GPUs do gain from batching, hence {@link GPU_BATCHING} there.
  */
-export const DEFAULT_BATCHING: Readonly<BatchingOptions> = Object.freeze({ maxBatchSize: 4, maxQueueDelayMs: 2, maxQueueSize: 128 });
-export const GPU_MAX_BATCH_SIZE = 16;
+export const DEFAULT_BATCHING: Readonly<BatchingOptions> = Object.freeze({ maxBatchSize: 4, maxQueueDelayMs: 0, maxQueueSize: 128 });
+export const GPU_BATCHING: Readonly<Pick<BatchingOptions, 'maxBatchSize' | 'maxQueueDelayMs'>> = Object.freeze({ maxBatchSize: 16, maxQueueDelayMs: 2 });
 
 /** What one request gets back from its batch. */
 export interface BatchResult<O> {

@@ -1,11 +1,12 @@
 import { createHash } from 'node:crypto';
 import { availableParallelism } from 'node:os';
-import { InferenceSession, Tensor } from 'onnxruntime-node';
+import type { InferenceSession } from 'onnxruntime-node';
 import type { Logger } from 'pino';
 import { AppError } from '../../core/errors.js';
 import { parsePreprocessSpec, preprocessingHash, type PreprocessSpec, type PreprocessSpecInput } from '../../core/imaging/index.js';
 import { DynamicBatcher, type BatcherHooks, type BatchingOptions } from './batcher.js';
 import { executionProviders } from './execution-providers.js';
+import { OrtSession } from './ort-session.js';
 import { readOnnxMetadata } from '../../core/ml/onnx-metadata.js';
 import { applyServingTemperature } from '../../core/ml/calibration.js';
 
@@ -112,7 +113,7 @@ export class OnnxModel {
   readonly batcher: DynamicBatcher<Float32Array, InferenceOutput>;
   readonly loadedAt = Date.now();
   readonly providers: string[];
-  readonly #session: InferenceSession;
+  readonly #session: OrtSession;
   readonly #probabilityOutput: string;
   readonly #featuresOutput: string | null;
   #featureShape: [number, number, number] | null = null;
@@ -121,7 +122,7 @@ export class OnnxModel {
   #disposed: Promise<void> | null = null;
   #onDrained: (() => void) | null = null;
 
-  private constructor(session: InferenceSession, identity: ModelIdentity, bytes: Uint8Array, providers: string[], options: ModelOptions) {
+  private constructor(session: OrtSession, identity: ModelIdentity, bytes: Uint8Array, providers: string[], options: ModelOptions) {
     this.#session = session;
     this.providers = providers;
     this.name = identity.name;
@@ -198,15 +199,15 @@ export class OnnxModel {
       extra: { session: { intra_op: { allow_spinning: options.spinning ? '1' : '0' } } },
     };
     let providers = executionProviders();
-    let session: InferenceSession;
+    let session: OrtSession;
     try {
-      session = await InferenceSession.create(bytes, { ...base, executionProviders: providers });
+      session = await OrtSession.create(bytes, { ...base, executionProviders: providers });
     } catch (err) {
       if (providers[0] === 'cpu') throw new AppError('UNPROCESSABLE', `not a loadable ONNX model: ${firstLine(err)}`);
       options.logger?.warn({ err: firstLine(err) }, 'CUDA execution provider failed; using CPU');
       providers = ['cpu'];
       try {
-        session = await InferenceSession.create(bytes, { ...base, executionProviders: providers });
+        session = await OrtSession.create(bytes, { ...base, executionProviders: providers });
       } catch (err2) {
         throw new AppError('UNPROCESSABLE', `not a loadable ONNX model: ${firstLine(err2)}`);
       }
@@ -277,11 +278,10 @@ export class OnnxModel {
     const s = this.inputSize;
     if (data.length !== n * s * s) throw new AppError('INVALID_INPUT', `expected ${n}x1x${s}x${s} = ${n * s * s} values, got ${data.length}`);
     if (this.#state === 'disposed') throw new AppError('MODEL_NOT_READY', `model ${this.name} version ${this.version} was unloaded`);
-    const feeds = { [this.inputName]: new Tensor('float32', data, [n, 1, s, s]) };
+    const feeds = { [this.inputName]: { data, dims: [n, 1, s, s] } };
     const fetches = this.#featuresOutput ? [this.#probabilityOutput, this.#featuresOutput] : [this.#probabilityOutput];
     const out = await this.#session.run(feeds, fetches);
-    const prob = out[this.#probabilityOutput]!;
-    const probData = prob.data as Float32Array;
+    const probData = out[this.#probabilityOutput]!.data;
     let probability: Float32Array;
     if (probData.length === n) probability = probData;
     else if (probData.length === 2 * n) probability = Float32Array.from({ length: n }, (_, i) => probData[2 * i + 1]!);
@@ -289,11 +289,10 @@ export class OnnxModel {
     let features: Float32Array | null = null;
     if (this.#featuresOutput) {
       const f = out[this.#featuresOutput]!;
-      const [, c, h, w] = f.dims as number[];
+      const [, c, h, w] = f.dims;
       this.#featureShape ??= [c!, h!, w!];
-      features = f.data as Float32Array;
+      features = f.data;
     }
-    for (const t of Object.values(out)) t.dispose?.();
     return { probability, features };
   }
 
