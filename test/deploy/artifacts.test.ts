@@ -418,6 +418,71 @@ describe('Kubernetes (kustomize)', () => {
   });
 });
 
+// ══ distributed training Job ═════════════════════════════════════════════════════════════════════
+
+describe('distributed training Job (kustomize: Indexed Job + headless Service, torchrun)', () => {
+  const DIR = path.join(K8S, 'jobs/distributed-training');
+
+  test('renders, validates against the pinned schemas, and wires torchrun to the headless Service', async (t) => {
+    if (!(await kustomizeUsable(t))) return;
+    const objs = await kustomize(DIR);
+    const errors: string[] = [];
+    for (const o of objs) {
+      assert.equal(o.metadata.namespace, 'mlops', `${o.kind}/${o.metadata.name} outside mlops`);
+      const err = await validateObject(o);
+      if (err) errors.push(`${o.kind}/${o.metadata.name}: ${err}`);
+    }
+    assert.deepEqual(errors, []);
+
+    const job = objs.find((o) => o.kind === 'Job')!;
+    const pod = job.spec.template.spec;
+    const labels = job.spec.template.metadata.labels as Record<string, string>;
+    assert.equal(job.spec.completionMode, 'Indexed');
+    assert.equal(job.spec.completions, job.spec.parallelism, 'every rank runs at once');
+    const svc = objs.find((o) => o.kind === 'Service' && o.metadata.name === pod.subdomain);
+    assert.ok(svc, `no Service named after the pods' subdomain ${pod.subdomain}`);
+    assert.equal(svc.spec.clusterIP, 'None');
+    assert.equal(svc.spec.publishNotReadyAddresses, true);
+    assert.ok(selects({ matchLabels: svc.spec.selector }, labels), 'the headless Service selects the pods');
+
+    const c = pod.containers[0];
+    assert.deepEqual(c.command, ['python3', '-m', 'trainer.torchrun']);
+    const arg = (name: string) => (c.args as string[]).find((a) => a.startsWith(`--${name}=`))?.split('=')[1];
+    assert.equal(Number(arg('nnodes')), job.spec.completions, '--nnodes = pods');
+    assert.equal(arg('node_rank'), '$(NODE_RANK)');
+    assert.match(c.env.find((e: { name: string }) => e.name === 'NODE_RANK').valueFrom.fieldRef.fieldPath, /job-completion-index/);
+    assert.equal(arg('master_addr'), `${job.metadata.name}-0.${svc.metadata.name}`, 'rank 0 is pod 0 of the Indexed Job');
+    assert.ok(svc.spec.ports.some((p: { port: number }) => String(p.port) === arg('master_port')));
+    assert.deepEqual((c.args as string[]).slice(-5, -1), ['-m', 'trainer', 'run', '--spec']);
+
+    // Non-root, read-only, no token; requests and limits.
+    assert.equal(pod.automountServiceAccountToken, false);
+    assert.equal(pod.securityContext.runAsNonRoot, true);
+    assert.equal(c.securityContext.readOnlyRootFilesystem, true);
+    assert.deepEqual(c.securityContext.capabilities.drop, ['ALL']);
+    for (const k of ['cpu', 'memory']) assert.ok(c.resources.requests[k] && c.resources.limits[k], k);
+    // The namespace denies by default: a policy must let the ranks reach each other.
+    const admits = objs.filter((o) => o.kind === 'NetworkPolicy' && selects(o.spec.podSelector, labels)
+      && o.spec.ingress?.some((r: { from?: { podSelector?: Selector }[] }) => r.from?.some((f) => selects(f.podSelector, labels))));
+    assert.ok(admits.length > 0, 'no NetworkPolicy admits rank-to-rank traffic');
+    // Every volume refers to an object of this kustomization.
+    for (const v of pod.volumes) {
+      if (v.persistentVolumeClaim) assert.ok(objs.some((o) => o.kind === 'PersistentVolumeClaim' && o.metadata.name === v.persistentVolumeClaim.claimName), v.name);
+      if (v.configMap) assert.ok(objs.some((o) => o.kind === 'ConfigMap' && o.metadata.name === v.configMap.name), v.name);
+    }
+  });
+
+  test("the job spec it mounts passes the worker's own validation", async (t) => {
+    const python = process.env.XRAY_PYTHON || '/usr/bin/python3';
+    if (!existsSync(python)) {
+      if (process.env.CI) assert.fail(`${python} missing`);
+      return t.skip(`${python} missing`);
+    }
+    const { stdout } = await run(python, ['-m', 'trainer', 'validate', '--spec', path.join(DIR, 'job.json')], { cwd: ROOT });
+    assert.equal(JSON.parse(stdout.trim()).event, 'spec', stdout);
+  });
+});
+
 // ══ configuration keys ═══════════════════════════════════════════════════════════════════════════
 
 test('every XRAY_* name in deploy/ (and in the rendered manifests) is a real configuration key', async () => {
