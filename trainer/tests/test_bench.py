@@ -16,6 +16,7 @@ def test_bench_prints_one_json_line(dataset):
     assert len(lines) == 1
     result = json.loads(lines[0])
     assert result["event"] == "bench" and result["model"] == "compact_cnn" and result["input_size"] == 32
-    for key in ("train_images_per_sec", "pipeline_images_per_sec", "data_images_per_sec"):
+    for key in ("train_images_per_sec", "worker_images_per_sec", "worker_vs_bare", "pipeline_images_per_sec",
+                "data_images_per_sec"):
         assert result[key] > 0
     assert result["dataset_load_seconds"] >= 0

@@ -82,6 +82,7 @@ interface TrainOptions {
   maxTrainBatches?: string;
   inputSize?: string;
   seed?: string;
+  processes?: string;
   augmentation?: string;
   thresholdMethod?: string;
   targetSensitivity?: string;
@@ -120,6 +121,7 @@ function jobBody(o: TrainOptions): Record<string, unknown> {
   };
   if (o.inputSize !== undefined) body.input_size = num('--input-size', o.inputSize, true);
   if (o.seed !== undefined) body.seed = num('--seed', o.seed, true);
+  if (o.processes !== undefined) body.distributed = { processes: num('--processes', o.processes, true) };
   if (o.augmentation !== undefined) body.augmentation = json('--augmentation', o.augmentation);
   if (o.thresholdMethod || o.targetSensitivity) {
     body.threshold = { ...(o.thresholdMethod ? { method: o.thresholdMethod } : {}), ...(o.targetSensitivity ? { target_sensitivity: num('--target-sensitivity', o.targetSensitivity) } : {}) };
@@ -261,6 +263,7 @@ export function registerTrain(program: Command): void {
     .option('--max-train-batches <n>', 'cap optimizer steps per epoch (smoke runs)')
     .option('--input-size <px>', 'model input side (default: the dataset preprocessing size)')
     .option('--seed <n>')
+    .option('--processes <n>', 'data-parallel training in n processes (torchrun; --batch-size stays the global batch)')
     .option('--augmentation <json>', 'augmentation overrides, e.g. \'{"rotation_deg": 5}\'')
     .option('--threshold-method <m>', 'youden | sensitivity | robust (middle of the near-optimal range over shifted validation copies)')
     .option('--target-sensitivity <x>')
