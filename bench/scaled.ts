@@ -5,7 +5,7 @@
 import { crc32 } from 'node:zlib';
 import { generateChestXray } from '../src/core/imaging/index.js';
 import { ScaledCluster, scaledUnavailable } from '../test/scaled/harness.js';
-import { api, closedLoop, poll, registerTiny, sleep } from '../test/scaled/client.js';
+import { api, authFetch, closedLoop, poll, registerTiny, sleep } from '../test/scaled/client.js';
 
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 16);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 15);
@@ -36,7 +36,7 @@ try {
   const http = api(`${cluster.gateway}/api`);
   const deployments = cluster.of('deployment');
   const servedBy = async (url: string) => {
-    const body = (await (await fetch(`${url}/models`)).json()) as { models: { name: string; version: string; alias: string | null }[] };
+    const body = (await (await authFetch(`${url}/models`)).json()) as { models: { name: string; version: string; alias: string | null }[] };
     return body.models.find((m) => m.name === MODEL && m.alias === 'production')?.version ?? null;
   };
   const promote = async (): Promise<number> => {

@@ -13,6 +13,23 @@ export function isTransientConnectError(err: unknown): boolean {
   return false;
 }
 
+/** Shutting down or gone mid-session (PostgreSQL admin/crash shutdown, connection exceptions 08xxx). */
+const LOST_CODES = new Set(['57P01', '57P02', '08000', '08001', '08003', '08004', '08006', 'EPIPE']);
+
+/**
+ * Errors of a request whose engine (database, Redis) is unreachable right now: not the request's
+ * fault and not a bug, so the answer is 503 with Retry-After rather than 500.
+ */
+export function isEngineUnavailable(err: unknown): boolean {
+  if (isTransientConnectError(err)) return true;
+  for (let e = err as { code?: string; message?: string; cause?: unknown } | undefined, depth = 0; e && depth < 5; depth++) {
+    if (e.code && LOST_CODES.has(e.code)) return true;
+    if (/timeout exceeded when trying to connect|Connection is closed|terminating connection due to administrator command/i.test(e.message ?? '')) return true;
+    e = e.cause as typeof e;
+  }
+  return false;
+}
+
 /**
  * Opens an engine at boot, retrying while it is not reachable yet (Kubernetes starts pods in any
  * order): backoff from 250 ms doubling to 5 s, for up to `timeoutMs`. Other errors fail at once.

@@ -18,6 +18,11 @@ const demo: FastifyPluginAsync<ServicePluginOptions> = async (app) => {
   r.get('/boom', { config: { role: 'viewer' } }, async () => {
     throw new Error('secret internal detail');
   });
+  // What node-postgres throws when the server is down, and when it is shut down mid-session.
+  r.get('/engine-down/:kind', { config: { role: 'viewer' }, schema: { params: z.object({ kind: z.enum(['refused', 'shutdown']) }) } }, async (req) => {
+    if (req.params.kind === 'refused') throw new AggregateError([Object.assign(new Error('connect ECONNREFUSED 10.0.0.5:5432'), { code: 'ECONNREFUSED' })], 'connect failed');
+    throw Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01', severity: 'FATAL' });
+  });
 };
 
 async function build(auth: boolean): Promise<{ app: FastifyInstance; platform: Platform; cleanup(): Promise<void> }> {
@@ -71,6 +76,15 @@ describe('service app: envelope, docs, health', () => {
     assert.equal(boom.statusCode, 500);
     assert.equal(boom.json().error.code, 'INTERNAL');
     assert.doesNotMatch(boom.body, /secret internal detail/);
+
+    // An engine that is down is not a bug: 503 with Retry-After, no detail of the address.
+    for (const kind of ['refused', 'shutdown']) {
+      const down = await ctx.app.inject(`/engine-down/${kind}`);
+      assert.equal(down.statusCode, 503, kind);
+      assert.equal(down.json().error.code, 'SERVICE_UNAVAILABLE');
+      assert.equal(down.headers['retry-after'], '5');
+      assert.doesNotMatch(down.body, /10\.0\.0\.5/);
+    }
 
     const wrongType = await ctx.app.inject({ method: 'POST', url: '/things', headers: { 'content-type': 'text/xml' }, payload: '<x/>' });
     assert.equal(wrongType.statusCode, 415);

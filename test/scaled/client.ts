@@ -8,6 +8,16 @@ export const TINY_MODEL = readFileSync(path.join(PROJECT_ROOT, 'test/fixtures/ti
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** The cluster runs with auth on, as the manifests define: the suite calls as this admin key. */
+export const ADMIN_KEY = 'xk_scaled_suite_admin_key_0123456789abcdef';
+
+/** fetch with the suite's key (a replica's own routes, not through the gateway). */
+export function authFetch(url: string, init: RequestInit = {}): Promise<Response> {
+  const headers = new Headers(init.headers);
+  if (!headers.has('authorization')) headers.set('authorization', `Bearer ${ADMIN_KEY}`);
+  return fetch(url, { ...init, headers });
+}
+
 export interface Api {
   base: string;
   raw(p: string, init?: RequestInit): Promise<Response>;
@@ -17,7 +27,7 @@ export interface Api {
 
 /** JSON over HTTP against `base` (the gateway's /api or one replica's root). */
 export function api(base: string): Api {
-  const raw = (p: string, init?: RequestInit) => fetch(`${base}${p}`, { signal: AbortSignal.timeout(60_000), ...init });
+  const raw = (p: string, init?: RequestInit) => authFetch(`${base}${p}`, { signal: AbortSignal.timeout(60_000), ...init });
   const check = async (res: Response, expect: number[], what: string) => {
     const text = await res.text();
     assert.ok(expect.includes(res.status), `${what}: ${res.status} ${text.slice(0, 500)}`);

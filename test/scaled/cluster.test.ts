@@ -11,7 +11,7 @@ import { Agent } from 'undici';
 import { generateChestXray, generateDataset } from '../../src/core/imaging/index.js';
 import { findPython } from '../../src/training/runner/python.js';
 import { ScaledCluster, scaledGate, type Replica } from './harness.js';
-import { api, closedLoop, poll, registerTiny, sleep, statusCounts, type Api, type LoadResult } from './client.js';
+import { api, authFetch, closedLoop, poll, registerTiny, sleep, statusCounts, type Api, type LoadResult } from './client.js';
 
 const run = scaledGate('scaled multi-host suite');
 const MODEL = 'pneumonia';
@@ -31,7 +31,7 @@ describe('scaled platform behind NGINX on network namespaces', { skip: !run, tim
 
   /** The version each deployment replica serves as the default of MODEL (asked directly, not via NGINX). */
   const served = async (r: Replica): Promise<string | null> => {
-    const res = await fetch(`${r.url}/models`, { signal: AbortSignal.timeout(2000) });
+    const res = await authFetch(`${r.url}/models`, { signal: AbortSignal.timeout(2000) });
     const body = (await res.json()) as { models: { name: string; version: string; is_default?: boolean; alias?: string | null }[] };
     const m = body.models.find((x) => x.name === MODEL && x.alias === 'production');
     return m?.version ?? null;
@@ -155,7 +155,7 @@ describe('scaled platform behind NGINX on network namespaces', { skip: !run, tim
     figure('promotion convergence (ms after the stage call answered)', { from: before, to: String(next), ...times });
     // Every replica answers with the new version (asked directly).
     for (const r of cluster.of('deployment')) {
-      const res = await fetch(`${r.url}/predict`, { method: 'POST', headers: { 'content-type': 'image/png' }, body: new Uint8Array(images[0]!) });
+      const res = await authFetch(`${r.url}/predict`, { method: 'POST', headers: { 'content-type': 'image/png' }, body: new Uint8Array(images[0]!) });
       assert.equal(res.status, 200);
       assert.equal(((await res.json()) as any).model.version, String(next), r.name);
     }
@@ -172,7 +172,7 @@ describe('scaled platform behind NGINX on network namespaces', { skip: !run, tim
     await Promise.all(
       deployments.map(async (r) => {
         await poll(`${r.name} loads v${pinned}`, async () => {
-          const body = (await (await fetch(`${r.url}/models`, { signal: AbortSignal.timeout(2000) })).json()) as { models: { name: string; version: string }[] };
+          const body = (await (await authFetch(`${r.url}/models`, { signal: AbortSignal.timeout(2000) })).json()) as { models: { name: string; version: string }[] };
           return body.models.some((m) => m.name === MODEL && m.version === String(pinned)) ? true : null;
         }, 5000, 25);
         times[r.name] = Date.now() - t0;
@@ -189,7 +189,7 @@ describe('scaled platform behind NGINX on network namespaces', { skip: !run, tim
     assert.deepEqual(unload.unloaded, [String(pinned)]);
     for (const r of deployments) {
       await poll(`${r.name} unloads v${pinned}`, async () => {
-        const body = (await (await fetch(`${r.url}/models`)).json()) as { models: { version: string }[] };
+        const body = (await (await authFetch(`${r.url}/models`)).json()) as { models: { version: string }[] };
         return body.models.some((m) => m.version === String(pinned)) ? null : true;
       }, 5000, 50);
     }
@@ -310,7 +310,7 @@ describe('scaled platform behind NGINX on network namespaces', { skip: !run, tim
     const converging = Promise.all(
       cluster.of('deployment').map(async (r) => {
         await poll(`${r.name} converges on the load made during the outage`, async () => {
-          const body = (await (await fetch(`${r.url}/models`, { signal: AbortSignal.timeout(2000) })).json()) as { models: { version: string }[] };
+          const body = (await (await authFetch(`${r.url}/models`, { signal: AbortSignal.timeout(2000) })).json()) as { models: { version: string }[] };
           return body.models.some((m) => m.version === String(pinned)) ? true : null;
         }, 40_000, 100);
         healed[r.name] = Date.now() - loadedAt;

@@ -22,6 +22,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { PROJECT_ROOT } from '../helpers/process.js';
+import { parse as parseYaml } from 'yaml';
+import { ADMIN_KEY } from './client.js';
 
 export type ServiceKind = 'data-pipeline' | 'training' | 'model-registry' | 'deployment' | 'monitoring';
 export const SERVICE_PORTS: Record<ServiceKind, number> = { 'data-pipeline': 8001, training: 8002, 'model-registry': 8003, deployment: 8004, monitoring: 8005 };
@@ -77,6 +79,21 @@ function sh(cmd: string, args: string[], opts: { allowFail?: boolean } = {}): st
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * The settings Kubernetes gives every service: the literals of the xray-config ConfigMap in
+ * deploy/kubernetes/base, so the suite runs with what the manifests define (auth on, drain period,
+ * trusted proxies, object store, start-up timeout). The harness then sets only what differs here:
+ * addresses, XRAY_HOME per replica, engine URLs and generated secrets, and 2-core sizing (a shorter
+ * drain, one decode thread, quieter logs).
+ */
+export function manifestSettings(): Record<string, string> {
+  const file = path.join(PROJECT_ROOT, 'deploy/kubernetes/base/kustomization.yaml');
+  const doc = parseYaml(readFileSync(file, 'utf8')) as { configMapGenerator?: { name: string; literals?: string[] }[] };
+  const literals = doc.configMapGenerator?.find((g) => g.name === 'xray-config')?.literals ?? [];
+  if (literals.length === 0) throw new Error(`${file}: no xray-config literals`);
+  return Object.fromEntries(literals.map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+}
 
 /** Removes namespaces and bridges of earlier runs whose process is gone (a killed test run). */
 export function removeStaleHosts(): void {
@@ -277,26 +294,23 @@ export class ScaledCluster {
 
     this.gateway = `http://${nginx.address}:8080`;
     const internal = SERVICES.map((s) => `${s}=http://${nginx.address}:${SERVICE_PORTS[s]}`).join(',');
-    Object.assign(this.env, {
-      XRAY_HOST: '0.0.0.0',
-      XRAY_INSECURE: 'on',
-      XRAY_AUTH: 'off',
+    // What Kubernetes gives every service (auth on, drain, trusted proxies, …); below, only what
+    // differs on these hosts: addresses, engines, secrets (secretKeyRef there), and 2-core sizing.
+    Object.assign(this.env, manifestSettings(), {
+      XRAY_ADMIN_KEY: ADMIN_KEY,
+      XRAY_SESSION_SECRET: randomBytes(32).toString('hex'),
       XRAY_DATABASE_URL: this.databaseUrl,
-      XRAY_OBJECT_STORE_URL: 's3://xray/objects',
       XRAY_S3_ENDPOINT: `http://${s3.address}:4568`,
       XRAY_S3_ACCESS_KEY_ID: 'S3RVER',
       XRAY_S3_SECRET_ACCESS_KEY: 'S3RVER',
       XRAY_CACHE_URL: this.redisUrl,
       XRAY_QUEUE_URL: this.redisUrl,
       XRAY_SERVICE_URLS: internal,
-      // NGINX (in its own namespace, 10.x) forwards the client's address: count and audit the client, not NGINX.
-      XRAY_TRUST_PROXY: 'loopback,uniquelocal',
       XRAY_SERVICE_TOKEN_SECRET: randomBytes(32).toString('hex'),
       XRAY_IMPORT_ROOT: this.importRoot,
       XRAY_DRAIN_S: String(this.#opts.drainSeconds ?? 2),
       XRAY_DECODE_THREADS: '1',
       XRAY_LOG_LEVEL: process.env.XRAY_SCALED_LOG_LEVEL ?? 'warn',
-      XRAY_STARTUP_TIMEOUT_S: '120',
       // The scenarios register their own (small) models; the shipped CNN would only slow 2 cores down.
       XRAY_SEED_MODEL: 'off',
       ...this.#opts.env,

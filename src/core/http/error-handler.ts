@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { hasZodFastifySchemaValidationErrors, isResponseSerializationError } from 'fastify-type-provider-zod';
 import { AppError, ERROR_STATUS, type ErrorCode } from '../errors.js';
+import { isEngineUnavailable } from '../startup-retry.js';
 
 export interface ErrorBody {
   error: { code: string; message: string; details?: unknown };
@@ -54,6 +55,9 @@ export function toErrorBody(err: unknown): { status: number; body: ErrorBody } {
     const code = (Object.entries(ERROR_STATUS).find(([, s]) => s === status)?.[0] ?? 'BAD_REQUEST') as ErrorCode;
     return { status, body: { error: { code, message: fe.message } } };
   }
+  if (isEngineUnavailable(err)) {
+    return { status: 503, body: { error: { code: 'SERVICE_UNAVAILABLE', message: 'a storage engine this request needs (database, Redis) is unreachable right now; retry shortly' } } };
+  }
   return { status: 500, body: { error: { code: 'INTERNAL', message: 'internal error; see the service log for the request id' } } };
 }
 
@@ -71,6 +75,7 @@ export function installErrorHandlers(app: FastifyInstance, options: { notFound?:
     if ((status === 503 || status === 429) && err instanceof AppError && (err.details as { retryAfter?: number } | undefined)?.retryAfter) {
       reply.header('Retry-After', String((err.details as { retryAfter: number }).retryAfter));
     }
+    else if (status === 503 && !(err instanceof AppError)) reply.header('Retry-After', '5');
     void reply.status(status).type('application/json').send(body);
   });
   if (options.notFound !== false) {
