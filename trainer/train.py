@@ -35,6 +35,16 @@ log = logging.getLogger("trainer.train")
 
 CHECKPOINT_FORMAT = "xray-trainer-checkpoint/1"
 PROGRESS_INTERVAL_S = 2.0
+# Per-step losses ride on progress events: at most this many (evenly thinned) per event.
+STEP_LOSSES_PER_EVENT = 20
+
+
+def thin(points: list, most: int) -> list:
+    """At most `most` evenly spaced items of `points`, always keeping the last."""
+    if len(points) <= most:
+        return points
+    stride = len(points) / most
+    return [points[min(len(points) - 1, int(round((k + 1) * stride)) - 1)] for k in range(most)]
 EpochCallback = Callable[[int, Optional[float]], None]
 
 
@@ -397,6 +407,7 @@ class Run:
         self.net.train()
         t0 = last_report = time.monotonic()
         images_this_run = 0
+        step_losses: list = []  # [global step, this step's mean loss] since the last progress event
         for i, idx in enumerate(D.batch_indices(order, hp["batch_size"], self.steps, self.min_tail)):
             if i < s.step:
                 continue
@@ -412,16 +423,23 @@ class Run:
             s.seen += n
             s.step = i + 1
             images_this_run += n
+            step_losses.append([(epoch - 1) * self.steps + s.step, loss_sum / max(n, 1)])
             now = time.monotonic()
             if now - last_report >= PROGRESS_INTERVAL_S:
                 last_report = now
                 self.emitter.emit("progress", epoch=epoch, step=s.step, steps=self.steps,
-                                  loss=s.loss_sum / s.seen, images_per_sec=images_this_run / (now - t0))
+                                  loss=s.loss_sum / s.seen, images_per_sec=images_this_run / (now - t0),
+                                  step_losses=thin(step_losses, STEP_LOSSES_PER_EVENT))
+                step_losses = []
             if cancel:
                 path = self.save_checkpoint(self.last_ckpt)
                 self.emitter.emit("cancelled", epoch=epoch, step=s.step, checkpoint=str(path))
                 return False
         self.epoch_images_per_sec = images_this_run / max(time.monotonic() - t0, 1e-9)
+        if step_losses and s.seen:  # the epoch's last steps (all of a short epoch's)
+            self.emitter.emit("progress", epoch=epoch, step=s.step, steps=self.steps, loss=s.loss_sum / s.seen,
+                              images_per_sec=self.epoch_images_per_sec,
+                              step_losses=thin(step_losses, STEP_LOSSES_PER_EVENT))
         return True
 
     def train_step(self, idx: torch.Tensor) -> "tuple[float, int]":

@@ -98,6 +98,8 @@ describe('training service with the real PyTorch worker', () => {
     assert.ok(tag('mlflow.source.git.commit'));
     assert.equal(run.data.params.find((p: any) => p.key === 'hp.epochs')?.value, '2');
     assert.ok(run.data.metrics.some((m: any) => m.key === 'val_auc'));
+    // Per-step loss, not only per epoch: the last step of the run is the latest point.
+    assert.ok(run.data.metrics.some((m: any) => m.key === 'train_loss_step' && m.step > 1 && m.value > 0), JSON.stringify(run.data.metrics));
     assert.equal(run.inputs.dataset_inputs.length, 1);
 
     // One call registers the model (ONNX from the run, metadata from model.json + parity + lineage).

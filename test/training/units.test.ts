@@ -33,6 +33,11 @@ describe('worker event parsing', () => {
     const unknown = parseEventLine('{"event":"bench","x":1}');
     assert.ok(unknown?.event === 'other' && unknown.name === 'bench' && !unknown.problem);
   });
+  test('progress carries per-step losses as [global step, loss] pairs; a malformed list is not accepted', () => {
+    const e = parseEventLine('{"event":"progress","epoch":1,"step":4,"steps":10,"loss":0.7,"step_losses":[[3,0.71],[4,0.69]]}');
+    assert.ok(e?.event === 'progress' && e.step_losses?.length === 2 && e.step_losses[1]![0] === 4);
+    assert.equal(parseEventLine('{"event":"progress","epoch":1,"step":4,"steps":10,"step_losses":[[3]]}')?.event, 'other');
+  });
   test('null metrics (non-finite on the worker side) are accepted', () => {
     const e = parseEventLine('{"event":"epoch","epoch":1,"epochs":1,"val_auc":null,"train_loss":null}');
     assert.equal(e?.event, 'epoch');

@@ -54,6 +54,31 @@ def test_events_come_in_protocol_order(trained):
     assert meta["augmentation"]["rotation_deg"] == 5 and "vflip" not in meta["augmentation"]
 
 
+def test_progress_carries_per_step_losses(trained):
+    _, em = trained
+    points = [p for e in em.of("progress") for p in e.get("step_losses", [])]
+    steps = [p[0] for p in points]
+    assert steps and steps == sorted(steps) and len(set(steps)) == len(steps)  # global steps, increasing
+    epochs = em.of("epoch")
+    assert steps[-1] == len(epochs) * em.of("progress")[-1]["steps"]  # the last step of the last epoch is reported
+    assert all(p[1] > 0 for p in points)
+    # short epochs are reported step by step: each epoch's mean loss lies within its steps' losses
+    per_epoch = em.of("progress")[-1]["steps"]
+    assert per_epoch <= 20
+    for e in epochs:
+        mine = [p[1] for p in points if (e["epoch"] - 1) * per_epoch < p[0] <= e["epoch"] * per_epoch]
+        assert len(mine) == per_epoch
+        assert min(mine) - 1e-6 <= e["train_loss"] <= max(mine) + 1e-6
+
+
+def test_thin_keeps_the_last_point_and_at_most_the_limit():
+    from trainer.train import thin
+    pts = [[i, float(i)] for i in range(1, 101)]
+    out = thin(pts, 20)
+    assert len(out) == 20 and out[-1] == [100, 100.0] and out == sorted(out)
+    assert thin(pts[:5], 20) == pts[:5]
+
+
 def test_cli_events_are_json_lines_on_stdout_only(dataset, tmp_path):
     spec = base_spec(dataset, tmp_path / "out", hyperparameters={"epochs": 1, "max_train_batches": 2})
     (tmp_path / "job.json").write_text(json.dumps(spec))

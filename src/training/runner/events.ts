@@ -71,6 +71,8 @@ const schemas = {
     steps: z.number().int(),
     loss: optNum,
     images_per_sec: optNum,
+    /** [global step, that step's mean loss] since the previous progress event (thinned to at most 20). */
+    step_losses: z.array(z.tuple([z.number().int().nonnegative(), z.number()])).max(100).optional(),
   }),
   epoch: z.looseObject({
     event: z.literal('epoch'),

@@ -259,9 +259,11 @@ class JobAttempt {
       this.#ctx.metrics?.imagesPerSecond.set({ job_id: this.#job.id, model: this.#job.model }, e.images_per_sec);
     }
     await this.#update(patch);
-    // The worker reports the epoch's running mean loss every couple of seconds (a bounded rate):
-    // logged against the global step, so runs compare per step, not only per epoch.
+    // The worker reports the epoch's running mean loss every couple of seconds (a bounded rate),
+    // with the losses of (at most 20 of) the steps since: both logged against the global step, so
+    // runs compare per step, not only per epoch.
     if (typeof e.loss === 'number' && e.steps > 0) await this.#ctx.tracker.logMetrics(this.#job.runId, { train_loss_running: e.loss }, (e.epoch - 1) * e.steps + e.step);
+    for (const [step, loss] of e.step_losses ?? []) await this.#ctx.tracker.logMetrics(this.#job.runId, { train_loss_step: loss }, step);
   }
 
   async #onEpoch(e: TrainerEventOf<'epoch'>): Promise<void> {
