@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { AuditLog } from '../core/audit/index.js';
 import { AppError, isAppError } from '../core/errors.js';
-import { imageStats } from '../core/imaging/index.js';
+import { imageStats, toModelInput } from '../core/imaging/index.js';
 import { EmbeddingProjector } from '../core/ml/embedding.js';
 import { classActivationMap, normalizeMap, occlusionSensitivity, scaleMap } from '../core/ml/index.js';
 import { sha256Hex } from '../core/objects/index.js';
@@ -13,7 +13,10 @@ import type { DeploymentMetrics } from './service/metrics.js';
 import type { BatchResult } from './service/batcher.js';
 import type { HeatmapMethod, InferenceOutput, OnnxModel } from './service/onnx-model.js';
 import type { PredictionRecorder } from './service/prediction-recorder.js';
-import type { ImagePool, PreprocessedImage as PreprocessOutput } from '../core/imaging/image-pool.js';
+import type { ImagePool, PreprocessedImage } from '../core/imaging/image-pool.js';
+
+/** A decoded upload: its pixels go to the inference thread as they are (no float32 copy). */
+type PreprocessOutput = Omit<PreprocessedImage, 'input'>;
 import { ResultCache, type CachedPrediction } from './service/result-cache.js';
 import {
   type PredictionLabel,
@@ -428,17 +431,17 @@ export class DataPlane {
         const reservation = model.batcher.reserve();
         const tp = performance.now();
         try {
-          pre = await this.#d.pool.run(image, model.preprocessing);
+          pre = await this.#d.pool.run(image, model.preprocessing, { tensor: false });
         } catch (err) {
           reservation.cancel();
           throw err;
         }
         timings.preprocess = performance.now() - tp;
-        const batch = await model.batcher.submit(pre.input, reservation);
+        const batch = await model.batcher.submit(pre.pixels, reservation);
         timings.queue = batch.queueMs;
         timings.inference = batch.inferenceMs;
         const th = performance.now();
-        const saliency = await this.#saliency(model, batch.output.features, pre.input);
+        const saliency = await this.#saliency(model, batch.output.features, pre.pixels);
         // Honest brightness: the map's shape says where, the prediction says how much.
         scaleMap(saliency.grid, batch.output.probability);
         const source: HeatmapSource = { ...saliency, size: model.inputSize, pixels: pre.pixels };
@@ -502,12 +505,12 @@ export class DataPlane {
         let input: PreprocessOutput;
         try {
           // The primary's pixels are reusable when both versions preprocess alike.
-          input = pre && pre.hash === model.preprocessingHash ? pre.out : await this.#d.pool.run(image, model.preprocessing);
+          input = pre && pre.hash === model.preprocessingHash ? pre.out : await this.#d.pool.run(image, model.preprocessing, { tensor: false });
         } catch (err) {
           reservation.cancel();
           throw err;
         }
-        const batch = await model.batcher.submit(input.input, reservation);
+        const batch = await model.batcher.submit(input.pixels, reservation);
         result = {
           probability: batch.output.probability,
           heatmapMethod: model.heatmapMethod,
@@ -538,12 +541,13 @@ export class DataPlane {
     this.#background.add(task);
   }
 
-  async #saliency(model: OnnxModel, features: Float32Array | null, input: Float32Array): Promise<{ grid: Float32Array; h: number; w: number }> {
+  async #saliency(model: OnnxModel, features: Float32Array | null, pixels: Uint8Array): Promise<{ grid: Float32Array; h: number; w: number }> {
     const shape = model.featureShape;
     if (model.heatmapMethod === 'cam' && features && shape) {
       const [c, h, w] = shape;
       return { grid: classActivationMap(features, c, h, w, model.classifierWeight!), h, w };
     }
+    const input = toModelInput(pixels, model.inputSize);
     const occ = await occlusionSensitivity(async (batch, n) => (await model.runRaw(batch, n)).probability, input, model.inputSize, { batchSize: 16 });
     return { grid: normalizeMap(occ.grid), h: occ.h, w: occ.w };
   }

@@ -78,12 +78,16 @@ export class ImagePool {
   }
 
   /**
-   * Decodes and preprocesses one image with `spec` (+ the PNG of the result when `png`).
+   * Decodes and preprocesses one image with `spec` (+ the PNG of the result when `png`; without
+   * the float32 `input` when `tensor: false` — four times the pixels' bytes to copy between
+   * threads, for a caller that hands the pixels to the inference thread as they are).
    * @throws AppError as `preprocess` would (INVALID_INPUT, UNSUPPORTED_MEDIA_TYPE, UNPROCESSABLE,
    *   PAYLOAD_TOO_LARGE), UNPROCESSABLE over a limit, QUEUE_FULL when the queue is full.
    */
-  run(bytes: Uint8Array, spec: PreprocessSpec, options: { png?: boolean } = {}): Promise<PreprocessedImage> {
-    return this.#submit<PreprocessedImage>({ kind: 'preprocess', bytes, spec, png: options.png === true });
+  run(bytes: Uint8Array, spec: PreprocessSpec, options: { png?: boolean; tensor: false }): Promise<Omit<PreprocessedImage, 'input'>>;
+  run(bytes: Uint8Array, spec: PreprocessSpec, options?: { png?: boolean; tensor?: true }): Promise<PreprocessedImage>;
+  run(bytes: Uint8Array, spec: PreprocessSpec, options: { png?: boolean; tensor?: boolean } = {}): Promise<Omit<PreprocessedImage, 'input'>> {
+    return this.#submit<PreprocessedImage>({ kind: 'preprocess', bytes, spec, png: options.png === true, tensor: options.tensor !== false });
   }
 
   /**

@@ -17,7 +17,7 @@ import { preprocess, toModelInput, type PreprocessSpec } from './preprocess.js';
 import { imageStats, type ImageStats } from './stats.js';
 
 export type ImageTask =
-  | { kind: 'preprocess'; bytes: Uint8Array; spec: PreprocessSpec; png?: boolean }
+  | { kind: 'preprocess'; bytes: Uint8Array; spec: PreprocessSpec; png?: boolean; tensor?: boolean }
   | { kind: 'anonymise'; bytes: Uint8Array; salt: string; keepOriginal?: boolean }
   | { kind: 'analyse'; bytes: Uint8Array };
 
@@ -50,13 +50,13 @@ sharp.cache(false);
 export type TaskError = { ok: false; code: string; message: string; details?: unknown };
 export type ImageTaskResult<T> = { ok: true; value: T } | TaskError;
 
-async function preprocessTask(task: Extract<ImageTask, { kind: 'preprocess' }>): Promise<PreprocessedImage> {
+async function preprocessTask(task: Extract<ImageTask, { kind: 'preprocess' }>): Promise<Omit<PreprocessedImage, 'input'>> {
   const started = performance.now();
   const result = await preprocess(task.bytes, task.spec, { png: task.png === true });
   const size = task.spec.size;
   return {
     pixels: result.pixels,
-    input: toModelInput(result.pixels, size),
+    ...(task.tensor !== false ? { input: toModelInput(result.pixels, size) } : {}),
     source: result.source,
     stats: imageStats(result.pixels, size, size),
     ...(result.png ? { png: result.png } : {}),
@@ -72,7 +72,7 @@ function anonymiseTask(task: Extract<ImageTask, { kind: 'anonymise' }>): Anonymi
   return { bytes: anon.buffer, patientHash: anon.patientHash, warnings: anon.warnings, uids: anon.uids, ...(anon.original ? { original: anon.original } : {}) };
 }
 
-export default async function run(task: ImageTask): Promise<ImageTaskResult<PreprocessedImage | AnonymisedDicom | ImageAnalysis>> {
+export default async function run(task: ImageTask): Promise<ImageTaskResult<Omit<PreprocessedImage, 'input'> | AnonymisedDicom | ImageAnalysis>> {
   try {
     const bytes = task.bytes instanceof Uint8Array ? task.bytes : new Uint8Array(task.bytes);
     const t = { ...task, bytes } as ImageTask;

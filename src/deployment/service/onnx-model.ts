@@ -6,7 +6,7 @@ import { AppError } from '../../core/errors.js';
 import { parsePreprocessSpec, preprocessingHash, type PreprocessSpec, type PreprocessSpecInput } from '../../core/imaging/index.js';
 import { DynamicBatcher, type BatcherHooks, type BatchingOptions } from './batcher.js';
 import { executionProviders } from './execution-providers.js';
-import { OrtSession } from './ort-session.js';
+import { OrtSession, type OrtFeedData } from './ort-session.js';
 import { readOnnxMetadata } from '../../core/ml/onnx-metadata.js';
 import { applyServingTemperature } from '../../core/ml/calibration.js';
 
@@ -110,7 +110,8 @@ export class OnnxModel {
   readonly preprocessingVerified: boolean;
   readonly classifierWeight: Float32Array | null;
   readonly classifierBias: number;
-  readonly batcher: DynamicBatcher<Float32Array, InferenceOutput>;
+  /** Takes one image: float32 pixel / 255 values, or the 8-bit pixels themselves. */
+  readonly batcher: DynamicBatcher<OrtFeedData, InferenceOutput>;
   readonly loadedAt = Date.now();
   readonly providers: string[];
   readonly #session: OrtSession;
@@ -271,10 +272,10 @@ export class OnnxModel {
   }
 
   /**
-   * Runs n images (n·S·S values, NCHW) in one call, outside the batcher (occlusion maps, the
-   * benchmark's bare-ORT ceiling).
+   * Runs n images (n·S·S values, NCHW: float32 pixel / 255, or 8-bit pixels) in one call, outside
+   * the batcher (occlusion maps, the benchmark's bare-ORT ceiling).
    */
-  async runRaw(data: Float32Array, n: number): Promise<RawOutput> {
+  async runRaw(data: OrtFeedData, n: number): Promise<RawOutput> {
     const s = this.inputSize;
     if (data.length !== n * s * s) throw new AppError('INVALID_INPUT', `expected ${n}x1x${s}x${s} = ${n * s * s} values, got ${data.length}`);
     if (this.#state === 'disposed') throw new AppError('MODEL_NOT_READY', `model ${this.name} version ${this.version} was unloaded`);
@@ -296,14 +297,22 @@ export class OnnxModel {
     return { probability, features };
   }
 
-  async #runBatch(inputs: Float32Array[]): Promise<InferenceOutput[]> {
+  async #runBatch(inputs: OrtFeedData[]): Promise<InferenceOutput[]> {
     const plane = this.inputSize * this.inputSize;
     const n = inputs.length;
-    let data: Float32Array;
+    let data: OrtFeedData;
     if (n === 1) data = inputs[0]!;
-    else {
-      data = new Float32Array(n * plane);
-      inputs.forEach((x, i) => data.set(x, i * plane));
+    else if (inputs.every((x) => x instanceof Uint8Array)) {
+      const bytes = new Uint8Array(n * plane);
+      inputs.forEach((x, i) => bytes.set(x, i * plane));
+      data = bytes;
+    } else {
+      const floats = new Float32Array(n * plane);
+      inputs.forEach((x, i) => {
+        if (x instanceof Float32Array) floats.set(x, i * plane);
+        else for (let k = 0; k < plane; k++) floats[i * plane + k] = x[k]! / 255;
+      });
+      data = floats;
     }
     const { probability, features } = await this.runRaw(data, n);
     const per = features ? features.length / n : 0;
