@@ -5,7 +5,7 @@ import path from 'node:path';
 
 const root = path.resolve(import.meta.dirname, '..');
 const only = process.argv.slice(2);
-const BENCHES = ['startup', 'data-import', 'dicom', 'registry-search', 'serve', 'drift', 'trainer', 'backup', 'scaled'];
+const BENCHES = ['startup', 'data-import', 'dicom', 'registry-search', 'serve', 'serve-stages', 'drift', 'trainer', 'backup', 'scaled'];
 
 for (const name of BENCHES) {
   if (only.length && !only.includes(name)) continue;
