@@ -1,3 +1,4 @@
+import http from 'node:http';
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
@@ -43,6 +44,28 @@ describe('all five services and the gateway in one process', () => {
     const services = await (await fetch(`${gw}/api/services`)).json();
     assert.deepEqual(services.services.map((s: { name: string }) => s.name), [...SERVICE_NAMES]);
     assert.ok(services.services.every((s: { ready: boolean }) => s.ready));
+  });
+
+  test('a large upload sent with `Expect: 100-continue` (curl does above 1 MiB) reaches the service through the gateway', async () => {
+    const boundary = 'xray-boundary-0123456789';
+    const file = Buffer.alloc(2 * 1024 * 1024, 7); // not an ONNX model: the registry itself must say so
+    const body = Buffer.concat([
+      Buffer.from(`--${boundary}\r\ncontent-disposition: form-data; name="name"\r\n\r\nbig\r\n--${boundary}\r\ncontent-disposition: form-data; name="file"; filename="model.onnx"\r\ncontent-type: application/octet-stream\r\n\r\n`),
+      file,
+      Buffer.from(`\r\n--${boundary}--\r\n`),
+    ]);
+    const url = new URL(`${running.urls.gateway!}/api/model-registry/models/register`);
+    const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const req = http.request(url, { method: 'POST', headers: { expect: '100-continue', 'content-type': `multipart/form-data; boundary=${boundary}`, 'content-length': body.length } });
+      req.on('continue', () => req.end(body));
+      req.on('response', (res) => {
+        let text = '';
+        res.setEncoding('utf8').on('data', (d: string) => (text += d)).on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+      });
+      req.on('error', reject);
+    });
+    assert.equal(status, 422, text);
+    assert.match(text, /not a loadable ONNX model/);
   });
 });
 

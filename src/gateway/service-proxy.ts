@@ -6,7 +6,8 @@ import type { ServiceTransport } from '../core/http/service-transport.js';
 import { SERVICE_TOKEN_HEADER } from '../core/auth/service-token.js';
 
 // The gateway never passes on a service token: people and machines behind it are not services.
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'host', 'content-length', 'proxy-connection', 'te', 'trailer', SERVICE_TOKEN_HEADER]);
+// `expect: 100-continue` is answered here (Node sends the 100); fetch refuses to forward it.
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'host', 'content-length', 'proxy-connection', 'te', 'trailer', 'expect', SERVICE_TOKEN_HEADER]);
 
 export interface ServiceProxyOptions {
   config: Config;
@@ -54,7 +55,8 @@ async function serviceProxy(app: FastifyInstance, { config, transport }: Service
         duplex: 'half',
         redirect: 'manual',
       });
-    } catch {
+    } catch (err) {
+      req.log.warn({ err, service }, 'proxying to the service failed');
       return reply.status(503).send({ error: { code: 'SERVICE_UNAVAILABLE', message: `service '${service}' is not reachable` } });
     }
     reply.status(upstream.status);
