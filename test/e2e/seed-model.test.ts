@@ -13,6 +13,7 @@ import { ModelRegistryService } from '../../src/model-registry/service/registry-
 import { seedDefaultModel } from '../../src/model-registry/service/seed-model.js';
 import { registryReferenceLoader } from '../../src/monitoring/service/registry-references.js';
 import { provideLocalClients } from '../helpers/service-harness.js';
+import { PROJECT_ROOT } from '../helpers/process.js';
 
 const TINY_MODEL = path.resolve(import.meta.dirname, '../fixtures/tiny-model.onnx');
 
@@ -34,6 +35,9 @@ function writeShippedModel(modelsDir: string, meta: Record<string, unknown> | st
   writeFileSync(path.join(dir, 'model.json'), typeof meta === 'string' ? meta : JSON.stringify({ ...modelJson, ...meta }));
   writeFileSync(path.join(dir, 'model-card.md'), '# Model card: pneumonia (shipped)\n');
   writeFileSync(path.join(dir, 'reference.json'), JSON.stringify({ stats: [{ mean: 0.4, std: 0.2 }, { mean: 0.45, std: 0.21 }], probabilities: [0.2, 0.8], threshold: 0.42 }));
+  // The shipped model's lung-field report has this shape (models/pneumonia/lung-fields.json).
+  const shipped = JSON.parse(readFileSync(path.join(PROJECT_ROOT, 'models/pneumonia/lung-fields.json'), 'utf8')) as Record<string, unknown>;
+  writeFileSync(path.join(dir, 'lung-fields.json'), JSON.stringify({ ...shipped, dataset_version: 'dv-shipped', mean_inside: 0.16 }));
   return dir;
 }
 
@@ -84,6 +88,10 @@ describe('the shipped default model is seeded on the first start', () => {
     const card = await registry.card('pneumonia', 1);
     assert.equal(card.data.licence, 'CC BY 4.0');
     assert.deepEqual(card.data.counts_per_class?.val, { NORMAL: 5, PNEUMONIA: 15 });
+    // The lung-field report shipped with the model is on the card from the first start, with its warning.
+    assert.equal(card.heatmap_location?.dataset_version, 'dv-shipped');
+    assert.equal(card.heatmap_location?.mean_inside, 0.16);
+    assert.ok(card.limitations.some((l) => /only 16% of the heatmap mass falls inside the lung fields/.test(l)), card.limitations.join('\n'));
     // Monitoring finds the drift reference the model shipped with.
     const reference = (await registryReferenceLoader(platform)('pneumonia', '1')) as { probabilities: number[] };
     assert.deepEqual(reference.probabilities, [0.2, 0.8]);

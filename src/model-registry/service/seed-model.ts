@@ -3,11 +3,13 @@ import path from 'node:path';
 import { withClusterLock } from '../../core/db/cluster-lock.js';
 import { AppError, isAppError } from '../../core/errors.js';
 import type { Platform } from '../../core/platform.js';
+import { lungFieldReport } from '../routes/schemas.js';
+import { LUNG_FIELD_TAG } from './lung-field-record.js';
 import { ModelRegistryService, type Actor } from './registry-service.js';
 
 /**
  * The shipped default model: `models/<name>/model.onnx` (+ `model.json`, `model-card.md`,
- * `reference.json`) in the project. On the first start of an embedded platform it becomes
+ * `reference.json`, `lung-fields.json`) in the project. On the first start of an embedded platform it becomes
  * version 1 of `<name>` in stage Production, so /predict answers at once.
  */
 
@@ -86,14 +88,23 @@ async function seedUnderLock(platform: Platform, name: string, dir: string, onnx
   const registry = new ModelRegistryService(platform);
   if (await registryHas(registry, name)) return { status: 'exists', name };
 
-  const [onnx, metaBytes, card, reference] = await Promise.all([
+  const [onnx, metaBytes, card, reference, lungFields] = await Promise.all([
     readFile(onnxFile),
     readOptional(path.join(dir, 'model.json')),
     readOptional(path.join(dir, 'model-card.md')),
     readOptional(path.join(dir, 'reference.json')),
+    readOptional(path.join(dir, 'lung-fields.json')),
   ]);
   const metadata = metaBytes ? parseJsonFile('model.json', metaBytes) : null;
   if (reference) parseJsonFile('reference.json', reference);
+  // The lung-field heatmap report measured on the model's own validation split (docs/TRAINING.md):
+  // kept on the version like a measured one, so the card shows it from the first start.
+  const tags = [{ key: 'xray.seeded_from', value: `models/${name}` }];
+  if (lungFields) {
+    const report = lungFieldReport.safeParse(parseJsonFile('lung-fields.json', lungFields));
+    if (!report.success) throw new AppError('UNPROCESSABLE', `lung-fields.json is not a lung-field report: ${report.error.issues[0]?.message ?? 'invalid'}`);
+    tags.push({ key: LUNG_FIELD_TAG, value: JSON.stringify(report.data) });
+  }
   const extraArtifacts: { path: string; data: Buffer; contentType: string }[] = [];
   if (reference) extraArtifacts.push({ path: 'reference.json', data: reference, contentType: 'application/json' });
   if (card) extraArtifacts.push({ path: 'model-card.md', data: card, contentType: 'text/markdown' });
@@ -104,7 +115,7 @@ async function seedUnderLock(platform: Platform, name: string, dir: string, onnx
     source: { kind: 'upload', data: onnx, filename: 'model.onnx' },
     metadata,
     description: `The default model shipped with xray-mlops (models/${name}), registered at first start.`,
-    tags: [{ key: 'xray.seeded_from', value: `models/${name}` }],
+    tags,
     extraArtifacts,
   });
   // No production version exists yet, so the gate passes when model.json records a validation AUC;
