@@ -22,12 +22,12 @@
  *    8-client target, the CPU bound: cores / (ORT CPU + decode CPU per image), what a server doing
  *    nothing else could reach.
  *
- * Run: `npm run bench:serve -- [--model file.onnx] [--platform] [--seconds 4] [--concurrency 1,8]
+ * Run: `npm run bench:serve -- [--model file.onnx] [--platform [--compiled]] [--seconds 4] [--concurrency 1,8]
  *   [--sizes 224,2048] [--heatmap url|inline] [--max-batch n]`. The model defaults to
  * XRAY_BENCH_MODEL, else the shipped model (models/pneumonia/model.onnx); --platform always serves
  * the shipped model. On a shared machine run it twice: ratios, not absolute figures, carry over.
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import { fork, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { availableParallelism, tmpdir } from 'node:os';
@@ -51,6 +51,8 @@ export interface ServeBenchOptions {
   maxBatch?: number;
   /** Run the whole `npm start` platform instead of the deployment app alone. */
   platform?: boolean;
+  /** Run the compiled build (`npm run build`, then `xray serve [deployment]` on dist/, as the images do) instead of tsx. */
+  compiled?: boolean;
 }
 
 export interface ServeBenchRow {
@@ -188,6 +190,36 @@ async function freePorts(n: number): Promise<number[]> {
 }
 
 async function startChild(opts: ServeBenchOptions, model: string, home: string): Promise<{ child: ChildProcess; port: number }> {
+  if (!opts.platform && opts.compiled) {
+    // What the deployment image runs: `xray serve deployment` on the compiled build; the model is
+    // then loaded from the file (POST /models/load). No registry runs: its warnings are expected.
+    const [port, registry] = await freePorts(2);
+    const child = fork(path.join(ROOT, 'bin/xray.js'), ['serve', 'deployment'], {
+      execArgv: process.env.XRAY_BENCH_CHILD_ARGS?.split(' ').filter(Boolean) ?? [],
+      env: {
+        ...process.env,
+        XRAY_COMPILED: '1',
+        // as the service image sets it (deploy/docker/Dockerfile)
+        MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? '2',
+        XRAY_HOME: home,
+        XRAY_LOG_LEVEL: 'error',
+        XRAY_SEED_MODEL: 'off',
+        XRAY_IMPORT_ROOT: path.dirname(model),
+        XRAY_MAX_UPLOAD_MB: '64',
+        XRAY_PORT_DEPLOYMENT: String(port),
+        XRAY_SERVICE_URLS: `model-registry=http://127.0.0.1:${registry}`,
+      },
+      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+    });
+    const agent = new http.Agent({ keepAlive: false });
+    for (let i = 0; ; i++) {
+      if (child.exitCode !== null) throw new Error(`the deployment exited early (${child.exitCode})`);
+      if (await request(agent, port!, 'GET', '/health').then((r) => r.status === 200, () => false)) break;
+      if (i > 600) throw new Error('the deployment did not start within 60 s');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return { child, port: port! };
+  }
   if (!opts.platform) {
     const child = fork(fileURLToPath(import.meta.url), ['--serve-child'], {
       // e.g. XRAY_BENCH_CHILD_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof' for a profile of every thread
@@ -201,14 +233,17 @@ async function startChild(opts: ServeBenchOptions, model: string, home: string):
     });
     return { child, port };
   }
-  // What `npm start` runs (tsx src/main.ts), on free ports; its logs (default level) go nowhere.
+  // What `npm start` runs (tsx src/main.ts), or with --compiled what the images run (`xray serve` on
+  // the compiled build), on free ports; its logs (default level) go nowhere.
   const [data, training, registry, deployment, monitoring, gateway] = await freePorts(6);
-  const child = fork(path.join(ROOT, 'src/main.ts'), [], {
-    execArgv: ['--import', 'tsx', ...(process.env.XRAY_BENCH_CHILD_ARGS?.split(' ').filter(Boolean) ?? [])],
+  const extraArgs = process.env.XRAY_BENCH_CHILD_ARGS?.split(' ').filter(Boolean) ?? [];
+  const child = fork(opts.compiled ? path.join(ROOT, 'bin/xray.js') : path.join(ROOT, 'src/main.ts'), opts.compiled ? ['serve'] : [], {
+    execArgv: opts.compiled ? extraArgs : ['--import', 'tsx', ...extraArgs],
     cwd: ROOT,
     env: {
       ...process.env,
       XRAY_HOME: home,
+      ...(opts.compiled ? { XRAY_COMPILED: '1', MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? '2' } : {}),
       XRAY_LOG_LEVEL: process.env.XRAY_BENCH_LOG_LEVEL ?? 'info',
       XRAY_MAX_UPLOAD_MB: '64',
       XRAY_PORT_DATA: String(data),
@@ -417,7 +452,11 @@ export async function runServeBench(opts: ServeBenchOptions, log: (line: string)
   if (!existsSync(model)) throw new Error(`model file ${model} does not exist`);
   const cores = availableParallelism();
   const mode = opts.platform ? 'platform' : 'service';
-  log(`model: ${model} (${(readFileSync(model).length / MB).toFixed(1)} MB), ${cores} cores, mode: ${mode === 'platform' ? 'the whole npm start platform (src/main.ts)' : 'the deployment app alone'}`);
+  if (opts.compiled) {
+    const build = spawnSync(process.execPath, [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', path.join(ROOT, 'tsconfig.build.json')], { cwd: ROOT, encoding: 'utf8' });
+    if (build.status !== 0) throw new Error(`npm run build failed:\n${build.stdout}${build.stderr}`);
+  }
+  log(`model: ${model} (${(readFileSync(model).length / MB).toFixed(1)} MB), ${cores} cores, mode: ${mode === 'platform' ? (opts.compiled ? 'the whole platform, compiled (xray serve on dist/)' : 'the whole npm start platform (src/main.ts)') : 'the deployment app alone'}`);
   const ort = await bareOrt(model);
   const best = Math.max(...Object.values(ort.rates));
   const images = new Map<number, Buffer[]>();
@@ -545,16 +584,18 @@ if (process.argv.includes('--serve-child')) {
   const program = new Command('bench:serve')
     .option('--model <file>', 'ONNX model to serve', process.env.XRAY_BENCH_MODEL || DEFAULT_MODEL)
     .option('--platform', 'run the whole npm start platform (shipped model) instead of the deployment app alone', false)
+    .option('--compiled', 'build (npm run build) and run the compiled code as the container images do (xray serve deployment, or xray serve with --platform) instead of tsx', false)
     .option('--seconds <n>', 'seconds per run', '4')
     .option('--concurrency <list>', 'client counts', '1,8')
     .option('--sizes <list>', 'JPEG sides', '224,2048')
     .option('--heatmap <mode>', "'url' (map per request, PNG on GET) or 'inline' (PNG per request)", 'url')
     .option('--max-batch <n>', 'max_batch_size with batching on (default: the service default)')
     .parse();
-  const o = program.opts<{ model: string; platform: boolean; seconds: string; concurrency: string; sizes: string; heatmap: string; maxBatch?: string }>();
+  const o = program.opts<{ model: string; platform: boolean; compiled: boolean; seconds: string; concurrency: string; sizes: string; heatmap: string; maxBatch?: string }>();
   await runServeBench({
     model: o.model,
     platform: o.platform,
+    compiled: o.compiled,
     seconds: Number(o.seconds),
     concurrency: parseList(o.concurrency),
     sizes: parseList(o.sizes),
