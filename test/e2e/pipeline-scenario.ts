@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import sharp from 'sharp';
 import { generateChestXray } from '../../src/core/imaging/index.js';
+import { jsonApi, poll, type JsonApi } from '../helpers/json-api.js';
 
 /**
  * The whole pipeline, small and fast, through the platform's HTTP APIs: synthetic X-rays → folder
@@ -13,47 +14,14 @@ import { generateChestXray } from '../../src/core/imaging/index.js';
 export const PER_CLASS = 20;
 const INPUT = 32;
 
-export interface Api {
-  get<T = any>(path: string): Promise<T>;
-  post<T = any>(path: string, body: unknown, expect?: number | number[]): Promise<T>;
-  raw(path: string, init?: RequestInit): Promise<Response>;
-}
+export type Api = JsonApi;
 
 /** The APIs by '/<service>/<path>': `urlOf(service)` is the gateway's /api/<service> or the service itself. */
 export function api(urlOf: (service: string) => string): Api {
-  const raw = (p: string, init?: RequestInit) => {
+  return jsonApi((p, init) => {
     const [, service, ...rest] = p.split('/');
     return fetch(`${urlOf(service!)}/${rest.join('/')}`, init);
-  };
-  const check = async (res: Response, expect: number[], what: string) => {
-    const text = await res.text();
-    assert.ok(expect.includes(res.status), `${what}: ${res.status} ${text}`);
-    return text ? JSON.parse(text) : null;
-  };
-  return {
-    raw,
-    async get(p) {
-      return check(await raw(p), [200], `GET ${p}`);
-    },
-    async post(p, body, expect = [200, 201, 202]) {
-      const res = await raw(p, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-      return check(res, Array.isArray(expect) ? expect : [expect], `POST ${p}`);
-    },
-  };
-}
-
-export async function poll<T>(what: string, fn: () => Promise<T | null>, timeoutMs: number, every = 200): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  let last: unknown = null;
-  for (;;) {
-    const value = await fn().catch((err: unknown) => {
-      last = err;
-      return null;
-    });
-    if (value !== null) return value;
-    if (Date.now() > until) throw new Error(`${what}: not done after ${timeoutMs} ms${last ? ` (${String(last)})` : ''}`);
-    await new Promise((r) => setTimeout(r, every));
-  }
+  });
 }
 
 export interface PipelineResult {

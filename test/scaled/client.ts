@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { PROJECT_ROOT } from '../helpers/process.js';
+import { jsonApi, poll, type JsonApi } from '../helpers/json-api.js';
 
 export const TINY_MODEL = readFileSync(path.join(PROJECT_ROOT, 'test/fixtures/tiny-model.onnx'));
 
@@ -18,47 +19,16 @@ export function authFetch(url: string, init: RequestInit = {}): Promise<Response
   return fetch(url, { ...init, headers });
 }
 
-export interface Api {
+export interface Api extends JsonApi {
   base: string;
-  raw(p: string, init?: RequestInit): Promise<Response>;
-  get<T = any>(p: string): Promise<T>;
-  post<T = any>(p: string, body: unknown, expect?: number | number[]): Promise<T>;
 }
 
-/** JSON over HTTP against `base` (the gateway's /api or one replica's root). */
+/** JSON over HTTP against `base` (the gateway's /api or one replica's root), as the suite's admin key. */
 export function api(base: string): Api {
-  const raw = (p: string, init?: RequestInit) => authFetch(`${base}${p}`, { signal: AbortSignal.timeout(60_000), ...init });
-  const check = async (res: Response, expect: number[], what: string) => {
-    const text = await res.text();
-    assert.ok(expect.includes(res.status), `${what}: ${res.status} ${text.slice(0, 500)}`);
-    return text ? JSON.parse(text) : null;
-  };
-  return {
-    base,
-    raw,
-    async get(p) {
-      return check(await raw(p), [200], `GET ${p}`);
-    },
-    async post(p, body, expect = [200, 201, 202]) {
-      const res = await raw(p, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-      return check(res, Array.isArray(expect) ? expect : [expect], `POST ${p}`);
-    },
-  };
+  return { base, ...jsonApi((p, init) => authFetch(`${base}${p}`, { signal: AbortSignal.timeout(60_000), ...init })) };
 }
 
-export async function poll<T>(what: string, fn: () => Promise<T | null>, timeoutMs: number, every = 100): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  let last: unknown = null;
-  for (;;) {
-    const value = await fn().catch((err: unknown) => {
-      last = err;
-      return null;
-    });
-    if (value !== null) return value;
-    if (Date.now() > until) throw new Error(`${what}: not done after ${timeoutMs} ms${last ? ` (${String(last)})` : ''}`);
-    await sleep(every);
-  }
-}
+export { poll };
 
 /** A trainer's model.json for the tiny fixture (16×16 input), with a validation AUC; no preprocessing spec (the fixture records a placeholder hash), so the default spec serves it. */
 export function tinyMetadata(auc: number): Record<string, unknown> {
