@@ -2,6 +2,7 @@ import type { ModelVersionRecord } from '../store/registry-store.js';
 import type { EvaluationSummary, ModelCard, SiteCalibrationSummary } from './model-card-types.js';
 import { lungFieldReportOf } from './lung-field-record.js';
 import { siteCalibrationOf } from './site-calibration-record.js';
+import { asRecord } from './as-record.js';
 
 export type { EvaluationSummary, ModelCard } from './model-card-types.js';
 
@@ -43,10 +44,6 @@ function num(x: unknown): number | null {
   return typeof x === 'number' && Number.isFinite(x) ? x : null;
 }
 
-function obj(x: unknown): Record<string, unknown> | null {
-  return x && typeof x === 'object' && !Array.isArray(x) ? (x as Record<string, unknown>) : null;
-}
-
 function strings(x: unknown): string[] | null {
   return Array.isArray(x) && x.every((s) => typeof s === 'string') ? (x as string[]) : null;
 }
@@ -61,7 +58,7 @@ export function summarizeEvaluation(split: string, m: Record<string, unknown>): 
   const n = num(m.n);
   const positives = num(m.positives);
   const ci = Array.isArray(m.auc_ci) && m.auc_ci.length === 2 && m.auc_ci.every((v) => typeof v === 'number') ? (m.auc_ci as [number, number]) : null;
-  const c = obj(m.confusion);
+  const c = asRecord(m.confusion);
   const confusion = c && ['tp', 'fp', 'tn', 'fn'].every((k) => typeof c[k] === 'number') ? (c as { tp: number; fp: number; tn: number; fn: number }) : null;
   return {
     split,
@@ -84,11 +81,11 @@ export function summarizeEvaluation(split: string, m: Record<string, unknown>): 
 
 /** Class counts per split from model.json (`class_counts` / `data_counts` / `counts`), when recorded. */
 function countsPerClass(meta: Record<string, unknown>): Record<string, Record<string, number>> | null {
-  const raw = obj(meta.class_counts) ?? obj(meta.data_counts) ?? obj(meta.counts) ?? obj(obj(meta.dataset)?.counts);
+  const raw = asRecord(meta.class_counts) ?? asRecord(meta.data_counts) ?? asRecord(meta.counts) ?? asRecord(asRecord(meta.dataset)?.counts);
   if (!raw) return null;
   const out: Record<string, Record<string, number>> = {};
   for (const [split, value] of Object.entries(raw)) {
-    const inner = obj(value);
+    const inner = asRecord(value);
     if (inner) {
       const counts = Object.fromEntries(Object.entries(inner).filter(([, v]) => typeof v === 'number')) as Record<string, number>;
       if (Object.keys(counts).length) out[split] = counts;
@@ -136,11 +133,11 @@ function siteSummary(x: ModelVersionRecord, self: number): SiteCalibrationSummar
  */
 export function buildModelCard(v: ModelVersionRecord, now = Date.now(), calibrated: ModelVersionRecord[] = []): ModelCard {
   const meta = v.metadata ?? {};
-  const card = obj(meta.card) ?? {};
+  const card = asRecord(meta.card) ?? {};
   const evaluation: EvaluationSummary[] = [];
   if (v.metrics) evaluation.push(summarizeEvaluation('validation', v.metrics));
-  const tests = obj(meta.test_metrics);
-  if (tests) for (const [split, m] of Object.entries(tests)) if (obj(m)) evaluation.push(summarizeEvaluation(split, m as Record<string, unknown>));
+  const tests = asRecord(meta.test_metrics);
+  if (tests) for (const [split, m] of Object.entries(tests)) if (asRecord(m)) evaluation.push(summarizeEvaluation(split, m as Record<string, unknown>));
   const own = siteCalibrationOf(v);
   const limitations = [...(strings(card.limitations) ?? [])];
   if (own) {
@@ -178,7 +175,7 @@ export function buildModelCard(v: ModelVersionRecord, now = Date.now(), calibrat
   }
   const siteCalibrations = calibrated.map((x) => siteSummary(x, v.version)).filter((x): x is SiteCalibrationSummary => x !== null).sort((a, b) => a.version - b.version);
   const method = v.threshold_method;
-  const outputs = Array.isArray(meta.outputs) ? strings(meta.outputs) ?? [] : Object.keys(obj(meta.outputs) ?? {});
+  const outputs = Array.isArray(meta.outputs) ? strings(meta.outputs) ?? [] : Object.keys(asRecord(meta.outputs) ?? {});
   return {
     model: {
       name: v.name,
@@ -198,8 +195,8 @@ export function buildModelCard(v: ModelVersionRecord, now = Date.now(), calibrat
     },
     data: {
       dataset_version: v.dataset_version,
-      source: text(card.data_source, meta.data_source, obj(meta.dataset)?.source) ?? 'not recorded at registration',
-      licence: text(card.licence, card.license, meta.licence, meta.license, obj(meta.dataset)?.licence) ?? 'not recorded at registration',
+      source: text(card.data_source, meta.data_source, asRecord(meta.dataset)?.source) ?? 'not recorded at registration',
+      licence: text(card.licence, card.license, meta.licence, meta.license, asRecord(meta.dataset)?.licence) ?? 'not recorded at registration',
       classes: strings(meta.classes),
       positive_class: text(meta.positive_class),
       counts_per_class: countsPerClass(meta),
@@ -216,7 +213,7 @@ export function buildModelCard(v: ModelVersionRecord, now = Date.now(), calibrat
       run_id: v.run_id,
       code_version: v.code_version,
       parent: v.parent,
-      hyperparameters: obj(meta.hyperparameters),
+      hyperparameters: asRecord(meta.hyperparameters),
       seed: meta.seed ?? null,
       best_epoch: meta.best_epoch ?? null,
     },

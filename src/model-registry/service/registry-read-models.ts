@@ -7,13 +7,10 @@ import type { Run } from '../store/tracking-store.js';
 import { buildModelCard, renderModelCardMarkdown, summarizeEvaluation, type EvaluationSummary, type ModelCard } from './model-card.js';
 import { siteCalibrationOf } from './site-calibration-record.js';
 import type { TrackingService } from './tracking-service.js';
+import { asRecord } from './as-record.js';
 
 export const MODEL_FILE = 'model.onnx';
 const COMPARED_METRICS = ['auc', 'sensitivity', 'specificity', 'ppv', 'npv', 'f1', 'accuracy'] as const;
-
-function obj(x: unknown): Record<string, unknown> | null {
-  return x && typeof x === 'object' && !Array.isArray(x) ? (x as Record<string, unknown>) : null;
-}
 
 export interface LineageNode {
   kind: 'model_version' | 'run' | 'dataset_version' | 'preprocessing' | 'code_version' | 'site_data' | 'parent_model';
@@ -229,11 +226,11 @@ export class RegistryReadModels {
     for (const v of records) {
       const run = v.run_id ? await this.#tracking.store.getRun(v.run_id).catch(() => null) : null;
       const params: Record<string, string> = {};
-      for (const [k, value] of Object.entries(obj(v.metadata?.hyperparameters) ?? {})) params[k] = typeof value === 'string' ? value : JSON.stringify(value);
+      for (const [k, value] of Object.entries(asRecord(v.metadata?.hyperparameters) ?? {})) params[k] = typeof value === 'string' ? value : JSON.stringify(value);
       for (const p of run?.data.params ?? []) params[p.key] = p.value;
       const metrics = v.metrics ? summarizeEvaluation('validation', v.metrics) : null;
-      const tests = Object.entries(obj(v.metadata?.test_metrics) ?? {})
-        .filter(([, m]) => obj(m))
+      const tests = Object.entries(asRecord(v.metadata?.test_metrics) ?? {})
+        .filter(([, m]) => asRecord(m))
         .map(([split, m]) => summarizeEvaluation(split, m as Record<string, unknown>));
       const roc = Array.isArray(v.metrics?.roc) ? (v.metrics!.roc as VersionComparison['roc']) : [];
       compared.push({

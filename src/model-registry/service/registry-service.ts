@@ -34,6 +34,7 @@ import { calibrateVersion, type CalibrateInput, type CalibrateOutcome } from './
 import { TrackingService } from './tracking-service.js';
 import { MODEL_FILE, RegistryReadModels, type Comparison, type Lineage, type ModelDetail, type ModelSummary } from './registry-read-models.js';
 import { collectArtifactGarbage, type GcResult } from './artifact-gc.js';
+import { asRecord } from './as-record.js';
 
 /** The caller of a state change: who (for the audit trail) and with which role (force, hard delete). */
 export interface Actor {
@@ -103,10 +104,6 @@ export interface RegistryServiceOptions {
 const SERVICE = 'model-registry';
 const META_FILE = 'model.json';
 
-function obj(x: unknown): Record<string, unknown> | null {
-  return x && typeof x === 'object' && !Array.isArray(x) ? (x as Record<string, unknown>) : null;
-}
-
 function num(x: unknown): number | null {
   const n = typeof x === 'string' && x.trim() !== '' ? Number(x) : x;
   return typeof n === 'number' && Number.isFinite(n) ? n : null;
@@ -119,7 +116,7 @@ function str(x: unknown): string | null {
 
 /** The platform's preprocessing hash of a recorded spec (the same function datasets and serving use); null when it is not a valid spec. */
 function recordedPreprocessingHash(preprocessing: unknown): string | null {
-  if (!obj(preprocessing)) return null;
+  if (!asRecord(preprocessing)) return null;
   try {
     return hashPreprocessing(preprocessing as PreprocessSpecInput);
   } catch {
@@ -128,7 +125,7 @@ function recordedPreprocessingHash(preprocessing: unknown): string | null {
 }
 
 function parentOf(x: unknown): { name: string; version: number } | null {
-  const o = obj(x);
+  const o = asRecord(x);
   const version = num(o?.version);
   return o && typeof o.name === 'string' && version !== null && Number.isInteger(version) ? { name: o.name, version } : null;
 }
@@ -209,7 +206,7 @@ export class ModelRegistryService {
     let data: Buffer;
     let run: Run | null = null;
     let source: string;
-    let meta = obj(input.metadata) ?? null;
+    let meta = asRecord(input.metadata) ?? null;
     if (input.source.kind === 'run') {
       const { runId } = input.source;
       run = await this.tracking.store.getRun(runId);
@@ -254,11 +251,11 @@ export class ModelRegistryService {
       artifacts.push({ path: extra.path, object_key: e.key, sha256: e.sha256, size: extra.data.length, content_type: extra.contentType ?? 'application/octet-stream' });
     }
 
-    const metrics = obj(meta.metrics) ?? obj(obj(meta.evaluations)?.val) ?? null;
+    const metrics = asRecord(meta.metrics) ?? asRecord(asRecord(meta.evaluations)?.val) ?? null;
     const recordedThreshold = num(meta.threshold) ?? num(prop('threshold')) ?? num(metrics?.threshold);
     const preprocessing = meta.preprocessing ?? null;
     const preprocessingHash =
-      str(meta.preprocessing_hash) ?? str(prop('preprocessing_hash')) ?? str(obj(preprocessing)?.hash) ?? recordedPreprocessingHash(preprocessing);
+      str(meta.preprocessing_hash) ?? str(prop('preprocessing_hash')) ?? str(asRecord(preprocessing)?.hash) ?? recordedPreprocessingHash(preprocessing);
     const runCommit = run?.data.tags.find((t) => t.key === 'mlflow.source.git.commit')?.value;
     const codeVersion = input.codeVersion ?? str(meta.code_version) ?? str(meta.git_commit) ?? str(runCommit) ?? (await currentCodeVersion(this.#platform.config.projectRoot));
     const datasetVersion = input.datasetVersion ?? str(meta.dataset_version) ?? str(prop('dataset_version')) ?? run?.inputs.dataset_inputs[0]?.dataset.name ?? null;
@@ -294,7 +291,7 @@ export class ModelRegistryService {
     const dir = onnxPath.includes('/') ? onnxPath.slice(0, onnxPath.lastIndexOf('/') + 1) : '';
     try {
       const artifact = await this.tracking.store.getArtifact(runId, `${dir}${META_FILE}`);
-      return obj(JSON.parse((await this.#platform.objects.get(artifact.object_key)).toString('utf8')));
+      return asRecord(JSON.parse((await this.#platform.objects.get(artifact.object_key)).toString('utf8')));
     } catch {
       return null;
     }
