@@ -16,8 +16,8 @@
  * installs them: scripts/setup.mjs --test).
  */
 import assert from 'node:assert/strict';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, mkdirSync, cpSync } from 'node:fs';
+import { execFile, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test, type TestContext } from 'node:test';
@@ -29,6 +29,8 @@ import { monitoringSettingsSchema } from '../../src/core/config/monitoring.js';
 import { SERVICE_NAMES } from '../../src/core/config/index.js';
 import { SERVICE_BUILDERS } from '../../src/services.js';
 import { embeddings, insertPredictions, labelsWithRate, predictionRecords, probabilities, Rng, startMonitoring, type Harness } from '../monitoring/helpers.js';
+import { startNginx } from '../helpers/nginx.js';
+import { freePort } from '../helpers/process.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const DEPLOY = path.join(ROOT, 'deploy');
@@ -805,37 +807,13 @@ describe('live services', () => {
       t.skip(msg);
       return;
     }
-    const dir = mkdtempSync(path.join(tmpdir(), 'xray-nginx-'));
-    chmodSync(dir, 0o755);
-    cpSync(path.join(DEPLOY, 'nginx'), dir, { recursive: true });
-    mkdirSync(path.join(dir, 'conf.d'), { recursive: true });
-    const web = mkdtempSync(path.join(tmpdir(), 'xray-web-'));
-    writeFileSync(path.join(web, 'index.html'), '<!doctype html><title>xray-mlops</title>', { mode: 0o644 });
-    chmodSync(web, 0o755); // NGINX workers run as an unprivileged user when started by root
-    const listen = 20000 + Math.floor(Math.random() * 20000);
-    for (const f of readdirSync(dir).filter((x) => x.endsWith('.conf'))) {
-      let text = readFileSync(path.join(dir, f), 'utf8').replaceAll('/etc/nginx/xray/', `${dir}/`).replaceAll('/usr/share/xray/web', web);
-      text = text.replace(/listen 8080 default_server;/, `listen 127.0.0.1:${listen} default_server;`).replace(/\n\s*listen \[::\]:8080[^\n]*/, '');
-      for (const [svc, port] of Object.entries(PORTS)) text = text.replaceAll(`server ${svc}:${port} `, `server 127.0.0.1:${ports.get(svc)} `);
-      // Sign-in (`xray serve gateway`) is not running here: test/deploy/nginx-sign-in.test.ts runs it behind this config.
-      text = text.replaceAll('server signin:8080 ', 'server 127.0.0.1:9 ');
-      text = text.replace('access_log /dev/stdout xray;', `access_log ${dir}/access.log xray;`).replace('error_log stderr warn;', `error_log ${dir}/error.log warn;`);
-      text = text.replaceAll('/tmp/nginx', `${dir}/tmp-nginx`).replace('pid /tmp/nginx.pid;', `pid ${dir}/nginx.pid;`);
-      writeFileSync(path.join(dir, f), text);
-    }
-    const conf = path.join(dir, 'nginx.conf');
-    let nginx: ChildProcess | null = null;
+    // Sign-in (`xray serve gateway`) is not running here: test/deploy/nginx-sign-in.test.ts runs it behind this config.
+    const servers: Record<string, string> = { 'signin:8080': '127.0.0.1:9' };
+    for (const [svc, port] of Object.entries(PORTS)) servers[`${svc}:${port}`] = `127.0.0.1:${ports.get(svc)}`;
+    const nginx = await startNginx({ port: await freePort(), servers }); // nginx -t first, then waits for /health
     try {
-      const check = await run('nginx', ['-t', '-c', conf]);
-      assert.match(check.stderr, /test is successful/);
-      nginx = spawn('nginx', ['-c', conf, '-g', 'daemon off;'], { stdio: 'ignore' });
-      const base = `http://127.0.0.1:${listen}`;
-      let health: Response | null = null;
-      for (let i = 0; i < 50 && !health; i++) {
-        health = await fetch(`${base}/health`).catch(() => null);
-        if (!health) await new Promise((r) => setTimeout(r, 100));
-      }
-      assert.equal(health?.status, 200);
+      const base = nginx.base;
+      assert.equal((await fetch(`${base}/health`)).status, 200);
       const services = (await (await fetch(`${base}/api/services`)).json()) as { services: { name: string; ready: boolean; url: string }[] };
       assert.deepEqual(
         services.services.map((s) => [s.name, s.ready, s.url]),
@@ -859,10 +837,7 @@ describe('live services', () => {
       assert.deepEqual(down.services.filter((s) => !s.ready).map((s) => s.name), ['training']);
       assert.equal((await fetch(`${base}/api/training/health`)).status, 502);
     } finally {
-      nginx?.kill('SIGTERM');
-      if (nginx) await new Promise((r) => nginx!.once('exit', r));
-      rmSync(dir, { recursive: true, force: true });
-      rmSync(web, { recursive: true, force: true });
+      await nginx.stop();
     }
   });
 });
