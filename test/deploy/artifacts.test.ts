@@ -830,12 +830,16 @@ describe('live services', () => {
       const page = await fetch(`${base}/some/ui/route`);
       assert.equal(page.status, 200);
       assert.match(page.headers.get('content-security-policy') ?? '', /default-src 'self'/);
-      // A stopped replica: the upstream answers 502 after its passive check gives up, the others stay up.
+      // A stopped replica: NGINX answers the platform's envelope (503 + Retry-After), not its HTML 502 page; the others stay up.
       await apps.get('training')!.close();
       apps.delete('training');
       const down = (await (await fetch(`${base}/api/services`)).json()) as { services: { name: string; ready: boolean }[] };
       assert.deepEqual(down.services.filter((s) => !s.ready).map((s) => s.name), ['training']);
-      assert.equal((await fetch(`${base}/api/training/health`)).status, 502);
+      const gone = await fetch(`${base}/api/training/health`);
+      assert.equal(gone.status, 503);
+      assert.equal(gone.headers.get('retry-after'), '5');
+      assert.match(gone.headers.get('content-type') ?? '', /^application\/json/);
+      assert.equal(((await gone.json()) as { error: { code: string } }).error.code, 'SERVICE_UNAVAILABLE');
     } finally {
       await nginx.stop();
     }
