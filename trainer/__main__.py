@@ -89,6 +89,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         raw = load_spec_file(args.spec)
         if args.command == "optimize" or (args.command == "validate" and args.study):
             normalised = validate_study_spec(raw)
+        elif raw.get("ensemble") is not None:  # an ensemble of finished jobs (trainer/ensemble.py; imports torch)
+            from .ensemble import validate_ensemble_spec
+            normalised = validate_ensemble_spec(raw)
         else:
             normalised = validate_job_spec(raw)
     except Exception as exc:  # noqa: BLE001 - SpecError, or a bug in validation: report either
@@ -105,6 +108,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     cancel = CancelToken()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda _signum, _frame: cancel.request())
+    if args.command == "run" and raw.get("ensemble") is not None:
+        from .ensemble import run_ensemble_job
+        return run_ensemble_job(raw, emitter, cancel)
     if args.command == "run":
         from .train import run_job
         code = run_job(raw, emitter, cancel)

@@ -1,0 +1,202 @@
+"""Ensembles of finished jobs served as one ONNX model (trainer/ensemble.py).
+
+Two tiny members with different architectures (compact_cnn: a 2x2 feature grid at 24 px,
+compact_resnet: 1x1) are trained here; the ensemble job must export one graph whose probability is
+sigmoid(mean member logit / T) and whose CAM (metadata weights over the concatenated features) is
+exactly the mean of the members' CAMs. The ONNX graph runs in onnxruntime (Python) or, without it,
+onnxruntime-node from node_modules, as in test_export.py."""
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from trainer.ensemble import run_ensemble_job, validate_ensemble_spec
+from trainer.evaluate import sigmoid
+from trainer.export import PARITY_TOLERANCE, onnx_io, onnxruntime_available, read_onnx_metadata
+from trainer.models import build_model
+from trainer.protocol import SpecError
+from trainer.train import run_job, torch_load
+
+from .conftest import SIZE, ListEmitter, base_spec
+
+ROOT = Path(__file__).resolve().parents[2]
+NODE_RUNNER = r"""
+const ort = require(process.argv[2]);
+const fs = require('fs');
+(async () => {
+  const [, , , model, input, n, s] = process.argv;
+  const buf = fs.readFileSync(input);
+  const data = new Float32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4);
+  const session = await ort.InferenceSession.create(model);
+  const out = await session.run({ input: new ort.Tensor('float32', data, [Number(n), 1, Number(s), Number(s)]) });
+  process.stdout.write(JSON.stringify({ probability: Array.from(out.probability.data), features: Array.from(out.features.data),
+    probabilityDims: out.probability.dims, featuresDims: out.features.dims }));
+})().catch((e) => { console.error(e); process.exit(1); });
+"""
+
+
+def run_onnx(model_path: Path, x: np.ndarray, tmp_path: Path):
+    """(probability [N,1], features [N,C,h,w]) from onnxruntime (Python) or onnxruntime-node."""
+    if onnxruntime_available():
+        import onnxruntime as ort
+
+        return tuple(ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"]).run(
+            ["probability", "features"], {"input": x}))
+    node = shutil.which("node")
+    ort_node = ROOT / "node_modules" / "onnxruntime-node"
+    if node is None or not ort_node.is_dir():
+        pytest.skip("no ONNX runtime: neither the onnxruntime Python package nor node + onnxruntime-node")
+    (tmp_path / "input.bin").write_bytes(x.astype("<f4").tobytes())
+    (tmp_path / "runner.cjs").write_text(NODE_RUNNER)
+    proc = subprocess.run([node, str(tmp_path / "runner.cjs"), str(ort_node), str(model_path),
+                           str(tmp_path / "input.bin"), str(x.shape[0]), str(x.shape[-1])],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    return (np.asarray(out["probability"]).reshape(out["probabilityDims"]),
+            np.asarray(out["features"]).reshape(out["featuresDims"]))
+
+
+@pytest.fixture(scope="module")
+def members(dataset, tmp_path_factory):
+    """Two finished jobs on the same dataset: compact_cnn and compact_resnet (1-2 epochs, no ONNX)."""
+    out = []
+    for i, (model, epochs) in enumerate((("compact_cnn", 2), ("compact_resnet", 1))):
+        d = tmp_path_factory.mktemp(f"member{i}")
+        em = ListEmitter()
+        assert run_job(base_spec(dataset, d, job_id=f"m{i}", model=model, seed=3 + i,
+                                 hyperparameters={"epochs": epochs}), em) == 0, em.events[-1]
+        out.append({"job_id": f"m{i}", "checkpoint": str(d / "checkpoint.pt"),
+                    "temperature": em.of("finished")[0]["temperature"], "dir": d})
+    return out
+
+
+def ensemble_spec(dataset, out, members, **overrides):
+    block = {"members": [{k: m[k] for k in ("job_id", "checkpoint", "temperature")} for m in members]}
+    return base_spec(dataset, out, job_id="ens", ensemble=block, **overrides)
+
+
+@pytest.fixture(scope="module")
+def ensembled(dataset, external_dataset, members, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ens")
+    em = ListEmitter()
+    spec = ensemble_spec(dataset, out, members, threshold={"method": "robust"},
+                         export={"onnx": True, "opset": 17, "parity_samples": 8},
+                         test_dataset_dirs=[{"name": "ext", "dataset_dir": str(external_dataset)}])
+    assert run_ensemble_job(spec, em) == 0, em.events[-1]
+    return out, em
+
+
+def member_models(members):
+    """The members' best weights loaded independently of trainer/ensemble.py."""
+    models = []
+    for m in members:
+        ck = torch_load(m["checkpoint"])
+        net = build_model(ck["model_name"], ck["dropout"])
+        net.load_state_dict(ck["best_model"] or ck["model"])
+        models.append(net.eval())
+    return models
+
+
+def test_events_are_those_of_a_normal_run_without_epochs(ensembled):
+    out, em = ensembled
+    names = em.names()
+    assert names[0] == "started" and names[-1] == "finished"
+    assert names[1:3] == ["progress", "progress"]
+    assert [e["split"] for e in em.of("evaluation")] == ["val", "test:internal", "test:ext"]
+    assert sorted(e["kind"] for e in em.of("artifact")) == ["evaluation", "model_meta", "onnx", "state_dict"]
+    assert "epoch" not in names and "checkpoint" not in names
+    started, fin = em.of("started")[0], em.of("finished")[0]
+    assert started["model"] == "ensemble" and started["epochs"] == 1 and started["steps_per_epoch"] == 2
+    assert [p["step"] for p in em.of("progress")] == [1, 2]
+    assert fin["best_epoch"] is None and 0 < fin["threshold"] < 1 and fin["temperature"] > 0
+    assert fin["metrics"]["threshold_method"] == "robust" and len(fin["metrics"]["shifts"]) == 12
+    assert set(fin["test_metrics"]) == {"test:internal", "test:ext"}
+    assert fin["parity"]["method"] in ("onnxruntime", "deferred")
+    if fin["parity"]["method"] == "onnxruntime":
+        assert fin["parity"]["ok"] is True
+
+
+def test_model_json_records_the_ensemble_and_a_cam_head_over_all_members(ensembled, members):
+    out, em = ensembled
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["ensemble"]["members"] == ["m0", "m1"] and meta["ensemble"]["combine"] == "mean-logit"
+    assert [d["model_name"] for d in meta["ensemble"]["member_details"]] == ["compact_cnn", "compact_resnet"]
+    assert meta["ensemble"]["feature_resize"] == ["identity", "nearest"]
+    assert meta["feature_channels"] == 128 + 256 and len(meta["classifier_weight"]) == 384
+    assert meta["feature_map"] == [384, 2, 2] and meta["outputs"]["features"] == [-1, 384, 2, 2]
+    assert meta["model_name"] == "ensemble" and meta["input_size"] == SIZE
+    onnx_meta = read_onnx_metadata(out / "model.onnx")
+    assert json.loads(onnx_meta["ensemble"]) == {"members": ["m0", "m1"], "combine": "mean-logit"}
+    assert json.loads(onnx_meta["classifier_weight"]) == meta["classifier_weight"]
+    io = onnx_io(out / "model.onnx")
+    assert io["inputs"] == [("input", ["batch", 1, SIZE, SIZE])]
+    assert io["outputs"][0] == ("probability", ["batch", 1]) and io["outputs"][1][1][:2] == ["batch", 384]
+
+
+def test_probability_is_sigmoid_of_mean_member_logit_over_T_and_cam_is_the_mean_member_cam(
+        ensembled, members, tmp_path):
+    out, em = ensembled
+    fin = em.of("finished")[0]
+    T = fin["temperature"]
+    samples = json.loads((out / "parity_samples.json").read_text())
+    assert samples["tolerance"] == PARITY_TOLERANCE and len(samples["items"]) == 8
+    x = np.stack([np.asarray(Image.open(out / it["input_png"]), dtype=np.float32)[None] / 255.0
+                  for it in samples["items"]]).astype(np.float32)
+    probs, feats = run_onnx(out / "model.onnx", x, tmp_path)
+    assert probs.shape == (8, 1) and feats.shape == (8, 384, 2, 2)
+    # Parity with the torch reference written by the worker.
+    ref = np.array([it["probability"] for it in samples["items"]])
+    assert np.max(np.abs(probs[:, 0] - ref)) <= PARITY_TOLERANCE
+    # Against the members computed here in torch: p = sigmoid(mean_k logit_k / T).
+    nets = member_models(members)
+    xt = torch.from_numpy(x)
+    with torch.no_grad():
+        logits = np.stack([n(xt).double().numpy()[:, 0] for n in nets])
+        maps = [n.features(xt).double() for n in nets]
+    expected = sigmoid(logits.mean(0) / T)
+    assert np.max(np.abs(probs[:, 0] - expected)) < 1e-5
+    # CAM identity: sum_c w_c f_c + b over the exported features == mean of the members' CAMs
+    # (each member's w_k . f_k + b_k, its map resized to the common 2x2 grid), on the logit / T scale.
+    meta = json.loads((out / "model.json").read_text())
+    w = np.asarray(meta["classifier_weight"])
+    b = meta["classifier_bias"]
+    cam = np.einsum("c,nchw->nhw", w, feats.astype(np.float64)) + b
+    member_cams = []
+    for net, f in zip(nets, maps):
+        f = F.interpolate(f, size=(2, 2), mode="nearest") if f.shape[-1] != 2 else f
+        wk = net.classifier.weight.detach().double().view(-1)
+        member_cams.append((torch.einsum("c,nchw->nhw", wk, f) + net.classifier.bias.detach().double()).numpy())
+    assert np.max(np.abs(cam - np.mean(member_cams, 0) / T)) < 1e-4
+    # With integer-factor (nearest) resizing the CAM's spatial mean is the calibrated logit.
+    assert np.max(np.abs(sigmoid(cam.mean(axis=(1, 2))) - probs[:, 0])) < 1e-4
+
+
+def test_threshold_and_metrics_use_the_ensemble_val_logits(ensembled, members, dataset):
+    out, em = ensembled
+    ev = json.loads((out / "evaluation.json").read_text())
+    assert ev["history"] == [] and ev["ensemble"]["members"] == ["m0", "m1"]
+    fin = em.of("finished")[0]
+    assert ev["evaluations"]["val"]["auc"] == fin["best_val_auc"]
+    sd = torch_load(str(out / "state_dict.pt"))
+    assert sd["format"] == "xray-ensemble/1" and [m["job_id"] for m in sd["members"]] == ["m0", "m1"]
+    assert sd["temperature"] == fin["temperature"] and sd["threshold"] == fin["threshold"]
+
+
+def test_spec_and_member_refusals(dataset, members, tmp_path):
+    with pytest.raises(SpecError, match="2 to 5"):
+        validate_ensemble_spec(ensemble_spec(dataset, tmp_path, members[:1]))
+    with pytest.raises(SpecError, match="unique"):
+        validate_ensemble_spec(ensemble_spec(dataset, tmp_path, [members[0], members[0]]))
+    em = ListEmitter()
+    bad = ensemble_spec(dataset, tmp_path / "o", [members[0], {**members[1], "checkpoint": str(tmp_path / "nope.pt")}])
+    assert run_ensemble_job(bad, em) == 1 and "does not exist" in em.of("failed")[0]["reason"]
+    em = ListEmitter()
+    assert run_ensemble_job(ensemble_spec(dataset, tmp_path / "o2", members, input_size=32), em) == 1
+    assert "input_size" in em.of("failed")[0]["reason"]
