@@ -6,12 +6,14 @@ import hashlib
 import inspect
 import json
 import logging
+import math
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from PIL import Image
 
 from .models import XrayClassifier
@@ -25,18 +27,103 @@ PARITY_DIR = "parity"
 PARITY_FILE = "parity_samples.json"
 
 
+def _round(v: float) -> int:
+    return int(math.floor(v + 0.5))
+
+
+def crop_feature_canvas(crop_px: Tuple[int, int, int, int], size: int, h: int, w: int) -> Dict[str, Any]:
+    """Where an input crop's h x w feature map lies on a full-frame feature grid.
+
+    The grid keeps the crop's cell size (about h / crop height per input side, rounded), so the
+    crop's map is resampled little or not at all; the box edges are the crop's pixel bounds rounded
+    to that grid (off by at most half a cell). Returns {"grid": [H, W], "box": {top, bottom, left,
+    right}} in grid cells, end exclusive."""
+    t, b, l, r = crop_px
+    H = max(h, _round(h * size / (b - t)))
+    W = max(w, _round(w * size / (r - l)))
+    r0 = min(H - 1, _round(t * H / size))
+    c0 = min(W - 1, _round(l * W / size))
+    r1 = max(r0 + 1, min(H, _round(b * H / size)))
+    c1 = max(c0 + 1, min(W, _round(r * W / size)))
+    return {"grid": [H, W], "box": {"top": r0, "bottom": r1, "left": c0, "right": c1}}
+
+
+def _placement(n: int, total: int, start: int, end: int) -> torch.Tensor:
+    """[total, n]: a length-n axis resized bilinearly (align_corners=False, as F.interpolate) to
+    end - start cells and placed at [start, end) of a length-`total` axis of zeros."""
+    resize = F.interpolate(torch.eye(n, dtype=torch.float64).view(1, 1, n, n), size=(end - start, n),
+                           mode="bilinear", align_corners=False)[0, 0]
+    out = torch.zeros(total, n, dtype=torch.float64)
+    out[start:end] = resize
+    return out.float()
+
+
 class ExportModel(nn.Module):
-    """input [N,1,S,S] in [0,1] -> (probability [N,1] = sigmoid(logit / T), features [N,C,h,w])."""
+    """input [N,1,S,S] in [0,1] -> (probability [N,1] = sigmoid(logit / T), features [N,C,h,w]).
+
+    With an input crop the probability comes from the crop's own feature map, exactly as in
+    training, and `features` is that map placed on a full-frame grid (crop_feature_canvas): resized
+    bilinearly (align_corners=False) to the crop box's cells and zero outside it, as one constant
+    linear map per axis (rows @ feats @ cols^T, so the ONNX output keeps static dims). The serving
+    side draws the map over the whole input and its CAM is ReLU(sum_c w_c f_c) without the bias, so
+    zero features are a neutral 0 there and the normalised map inside the box is the crop's own CAM."""
 
     def __init__(self, model: XrayClassifier, temperature: float):
         super().__init__()
         self.model = model
         self.register_buffer("inv_temperature", torch.tensor(1.0 / temperature, dtype=torch.float32))
+        self.canvas: Optional[Dict[str, Any]] = None
+        self.crop_map: Optional[Tuple[int, int]] = None
+        if model.crop_pixels is not None:
+            size = int(model.input_size)
+            training = model.training
+            model.eval()
+            with torch.no_grad():
+                p = next(model.parameters())
+                h, w = model.features(torch.zeros(1, 1, size, size, device=p.device, dtype=p.dtype)).shape[-2:]
+            model.train(training)
+            self.crop_map = (int(h), int(w))
+            self.canvas = crop_feature_canvas(model.crop_pixels, size, int(h), int(w))
+            box = self.canvas["box"]
+            self.register_buffer("canvas_rows", _placement(int(h), self.canvas["grid"][0], box["top"], box["bottom"]).to(p))
+            self.register_buffer("canvas_cols", _placement(int(w), self.canvas["grid"][1], box["left"], box["right"]).t().to(p))
+
+    def full_frame(self, feats: torch.Tensor) -> torch.Tensor:
+        """The crop's feature map on the full-frame grid (feats itself without a crop)."""
+        if self.canvas is None:
+            return feats
+        return torch.matmul(torch.matmul(self.canvas_rows, feats), self.canvas_cols)
 
     def forward(self, x: torch.Tensor):
         feats = self.model.features(x)
-        logit = self.model.head(feats)
-        return torch.sigmoid(logit * self.inv_temperature), feats
+        logit = self.model.head(feats)  # from the crop's map, never the padded canvas
+        return torch.sigmoid(logit * self.inv_temperature), self.full_frame(feats)
+
+
+def crop_metadata(model: XrayClassifier) -> Optional[Dict[str, Any]]:
+    """The input crop as model.json and the ONNX metadata record it (None without one): the box in
+    input fractions, its pixel bounds and where the crop's feature map sits on the `features` grid."""
+    if model.crop_pixels is None:
+        return None
+    probe = ExportModel(model, 1.0)
+    t, b, l, r = model.crop_pixels
+    return {**model.input_crop, "pixels": {"top": t, "bottom": b, "left": l, "right": r},
+            "crop_feature_map": list(probe.crop_map), "features_grid": probe.canvas["grid"],
+            "features_box": probe.canvas["box"]}
+
+
+def exported_feature_map(model: XrayClassifier, input_size: int) -> List[int]:
+    """[C, h, w] of the exported `features` output (the full-frame grid when the model crops)."""
+    probe = ExportModel(model, 1.0)
+    if probe.canvas is not None:
+        return [model.feature_channels, *probe.canvas["grid"]]
+    training = model.training
+    model.eval()
+    with torch.no_grad():
+        p = next(model.parameters())
+        shape = model.features(torch.zeros(1, 1, input_size, input_size, device=p.device, dtype=p.dtype)).shape
+    model.train(training)
+    return [int(v) for v in shape[1:]]
 
 
 def export_model(model: XrayClassifier, temperature: float) -> ExportModel:

@@ -4,10 +4,11 @@ dropout -> one linear logit. That head shape is what makes class activation maps
 CAM = sum_c w_c * features_c + b, with the weights exported in the ONNX metadata."""
 from __future__ import annotations
 
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 import torchvision
 
 from .protocol import MODEL_NAMES
@@ -26,9 +27,32 @@ class XrayClassifier(nn.Module):
         self.feature_channels = channels
         self.dropout = nn.Dropout(p=dropout)
         self.classifier = nn.Linear(channels, 1)
+        self.input_size: Optional[int] = None
+        self.input_crop: Optional[Dict[str, float]] = None
+        self.crop_pixels: Optional[Tuple[int, int, int, int]] = None  # (top, bottom, left, right), end exclusive
+
+    def set_input_crop(self, crop: Optional[Dict[str, float]], input_size: int) -> "XrayClassifier":
+        """Crop every input to `crop` ({top, bottom, left, right} fractions of the square input) and
+        resize the crop back to input_size x input_size before the backbone (None: no crop). The
+        pixel bounds are fixed here, once, from the input size."""
+        self.input_size = int(input_size)
+        self.input_crop = None if crop is None else {k: float(crop[k]) for k in ("top", "bottom", "left", "right")}
+        self.crop_pixels = None if crop is None else crop_pixels(self.input_crop, self.input_size)
+        return self
+
+    def crop_input(self, x: torch.Tensor) -> torch.Tensor:
+        """x cropped to the input crop and resized back to the full input size (x itself without one)."""
+        if self.crop_pixels is None:
+            return x
+        s = self.input_size
+        if not torch.jit.is_tracing() and tuple(x.shape[-2:]) != (s, s):
+            raise ValueError(f"this model crops {s}x{s} inputs, got {tuple(x.shape[-2:])}")
+        t, b, l, r = self.crop_pixels
+        return F.interpolate(x[:, :, t:b, l:r], size=(s, s), mode="bilinear", align_corners=False)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """Last conv feature map [N,C,h,w] for input x in [0,1]."""
+        """Last conv feature map [N,C,h,w] for input x in [0,1] (of the input crop, when one is set)."""
+        x = self.crop_input(x)
         if self.per_image_norm:
             # Each image to zero mean / unit variance: exposure and contrast changes (linear in
             # pixel value) then reach the backbone as the same input.
@@ -44,6 +68,16 @@ class XrayClassifier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """One logit per image, shape [N,1]."""
         return self.head(self.features(x))
+
+
+def crop_pixels(crop: Dict[str, float], size: int) -> Tuple[int, int, int, int]:
+    """Integer pixel bounds (top, bottom, left, right; end exclusive) of a fractional box on a
+    size x size input, at least one pixel each way."""
+    t = min(size - 1, int(round(crop["top"] * size)))
+    l = min(size - 1, int(round(crop["left"] * size)))
+    b = max(t + 1, min(size, int(round(crop["bottom"] * size))))
+    r = max(l + 1, min(size, int(round(crop["right"] * size))))
+    return t, b, l, r
 
 
 def _conv_bn_relu(cin: int, cout: int) -> List[nn.Module]:
@@ -148,10 +182,16 @@ BUILDERS: Dict[str, Callable[[float], XrayClassifier]] = {
 assert tuple(BUILDERS) == MODEL_NAMES, "protocol.MODEL_NAMES and models.BUILDERS must list the same models"
 
 
-def build_model(name: str, dropout: float = 0.2) -> XrayClassifier:
+def build_model(name: str, dropout: float = 0.2, input_crop: Optional[Dict[str, float]] = None,
+                input_size: Optional[int] = None) -> XrayClassifier:
     if name not in BUILDERS:
         raise ValueError(f"unknown model {name!r}; available: {', '.join(BUILDERS)}")
-    return BUILDERS[name](dropout)
+    model = BUILDERS[name](dropout)
+    if input_crop is not None:
+        if input_size is None:
+            raise ValueError("an input crop needs the input size")
+        model.set_input_crop(input_crop, input_size)
+    return model
 
 
 def count_parameters(model: nn.Module) -> int:

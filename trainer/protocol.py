@@ -36,6 +36,7 @@ DEFAULT_HYPERPARAMETERS: Dict[str, Any] = {
     "dropout": 0.2,
     "label_smoothing": 0.0,
     "max_train_batches": None,
+    "input_crop": None,
 }
 
 # The augmentation contract (kinds, limits, defaults) is the platform's, generated from
@@ -218,6 +219,30 @@ def _pair(path: str, v: Any, lo: float, hi: float) -> List[float]:
     return [a, b]
 
 
+CROP_SIDES = ("top", "bottom", "left", "right")
+# The smallest side of an input crop, as a fraction of the input: below it the backbone would see a
+# few dozen pixels blown up to the full input size.
+MIN_CROP_SIDE = 0.3
+
+
+def validate_input_crop(path: str, v: Any) -> Optional[Dict[str, float]]:
+    """null, or a box {top, bottom, left, right} in fractions of the (letterboxed, square) input:
+    0 <= top < bottom <= 1, 0 <= left < right <= 1, each side at least MIN_CROP_SIDE."""
+    if v is None:
+        return None
+    box = _object(path, v)
+    _reject_unknown(path, box, CROP_SIDES)
+    missing = [k for k in CROP_SIDES if k not in box]
+    if missing:
+        raise SpecError(f"{path}: missing {', '.join(missing)} (a box needs top, bottom, left and right)")
+    out = {k: _number(f"{path}.{k}", box[k], 0, 1) for k in CROP_SIDES}
+    for lo, hi in (("top", "bottom"), ("left", "right")):
+        if out[hi] - out[lo] < MIN_CROP_SIDE - 1e-9:  # 0.7 - 0.4 is 0.29999999999999993
+            raise SpecError(f"{path}: {hi} - {lo} must be >= {MIN_CROP_SIDE} of the input, "
+                            f"got {out[hi]} - {out[lo]}")
+    return out
+
+
 def validate_hyperparameters(raw: Any) -> Dict[str, Any]:
     given = _object("hyperparameters", raw if raw is not None else {})
     _reject_unknown("hyperparameters", given, DEFAULT_HYPERPARAMETERS)
@@ -237,6 +262,7 @@ def validate_hyperparameters(raw: Any) -> Dict[str, Any]:
         "label_smoothing": _number(p + "label_smoothing", h["label_smoothing"], 0, 0.5),
         "max_train_batches": None if h["max_train_batches"] is None
         else _integer(p + "max_train_batches", h["max_train_batches"], 1),
+        "input_crop": validate_input_crop(p + "input_crop", h["input_crop"]),
     }
     return out
 
@@ -361,7 +387,8 @@ def _validate_distribution(path: str, raw: Any) -> Dict[str, Any]:
 
 
 def searchable_keys() -> List[str]:
-    return (list(SEARCHABLE_TOP_LEVEL) + list(DEFAULT_HYPERPARAMETERS)
+    # input_crop is a box (an object), which no search distribution yields.
+    return (list(SEARCHABLE_TOP_LEVEL) + [k for k in DEFAULT_HYPERPARAMETERS if k != "input_crop"]
             + [f"augmentation.{k}" for k in DEFAULT_AUGMENTATION])
 
 

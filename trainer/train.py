@@ -27,7 +27,8 @@ from . import data as D
 from .distributed import Dist
 from .distributed import from_env as dist_from_env
 from .evaluate import choose_threshold, compute_metrics, confusion, fit_temperature, rates, roc_auc, sigmoid
-from .export import classifier_metadata, export_onnx, max_onnx_opset, parity_check, sha256_file
+from .export import (classifier_metadata, crop_metadata, export_onnx, exported_feature_map, max_onnx_opset,
+                     parity_check, sha256_file)
 from .models import XrayClassifier, build_model, count_parameters
 from .protocol import SpecError, emit_failure, to_jsonable, utc_now, validate_job_spec
 
@@ -220,7 +221,7 @@ class Run:
         self.test_sets = self._test_sets()
 
         seed_everything(spec["seed"])
-        model = build_model(spec["model"], hp["dropout"])
+        model = build_model(spec["model"], hp["dropout"], hp["input_crop"], self.size)
         self.channels_last = self.device.type == "cuda"
         model = model.to(self.device)
         if self.channels_last:
@@ -597,11 +598,11 @@ class Run:
 
         head = classifier_metadata(self.model, self.temperature)
         self.model.eval()
-        with torch.inference_mode():
-            fmap = list(self.model.features(torch.zeros(1, 1, self.size, self.size, device=self.device)).shape[1:])
+        fmap = exported_feature_map(self.model, self.size)  # the full-frame grid when the model crops
         meta: Dict[str, Any] = {
             "model_name": spec["model"],
             "input_size": self.size,
+            "input_crop": crop_metadata(self.model),
             "threshold": self.threshold,
             "threshold_method": thr_spec["method"],
             "temperature": self.temperature,
@@ -618,6 +619,7 @@ class Run:
         artifacts["checkpoint"] = self.artifact("checkpoint", final_ckpt)
         sd_path = out / "state_dict.pt"
         torch.save({"model_name": spec["model"], "input_size": self.size, "dropout": self.hp["dropout"],
+                    "input_crop": self.hp["input_crop"],
                     "temperature": self.temperature, "threshold": self.threshold,
                     "state_dict": _cpu_state(self.model)}, sd_path)
         artifacts["state_dict"] = self.artifact("state_dict", sd_path)
@@ -627,7 +629,8 @@ class Run:
             onnx_meta = {k: meta[k] for k in ("classifier_weight", "classifier_bias", "input_size", "threshold",
                                                  "temperature", "model_name", "preprocessing_hash",
                                                  "dataset_version", "classes", "positive_class", "job_id",
-                                                 "threshold_method", "feature_channels", "feature_map")}
+                                                 "threshold_method", "feature_channels", "feature_map",
+                                                 "input_crop")}
             export_onnx(self.model, self.temperature, onnx_path, self.size, spec["export"]["opset"], onnx_meta)
             artifacts["onnx"] = self.artifact("onnx", onnx_path)
             k = min(spec["export"]["parity_samples"], len(self.val_data))
