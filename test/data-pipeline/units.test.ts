@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { patientIdFromFileName } from '../../src/data-pipeline/service/patient-id.js';
-import { assignSplits, seededUint32, type SplitInput } from '../../src/data-pipeline/service/split.js';
+import { assignSplits, naturalCompare, seededUint32, type SplitInput } from '../../src/data-pipeline/service/split.js';
 import { findNearDuplicates } from '../../src/data-pipeline/service/near-duplicates.js';
 import { canonicalJson } from '../../src/core/canonical-json.js';
 import { DEFAULT_AUGMENTATION, parseAugmentationSpec } from '../../src/data-pipeline/service/augmentation.js';
@@ -68,6 +68,68 @@ describe('assignSplits', () => {
     assert.deepEqual([...kept.values()], ['val', 'val', 'train']);
     const fresh = assignSplits(loose, { valFraction: 0, testFraction: 0, seed: 1 });
     assert.deepEqual([...fresh.values()], ['train', 'train', 'train']);
+  });
+
+  test('natural order compares digit runs as numbers', () => {
+    const names = ['person10_virus_2.jpeg', 'IM-0010-0001.jpeg', 'person9_bacteria_1.jpeg', 'NORMAL2-IM-0002-0001.jpeg', 'IM-0009-0001.jpeg', 'person100_bacteria_1.jpeg'];
+    assert.deepEqual([...names].sort(naturalCompare), [
+      'IM-0009-0001.jpeg',
+      'IM-0010-0001.jpeg',
+      'NORMAL2-IM-0002-0001.jpeg',
+      'person9_bacteria_1.jpeg',
+      'person10_virus_2.jpeg',
+      'person100_bacteria_1.jpeg',
+    ]);
+  });
+
+  // Kermany-like names: NORMAL in two export families, PNEUMONIA as bacteria/virus with running patient numbers.
+  function named(): SplitInput[] {
+    const items: SplitInput[] = [];
+    for (let p = 1; p <= 60; p++) {
+      const family = p % 2 ? 'IM' : 'NORMAL2-IM';
+      const n = String(p).padStart(4, '0');
+      for (let k = 1; k <= 1 + (p % 3); k++) items.push({ hash: `n${p}-${k}`.padEnd(20, '0'), label: 'NORMAL', patient: `${family}-${n}`, sourceName: `${family}-${n}-000${k}.jpeg` });
+    }
+    for (let p = 1; p <= 120; p++) {
+      const kind = p % 3 ? 'bacteria' : 'virus';
+      for (let k = 1; k <= 1 + (p % 2); k++) items.push({ hash: `p${p}-${k}`.padEnd(20, '0'), label: 'PNEUMONIA', patient: `person${p}`, sourceName: `person${p}_${kind}_${p * 10 + k}.jpeg` });
+    }
+    return items;
+  }
+
+  test("test_by 'period': the patients named last per class form test; val is seeded from the rest", () => {
+    const items = named();
+    const splits = assignSplits(items, { valFraction: 0.15, testFraction: 0.2, seed: 42, testBy: 'period' });
+    for (const label of ['NORMAL', 'PNEUMONIA'] as const) {
+      const of = items.filter((i) => i.label === label).sort((a, b) => naturalCompare(a.sourceName!, b.sourceName!));
+      const test = of.filter((i) => splits.get(i.hash) === 'test');
+      const share = test.length / of.length;
+      assert.ok(Math.abs(share - 0.2) < 0.05, `${label} test share ${share}`);
+      // every test image comes after every non-test image in natural name order
+      const firstTest = of.findIndex((i) => splits.get(i.hash) === 'test');
+      assert.ok(of.slice(firstTest).every((i) => splits.get(i.hash) === 'test'), `${label}: test is the tail`);
+      const val = of.filter((i) => splits.get(i.hash) === 'val').length / of.length;
+      assert.ok(Math.abs(val - 0.15) < 0.05, `${label} val share ${val}`);
+    }
+    assert.deepEqual([...splits].sort(), [...assignSplits([...items].reverse(), { valFraction: 0.15, testFraction: 0.2, seed: 42, testBy: 'period' })].sort());
+  });
+
+  test("test_by 'names': whole patients whose file names contain a substring form test", () => {
+    const items = named();
+    const splits = assignSplits(items, { valFraction: 0.15, testFraction: 0, seed: 42, testBy: 'names', testNamesContaining: ['NORMAL2-', '_virus_'] });
+    for (const i of items) {
+      const held = i.sourceName!.includes('NORMAL2-') || i.sourceName!.includes('_virus_');
+      assert.equal(splits.get(i.hash) === 'test', held, `${i.sourceName} → ${splits.get(i.hash)}`);
+    }
+    const rest = items.filter((i) => splits.get(i.hash) !== 'test');
+    assert.ok(rest.some((i) => splits.get(i.hash) === 'val') && rest.some((i) => splits.get(i.hash) === 'train'));
+  });
+
+  test('the default rule is unchanged by the new options (version ids stay put)', () => {
+    const items = named();
+    const plain = assignSplits(items, { valFraction: 0.15, testFraction: 0.1, seed: 42 });
+    const explicit = assignSplits(items, { valFraction: 0.15, testFraction: 0.1, seed: 42, testBy: 'random' });
+    assert.deepEqual([...plain], [...explicit]);
   });
 
   test('the generator gives the same stream on every machine (pinned values)', () => {

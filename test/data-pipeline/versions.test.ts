@@ -153,6 +153,46 @@ describe('folder import, dataset versions, export', () => {
     assert.equal((await p.platform.audit.query({ action: 'data.version.create' })).items.length, 2);
   });
 
+  test('held-out test rules: a file family (names) or the latest patients (period); refusals name the problem', async () => {
+    const names = await createVersion({ name: 'leave-virus-out', test_by: 'names', test_names_containing: ['_virus_'] });
+    assert.equal(names.status, 201);
+    const m = (await p.app.inject({ method: 'GET', url: `/versions/${names.version.id}` })).json().manifest;
+    assert.deepEqual(m.split.test_names_containing, ['_virus_']);
+    assert.equal(m.split.test_by, 'names');
+    const images = (await p.app.inject({ method: 'GET', url: '/images?page_size=1000' })).json().items as { hash: string; source_name: string }[];
+    const nameOf = new Map(images.map((i) => [i.hash, i.source_name]));
+    const testNames = m.items.filter((i: { split: string }) => i.split === 'test').map((i: { hash: string }) => nameOf.get(i.hash)!);
+    assert.ok(testNames.length > 0);
+    assert.ok(testNames.every((n: string) => n.includes('_virus_')), testNames.join(' '));
+    assert.ok(
+      m.items.filter((i: { split: string }) => i.split !== 'test').every((i: { hash: string }) => !nameOf.get(i.hash)!.includes('_virus_')),
+      'no virus image outside test',
+    );
+
+    const period = await createVersion({ name: 'latest-out', test_by: 'period', test_fraction: 0.25 });
+    assert.notEqual(period.version.id, names.version.id);
+    assert.ok(period.version.counts.test.NORMAL > 0 && period.version.counts.test.PNEUMONIA > 0);
+    // the default rule written out gives the default version (same id as without the field)
+    const plain = await createVersion({ name: 'plain', test_fraction: 0.25 });
+    const explicit = await createVersion({ name: 'plain again', test_fraction: 0.25, test_by: 'random' });
+    assert.equal(explicit.version.id, plain.version.id);
+    assert.equal(explicit.status, 200);
+
+    for (const [body, phrase] of [
+      [{ name: 'x', test_by: 'names' }, 'test_names_containing'],
+      [{ name: 'x', test_by: 'names', test_names_containing: ['_virus_'], test_fraction: 0.2 }, 'test_fraction'],
+      [{ name: 'x', test_by: 'period' }, 'test_fraction above 0'],
+      [{ name: 'x', test_names_containing: ['_virus_'] }, "needs test_by 'names'"],
+    ] as const) {
+      const res = await p.app.inject({ method: 'POST', url: '/version/create', payload: body });
+      assert.equal(res.statusCode, 400, res.body);
+      assert.equal(res.json().error.code, 'INVALID_INPUT');
+      assert.match(res.json().error.message, new RegExp(phrase.replace(/[()]/g, '.')));
+    }
+    const none = await p.app.inject({ method: 'POST', url: '/version/create', payload: { name: 'x', test_by: 'names', test_names_containing: ['no-such-family'] } });
+    assert.equal(none.statusCode, 422, none.body);
+  });
+
   test('export writes the trainer format; preprocessed PNGs are cached', async () => {
     const { version } = await createVersion({ name: 'export', val_fraction: 0.2, seed: 1, preprocessing: { size: 64 } });
     const dir = path.join(p.home, 'train-input');

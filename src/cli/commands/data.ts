@@ -224,6 +224,8 @@ export function registerData(program: Command): void {
     .option('--labels <list>', 'comma list of classes to include (default NORMAL,PNEUMONIA)')
     .option('--exclude-flags <list>', 'comma list of quality flags to leave out (e.g. LOW_CONTRAST)')
     .option('--use-recorded-splits', 'keep the splits recorded at import (--split-from-folders)')
+    .option('--test-by <rule>', 'random | period (the latest file names per class, by natural order) | names (see --test-names)', 'random')
+    .option('--test-names <list>', "with --test-by names: comma list of file-name substrings whose patients form the test split (e.g. 'NORMAL2-,_virus_')")
     .option('--augmentation <json>', 'augmentation overrides as JSON, e.g. \'{"hflip":false,"rotation_deg":5}\'')
     .description('create an immutable, content-addressed dataset version (patient-level, stratified, seeded split)')
     .action(async (o: Record<string, string | boolean | undefined>) => {
@@ -245,6 +247,8 @@ export function registerData(program: Command): void {
         ...(typeof o.labels === 'string' ? { labels: o.labels.split(',').map((s) => s.trim().toUpperCase()) } : {}),
         ...(typeof o.excludeFlags === 'string' ? { exclude_quality_flags: o.excludeFlags.split(',').map((s) => s.trim()) } : {}),
         use_recorded_splits: o.useRecordedSplits === true,
+        test_by: o.testBy,
+        ...(typeof o.testNames === 'string' ? { test_names_containing: o.testNames.split(',').map((s) => s.trim()) } : {}),
       };
       const res = await client().post<{ version: VersionView; created: boolean; excluded: Record<string, number> }>('/version/create', body);
       console.log(`${res.created ? 'created' : 'exists '} ${res.version.id}  ${res.version.name}  ${res.version.item_count} images (${countsText(res.version.counts)})`);

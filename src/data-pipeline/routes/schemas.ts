@@ -102,6 +102,14 @@ export const createVersionSchema = z.object({
   labels: z.array(classSchema).min(1).optional().describe('Classes to include (default both)'),
   exclude_quality_flags: z.array(z.string().max(64)).max(20).optional().describe('Leave out images with any of these quality flags'),
   use_recorded_splits: z.boolean().default(false).describe('Keep splits recorded at ingest (by patient majority) where present'),
+  test_by: z
+    .enum(['random', 'period', 'names'])
+    .default('random')
+    .describe(
+      'How the test split is held out: random (seeded, like val); period (per class, the patients whose file names come last in natural order — an acquisition-period proxy); ' +
+        'names (every patient with a file name containing one of test_names_containing — leave a file family out). Shift evidence from the training data itself.',
+    ),
+  test_names_containing: z.array(z.string().min(1).max(100)).max(20).optional().describe("File-name substrings for test_by 'names' (case-sensitive)"),
 });
 
 export const versionSchema = z.object({
@@ -127,7 +135,14 @@ export const manifestSchema = z.object({
   schema: z.string(),
   classes: z.array(classSchema),
   seed: z.number(),
-  split: z.object({ algorithm: z.string(), val_fraction: z.number(), test_fraction: z.number(), use_recorded_splits: z.boolean() }),
+  split: z.object({
+    algorithm: z.string(),
+    val_fraction: z.number(),
+    test_fraction: z.number(),
+    use_recorded_splits: z.boolean(),
+    test_by: z.enum(['period', 'names']).optional(),
+    test_names_containing: z.array(z.string()).optional(),
+  }),
   filters: z.object({ labels: z.array(classSchema), exclude_quality_flags: z.array(z.string()) }),
   preprocessing: z.looseObject({ hash: z.string() }),
   augmentation: z.looseObject({}),

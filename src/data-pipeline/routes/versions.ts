@@ -54,6 +54,8 @@ export function versionRoutes(app: FastifyInstance, ctx: DataContext): void {
           labels: b.labels,
           excludeQualityFlags: b.exclude_quality_flags,
           useRecordedSplits: b.use_recorded_splits,
+          testBy: b.test_by,
+          testNamesContaining: b.test_names_containing,
         },
         req.principal.name,
         req.id,

@@ -23,7 +23,14 @@ export interface DatasetManifest {
   schema: typeof MANIFEST_SCHEMA;
   classes: ClassLabel[];
   seed: number;
-  split: { algorithm: string; val_fraction: number; test_fraction: number; use_recorded_splits: boolean };
+  split: {
+    algorithm: string;
+    val_fraction: number;
+    test_fraction: number;
+    use_recorded_splits: boolean;
+    test_by?: 'period' | 'names';
+    test_names_containing?: string[];
+  };
   filters: { labels: ClassLabel[]; exclude_quality_flags: string[] };
   preprocessing: PreprocessSpec & { hash: string };
   augmentation: AugmentationSpec;

@@ -11,7 +11,17 @@ export interface SplitInput {
   patient: string | null;
   /** A split recorded at ingest, honoured only with `useRecordedSplits`. */
   recordedSplit?: Split | null;
+  /** File name as first ingested; only the held-out test rules (`testBy`, `testNamesContaining`) read it. */
+  sourceName?: string;
 }
+
+/**
+ * How the test split is chosen. `random` (default): seeded, like val. `period`: the patients that
+ * come LAST in natural order of their file names (an acquisition-period proxy where names carry a
+ * running number), per label. `names`: every patient with a file whose name contains one of
+ * `testNamesContaining` (a file family, e.g. a second export batch) — leave-family-out.
+ */
+export type TestRule = 'random' | 'period' | 'names';
 
 export interface SplitOptions {
   valFraction: number;
@@ -19,6 +29,31 @@ export interface SplitOptions {
   seed: number;
   /** Keep the split recorded at ingest (majority per patient) for patients that have one. */
   useRecordedSplits?: boolean;
+  testBy?: TestRule;
+  /** With `testBy: 'names'`: substrings of file names (case-sensitive) that put a patient in test. */
+  testNamesContaining?: readonly string[];
+}
+
+/** Compares file names with digit runs as numbers ("p9" < "p10"), then as text. */
+export function naturalCompare(a: string, b: string): number {
+  const ta = a.match(/\d+|\D+/g) ?? [];
+  const tb = b.match(/\d+|\D+/g) ?? [];
+  for (let i = 0; i < Math.min(ta.length, tb.length); i++) {
+    const x = ta[i]!;
+    const y = tb[i]!;
+    if (x === y) continue;
+    const dx = /^\d/.test(x);
+    const dy = /^\d/.test(y);
+    if (dx && dy) {
+      const nx = BigInt(x);
+      const ny = BigInt(y);
+      if (nx !== ny) return nx < ny ? -1 : 1;
+      return x.length - y.length;
+    }
+    return x < y ? -1 : 1;
+  }
+  if (ta.length !== tb.length) return ta.length - tb.length;
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 /**
@@ -93,6 +128,9 @@ export function assignSplits(items: readonly SplitInput[], options: SplitOptions
     g.items.push(item);
     groups.set(key, g);
   }
+  const testBy = options.testBy ?? 'random';
+  const names = options.testNamesContaining ?? [];
+  const firstName = (g: Group): string => g.items.map((i) => i.sourceName ?? '').sort(naturalCompare)[0] ?? '';
   for (const g of groups.values()) {
     g.label = majority(g.items.map((i) => i.label), CLASSES);
     const recorded = g.items.map((i) => i.recordedSplit).filter((s): s is Split => !!s);
@@ -110,10 +148,33 @@ export function assignSplits(items: readonly SplitInput[], options: SplitOptions
       if (g.recorded) assign(g, g.recorded);
       else free.push(g);
     }
-    shuffleInPlace(free, seededUint32(`${SPLIT_ALGORITHM}:${options.seed}:${label}`));
-    const base = free.reduce((n, g) => n + g.items.length, 0);
-    let remaining = free;
-    for (const [split, fraction] of [['test', options.testFraction], ['val', options.valFraction]] as const) {
+    let pool = free;
+    if (testBy === 'names') {
+      pool = [];
+      for (const g of free) {
+        if (g.items.some((i) => names.some((n) => (i.sourceName ?? '').includes(n)))) assign(g, 'test');
+        else pool.push(g);
+      }
+    }
+    const base = pool.reduce((n, g) => n + g.items.length, 0);
+    let remaining = pool;
+    if (testBy === 'period') {
+      // Walk from the last name backwards: test takes the latest patients up to its share.
+      const byName = [...pool].sort((a, b) => naturalCompare(firstName(b), firstName(a)) || (a.key < b.key ? -1 : 1));
+      const target = options.testFraction * base;
+      let filled = 0;
+      const taken = new Set<Group>();
+      for (const g of byName) {
+        if (Math.abs(filled + g.items.length - target) >= Math.abs(filled - target)) break;
+        assign(g, 'test');
+        taken.add(g);
+        filled += g.items.length;
+      }
+      remaining = pool.filter((g) => !taken.has(g));
+    }
+    shuffleInPlace(remaining, seededUint32(`${SPLIT_ALGORITHM}:${options.seed}:${label}`));
+    const stages = testBy === 'random' ? ([['test', options.testFraction], ['val', options.valFraction]] as const) : ([['val', options.valFraction]] as const);
+    for (const [split, fraction] of stages) {
       const target = fraction * base;
       let filled = 0;
       const left: Group[] = [];

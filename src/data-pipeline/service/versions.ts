@@ -6,7 +6,7 @@ import { CLASSES, type ClassLabel, type Page, type PageRequest, type Split, type
 import { parseAugmentationSpec, type AugmentationSpecInput } from './augmentation.js';
 import { NAMESPACES, SERVICE_NAME, type DataContext } from './context.js';
 import { MANIFEST_SCHEMA, countSplits, manifestBytes, sortItems, versionIdOf, type DatasetManifest, type ManifestItem } from './manifest.js';
-import { SPLIT_ALGORITHM, assignSplits, type SplitInput } from './split.js';
+import { SPLIT_ALGORITHM, assignSplits, type SplitInput, type TestRule } from './split.js';
 
 export interface CreateVersionRequest {
   name: string;
@@ -21,6 +21,9 @@ export interface CreateVersionRequest {
   excludeQualityFlags?: string[];
   /** Keep splits recorded at ingest (folder layout) for the patients that have one. */
   useRecordedSplits?: boolean;
+  /** How the test split is held out (see `TestRule`); default random. */
+  testBy?: TestRule;
+  testNamesContaining?: string[];
 }
 
 export interface VersionView {
@@ -75,6 +78,13 @@ export async function buildManifest(ctx: DataContext, req: CreateVersionRequest)
   const valFraction = checkFraction('val_fraction', req.valFraction ?? 0.15);
   const testFraction = checkFraction('test_fraction', req.testFraction ?? 0);
   if (valFraction + testFraction >= 1) throw new AppError('INVALID_INPUT', 'val_fraction + test_fraction must be below 1');
+  const testBy = req.testBy ?? 'random';
+  const testNames = [...new Set((req.testNamesContaining ?? []).map((n) => n.trim()).filter((n) => n.length > 0))].sort();
+  if (testBy === 'names') {
+    if (testNames.length === 0) throw new AppError('INVALID_INPUT', "test_by 'names' needs test_names_containing (file-name substrings)");
+    if (testFraction !== 0) throw new AppError('INVALID_INPUT', "test_by 'names' takes the matching patients as the test split; leave test_fraction at 0");
+  } else if (testNames.length > 0) throw new AppError('INVALID_INPUT', "test_names_containing needs test_by 'names'");
+  if (testBy === 'period' && testFraction === 0) throw new AppError('INVALID_INPUT', "test_by 'period' needs a test_fraction above 0");
   const seed = req.seed ?? 42;
   if (!Number.isSafeInteger(seed)) throw new AppError('INVALID_INPUT', 'seed must be an integer');
   const labels = [...new Set(req.labels?.length ? req.labels : CLASSES)].sort() as ClassLabel[];
@@ -91,11 +101,12 @@ export async function buildManifest(ctx: DataContext, req: CreateVersionRequest)
     else if (!labels.includes(img.label)) bump('label_filter');
     else if (conflicts.has(img.hash)) bump('label_conflict');
     else if (img.qualityFlags.some((f) => excludeFlags.includes(f))) bump('quality_flags');
-    else inputs.push({ hash: img.hash, label: img.label, patient: img.patientId, recordedSplit: img.split });
+    else inputs.push({ hash: img.hash, label: img.label, patient: img.patientId, recordedSplit: img.split, sourceName: img.sourceName });
   }
   if (inputs.length === 0) throw new AppError('UNPROCESSABLE', 'no labelled images match; ingest images before creating a version');
 
-  const splits = assignSplits(inputs, { valFraction, testFraction, seed, useRecordedSplits: req.useRecordedSplits ?? false });
+  const splits = assignSplits(inputs, { valFraction, testFraction, seed, useRecordedSplits: req.useRecordedSplits ?? false, testBy, testNamesContaining: testNames });
+  if (testBy !== 'random' && ![...splits.values()].includes('test')) throw new AppError('UNPROCESSABLE', `test_by '${testBy}' selected no images for the test split`);
   const items: ManifestItem[] = sortItems(
     inputs.map((i) => ({ hash: i.hash, label: i.label, patient: i.patient, split: splits.get(i.hash) as Split })),
   );
@@ -103,7 +114,15 @@ export async function buildManifest(ctx: DataContext, req: CreateVersionRequest)
     schema: MANIFEST_SCHEMA,
     classes: [...CLASSES],
     seed,
-    split: { algorithm: SPLIT_ALGORITHM, val_fraction: valFraction, test_fraction: testFraction, use_recorded_splits: req.useRecordedSplits ?? false },
+    split: {
+      algorithm: SPLIT_ALGORITHM,
+      val_fraction: valFraction,
+      test_fraction: testFraction,
+      use_recorded_splits: req.useRecordedSplits ?? false,
+      // Only when not the default, so versions made before these rules keep their ids.
+      ...(testBy !== 'random' ? { test_by: testBy } : {}),
+      ...(testBy === 'names' ? { test_names_containing: testNames } : {}),
+    },
     filters: { labels, exclude_quality_flags: excludeFlags },
     preprocessing: { ...spec, hash: preprocessingHash(spec) },
     augmentation,
