@@ -35,6 +35,8 @@ DEFAULT_HYPERPARAMETERS: Dict[str, Any] = {
     "early_stopping_patience": 3,
     "dropout": 0.2,
     "label_smoothing": 0.0,
+    "mixup_alpha": 0.0,
+    "cutmix_alpha": 0.0,
     "max_train_batches": None,
     "input_crop": None,
 }
@@ -260,6 +262,8 @@ def validate_hyperparameters(raw: Any) -> Dict[str, Any]:
         else _integer(p + "early_stopping_patience", h["early_stopping_patience"], 0),
         "dropout": _number(p + "dropout", h["dropout"], 0, 0.95),
         "label_smoothing": _number(p + "label_smoothing", h["label_smoothing"], 0, 0.5),
+        "mixup_alpha": _number(p + "mixup_alpha", h["mixup_alpha"], 0, 1),
+        "cutmix_alpha": _number(p + "cutmix_alpha", h["cutmix_alpha"], 0, 1),
         "max_train_batches": None if h["max_train_batches"] is None
         else _integer(p + "max_train_batches", h["max_train_batches"], 1),
         "input_crop": validate_input_crop(p + "input_crop", h["input_crop"]),

@@ -29,6 +29,7 @@ from .distributed import from_env as dist_from_env
 from .evaluate import choose_threshold, compute_metrics, confusion, fit_temperature, rates, roc_auc, sigmoid
 from .export import (classifier_metadata, crop_metadata, export_onnx, exported_feature_map, max_onnx_opset,
                      parity_check, sha256_file)
+from .mixing import Mixer
 from .models import XrayClassifier, build_model, count_parameters
 from .protocol import SpecError, emit_failure, to_jsonable, utc_now, validate_job_spec
 
@@ -261,6 +262,7 @@ class Run:
         self.pos_weight = pos_weight
         self.sampler_gen = torch.Generator().manual_seed(spec["seed"] + 1)
         self.augmenter = D.Augmenter(self.aug_params, torch.Generator().manual_seed(spec["seed"] + 2))
+        self.mixer = Mixer(hp["mixup_alpha"], hp["cutmix_alpha"], torch.Generator().manual_seed(spec["seed"] + 3))
         if spec["resume_from"]:
             self._resume(spec["resume_from"])
         self.train_dev = self.train_data.to(self.device)
@@ -300,6 +302,7 @@ class Run:
             "torch": torch.get_rng_state(),
             "sampler": self.sampler_gen.get_state(),
             "augment": self.augmenter.g.get_state(),
+            "mix": self.mixer.g.get_state(),
         }
         if self.dist.enabled:  # dropout streams differ per rank; a collective, like save_checkpoint
             rng["torch_ranks"] = self.dist.gather_objects(torch.get_rng_state())
@@ -379,6 +382,10 @@ class Run:
             log.info("checkpoint came from %s process(es): rank dropout streams restart", ck.get("world_size", 1))
         self.sampler_gen.set_state(rng["sampler"])
         self.augmenter.g.set_state(rng["augment"])
+        if rng.get("mix") is not None:
+            self.mixer.g.set_state(rng["mix"])
+        elif self.mixer.active:
+            log.warning("checkpoint has no mixup/cutmix RNG state: the mixing draws restart from the seed")
         if self.device.type == "cuda" and rng.get("cuda") is not None:
             try:
                 torch.cuda.set_rng_state_all(rng["cuda"])
@@ -388,6 +395,10 @@ class Run:
     # ---- loop
 
     def loss_fn(self, logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+        """BCE with `pos_weight` (balance "loss"). Targets may be mixed (mixup/cutmix:
+        lam * y_a + (1 - lam) * y_b): smoothing is affine and BCE-with-pos_weight is linear in the
+        target, so this is exactly lam * loss(y_a) + (1 - lam) * loss(y_b), each part carrying
+        its own class's balance weight."""
         eps = self.hp["label_smoothing"]
         if eps:
             targets = targets * (1.0 - eps) + 0.5 * eps
@@ -448,18 +459,26 @@ class Run:
         Returns this rank's summed per-image loss and image count."""
         total = int(idx.numel())
         rows = None
+        mix = self.mixer.draw(total, *self.train_dev.images.shape[-2:]) if self.mixer.active else None
         if self.dist.enabled:
             rows = self.dist.rows_of(total)
-            idx = idx.index_select(0, rows)
+            # Mixing: this rank also augments its rows' partners (which may be other ranks'
+            # rows), with the global batch's draws, so it mixes the pairs one process would.
+            want = rows if mix is None else torch.cat([rows, mix.partners(rows)])
+            idx = idx.index_select(0, want)
+        else:
+            want = None
         idx_dev = idx.to(self.device)
-        x = self.augmenter(D.to_float(self.train_dev.images.index_select(0, idx_dev)), rows=rows,
-                           total=total if rows is not None else None)
+        x = self.augmenter(D.to_float(self.train_dev.images.index_select(0, idx_dev)), rows=want,
+                           total=total if want is not None else None)
+        y = self.train_dev.labels.index_select(0, idx_dev)
+        if mix is not None:  # after augmentation; targets mixed before label smoothing (in loss_fn)
+            x, y = mix.apply(x, y, rows)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        y = self.train_dev.labels.index_select(0, idx_dev)
         with self.amp.autocast(self.device):
             logits = self.net(x).view(-1)
-        n = int(idx.numel())
+        n = int(y.numel())
         if self.dist.enabled:
             # DDP averages gradients over ranks; sum / global batch * world makes that the mean over
             # the global batch, as in one process, whatever each rank's share.

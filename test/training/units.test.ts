@@ -8,6 +8,7 @@ import { openPlatform, type Platform } from '../../src/core/platform.js';
 import { parseEventLine } from '../../src/training/runner/events.js';
 import { etaSeconds } from '../../src/training/service/views.js';
 import { buildJobSpec, buildStudySpec } from '../../src/training/service/spec.js';
+import { optimizeRequestSchema, trainRequestSchema } from '../../src/training/routes/schemas.js';
 import { newJobId, newStudyId, ID_PATTERN, jobPaths } from '../../src/training/service/paths.js';
 import { checkDatasetDir } from '../../src/training/service/datasets.js';
 import { KyselyTrainingStore } from '../../src/training/store/training-store.js';
@@ -84,6 +85,20 @@ describe('ids, paths, specs', () => {
     assert.equal((study.export as any).onnx, false, 'trials skip ONNX unless asked');
     assert.equal(study.resume_from, null);
     assert.deepEqual((study.study as any).search_space, { lr: { type: 'float', low: 0.001, high: 0.01 } });
+  });
+  test('mixup_alpha and cutmix_alpha: range-checked by the API and passed to the worker spec as given', () => {
+    const hyperparameters = { epochs: 3, label_smoothing: 0.1, mixup_alpha: 0.2, cutmix_alpha: 1 };
+    const request = trainRequestSchema.parse({ dataset_version: 'v1', hyperparameters });
+    assert.deepEqual(request.hyperparameters, hyperparameters);
+    for (const bad of [{ mixup_alpha: 1.5 }, { cutmix_alpha: -0.1 }, { mixup_alpha: '0.2' }]) {
+      assert.equal(trainRequestSchema.safeParse({ dataset_version: 'v1', hyperparameters: bad }).success, false, JSON.stringify(bad));
+    }
+    const spec = buildJobSpec(request, { jobId: 't-x', datasetDir: '/d', outputDir: '/o', threads: 2 });
+    assert.deepEqual(spec.hyperparameters, hyperparameters);
+    // Searchable in studies like every hyper-parameter (the worker checks the names).
+    const study = optimizeRequestSchema.parse({ dataset_version: 'v1', search_space: { mixup_alpha: { type: 'float', low: 0, high: 0.4 }, cutmix_alpha: { type: 'categorical', choices: [0, 1] } } });
+    const studySpec = buildStudySpec(study, { jobId: 's-x', datasetDir: '/d', outputDir: '/o', threads: 2 });
+    assert.deepEqual(Object.keys((studySpec.study as any).search_space), ['mixup_alpha', 'cutmix_alpha']);
   });
 });
 

@@ -79,6 +79,8 @@ interface TrainOptions {
   patience?: string;
   dropout?: string;
   labelSmoothing?: string;
+  mixup?: string;
+  cutmix?: string;
   maxTrainBatches?: string;
   inputSize?: string;
   seed?: string;
@@ -106,6 +108,8 @@ function hyperparameters(o: TrainOptions): Record<string, unknown> {
     early_stopping_patience: o.patience === 'none' ? null : num('--patience', o.patience, true),
     dropout: num('--dropout', o.dropout),
     label_smoothing: num('--label-smoothing', o.labelSmoothing),
+    mixup_alpha: num('--mixup', o.mixup),
+    cutmix_alpha: num('--cutmix', o.cutmix),
     max_train_batches: num('--max-train-batches', o.maxTrainBatches, true),
   };
   return Object.fromEntries(Object.entries(hp).filter(([, v]) => v !== undefined));
@@ -260,6 +264,8 @@ export function registerTrain(program: Command): void {
     .option('--patience <n>', "early-stopping patience in epochs ('none' = off)")
     .option('--dropout <x>')
     .option('--label-smoothing <x>')
+    .option('--mixup <alpha>', 'mixup: mix image pairs and targets, lambda ~ Beta(alpha, alpha), 0–1 (0 = off)')
+    .option('--cutmix <alpha>', 'cutmix: paste a box from another image, lambda ~ Beta(alpha, alpha), 0–1 (0 = off; with --mixup each batch picks one)')
     .option('--max-train-batches <n>', 'cap optimizer steps per epoch (smoke runs)')
     .option('--input-size <px>', 'model input side (default: the dataset preprocessing size)')
     .option('--seed <n>')

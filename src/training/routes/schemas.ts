@@ -21,6 +21,8 @@ export const hyperparametersSchema = z
     early_stopping_patience: z.number().int().min(0).nullable(),
     dropout: z.number().min(0).max(0.95),
     label_smoothing: z.number().min(0).max(0.5),
+    mixup_alpha: z.number().min(0).max(1).describe('Mixup: per batch, images and targets mixed with lambda ~ Beta(alpha, alpha); 0 = off.'),
+    cutmix_alpha: z.number().min(0).max(1).describe('CutMix: per batch, a box of area ~(1 - lambda) pasted from another image, lambda ~ Beta(alpha, alpha); 0 = off. With mixup too, each batch picks one at p = 0.5.'),
     max_train_batches: z.number().int().min(1).nullable(),
   })
   .partial();
