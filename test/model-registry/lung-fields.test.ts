@@ -69,6 +69,12 @@ describe('lung-field heatmap report: API, stored on the version, in the model ca
     assert.equal(report.failed, 0);
     assert.equal(report.atlas.train_images, 18);
     assert.ok(report.atlas.coverage > 0.05 && report.atlas.coverage < 0.6, `coverage ${report.atlas.coverage}`);
+    // The lung fields' box in input fractions (a candidate input_crop): inside the thorax prior, on cells of the atlas grid.
+    const box = report.atlas.bbox;
+    assert.ok(box.top >= 0.09 && box.top < box.bottom && box.bottom <= 0.79, JSON.stringify(box));
+    assert.ok(box.left >= 0.09 && box.left < 0.5 && box.right > 0.5 && box.right <= 0.92, JSON.stringify(box));
+    for (const v of Object.values(box) as number[]) assert.equal(Number.isInteger(v * report.atlas.side), true);
+    assert.ok((box.bottom - box.top) * (box.right - box.left) >= report.atlas.coverage, 'the box holds the fields');
     assert.match(report.atlas.description, /not a segmentation/);
     assert.ok(report.mean_inside >= 0 && report.mean_inside <= 1);
     const r = report.regions;
@@ -79,6 +85,7 @@ describe('lung-field heatmap report: API, stored on the version, in the model ca
     assert.deepEqual(card.heatmap_location, report);
     const md = await (await fetch(`${base}/models/cam/versions/1/card?format=markdown`)).text();
     assert.match(md, /Heatmap location/);
+    assert.match(md, /Lung fields' bounding box \(fractions of the input\): top 0\.\d{3}/);
   });
 
   test('typed 422s: no dataset version recorded, a model without a class-activation map; 404 for an unknown version', async () => {

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
+import { inputCropSchema, type InputCrop } from '../../training/routes/schemas.js';
 import { ServiceClient } from '../client.js';
 
 /** What GET /train/{id} answers (the fields the CLI shows). */
@@ -44,6 +45,22 @@ function num(name: string, value: string | undefined, integer = false): number |
   return n;
 }
 
+/**
+ * `--input-crop top,bottom,left,right` (fractions of the square model input, e.g. a lung-field
+ * report's atlas.bbox with a margin) as the input_crop hyper-parameter; 'none' is null.
+ */
+export function parseInputCrop(value: string): InputCrop | null {
+  if (value.trim() === 'none') return null;
+  const parts = value.split(',').map((p) => p.trim());
+  const n = parts.map(Number);
+  if (parts.length !== 4 || parts.some((p) => p === '') || !n.every(Number.isFinite)) {
+    throw new Error(`--input-crop must be top,bottom,left,right (four fractions of the input, e.g. 0.05,0.9,0.05,0.95) or 'none', got '${value}'`);
+  }
+  const parsed = inputCropSchema.safeParse({ top: n[0], bottom: n[1], left: n[2], right: n[3] });
+  if (!parsed.success) throw new Error(`--input-crop ${value}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  return parsed.data;
+}
+
 function json(name: string, value: string | undefined): Record<string, unknown> | undefined {
   if (value === undefined) return undefined;
   try {
@@ -82,6 +99,7 @@ interface TrainOptions {
   mixup?: string;
   cutmix?: string;
   maxTrainBatches?: string;
+  inputCrop?: string;
   inputSize?: string;
   seed?: string;
   processes?: string;
@@ -111,6 +129,7 @@ function hyperparameters(o: TrainOptions): Record<string, unknown> {
     mixup_alpha: num('--mixup', o.mixup),
     cutmix_alpha: num('--cutmix', o.cutmix),
     max_train_batches: num('--max-train-batches', o.maxTrainBatches, true),
+    input_crop: o.inputCrop === undefined ? undefined : parseInputCrop(o.inputCrop),
   };
   return Object.fromEntries(Object.entries(hp).filter(([, v]) => v !== undefined));
 }
@@ -268,6 +287,7 @@ export function registerTrain(program: Command): void {
     .option('--cutmix <alpha>', 'cutmix: paste a box from another image, lambda ~ Beta(alpha, alpha), 0–1 (0 = off; with --mixup each batch picks one)')
     .option('--max-train-batches <n>', 'cap optimizer steps per epoch (smoke runs)')
     .option('--input-size <px>', 'model input side (default: the dataset preprocessing size)')
+    .option('--input-crop <box>', "train on a box of the input: top,bottom,left,right fractions (each side >= 0.3), e.g. a lung-field report's atlas.bbox with a margin; the model crops and resizes it itself")
     .option('--seed <n>')
     .option('--processes <n>', 'data-parallel training in n processes (torchrun; --batch-size stays the global batch)')
     .option('--augmentation <json>', 'augmentation overrides, e.g. \'{"rotation_deg": 5}\'')

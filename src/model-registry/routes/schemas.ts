@@ -280,7 +280,17 @@ export const lungFieldReport = z.object({
   method: z.literal('cam'),
   split: z.string(),
   dataset_version: z.string(),
-  atlas: z.object({ kind: z.string(), description: z.string(), train_images: z.number(), side: z.number(), coverage: z.number() }),
+  atlas: z.object({
+    kind: z.string(),
+    description: z.string(),
+    train_images: z.number(),
+    side: z.number(),
+    coverage: z.number(),
+    bbox: z
+      .object({ top: z.number(), bottom: z.number(), left: z.number(), right: z.number() })
+      .optional()
+      .describe("The lung fields' bounding box in fractions of the model input (end exclusive): with a margin, a box for the training hyper-parameter input_crop."),
+  }),
   n: z.number(),
   failed: z.number(),
   empty: z.number(),

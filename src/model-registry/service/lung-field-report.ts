@@ -2,7 +2,7 @@ import type { Platform } from '../../core/platform.js';
 import { AppError, isAppError } from '../../core/errors.js';
 import { sharedImagePool } from '../../core/imaging/image-pool.js';
 import { parsePreprocessSpec } from '../../core/imaging/preprocess-spec.js';
-import { buildLungAtlas, lungFieldMass, summarizeLungFieldMass } from '../../core/ml/lung-fields.js';
+import { buildLungAtlas, lungFieldMass, summarizeLungFieldMass, type LungAtlas } from '../../core/ml/lung-fields.js';
 import { dataPipelineClient, type VersionItem } from '../../data-pipeline/client/index.js';
 import { deploymentScorer } from '../../deployment/client/scoring.js';
 import type { ModelVersionRecord } from '../store/registry-store.js';
@@ -19,6 +19,15 @@ export const ATLAS_DESCRIPTION =
 export interface LungFieldDeps {
   platform: Platform;
   setTag: (name: string, version: number, value: string) => Promise<void>;
+}
+
+/**
+ * The atlas's lung fields' bounding box in fractions of the model input (end exclusive): with a
+ * margin, a box for the `input_crop` training hyper-parameter.
+ */
+export function atlasBox(atlas: Pick<LungAtlas, 'bbox' | 'side'>): { top: number; bottom: number; left: number; right: number } {
+  const { bbox, side } = atlas;
+  return { top: bbox.y0 / side, bottom: bbox.y1 / side, left: bbox.x0 / side, right: bbox.x1 / side };
 }
 
 /** Every k-th item in hash order, at most n: deterministic and spread over the split. */
@@ -79,7 +88,7 @@ export async function measureLungFields(
     method: 'cam',
     split: 'val',
     dataset_version: v.dataset_version,
-    atlas: { kind: ATLAS_KIND, description: ATLAS_DESCRIPTION, train_images: atlas.images, side: atlas.side, coverage: atlas.coverage },
+    atlas: { kind: ATLAS_KIND, description: ATLAS_DESCRIPTION, train_images: atlas.images, side: atlas.side, coverage: atlas.coverage, bbox: atlasBox(atlas) },
     n: summary.n,
     failed,
     empty: summary.empty,

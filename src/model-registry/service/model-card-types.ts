@@ -87,6 +87,11 @@ export interface LungFieldReport {
     side: number;
     /** Share of the image the atlas calls lung: what a uniform map would put inside. */
     coverage: number;
+    /**
+     * The lung fields' bounding box in fractions of the model input (end exclusive); with a margin,
+     * a box for the `input_crop` training hyper-parameter. Absent in reports measured before it existed.
+     */
+    bbox?: { top: number; bottom: number; left: number; right: number };
   };
   /** Validation images measured (failed to score ones are counted apart). */
   n: number;

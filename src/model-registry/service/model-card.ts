@@ -273,6 +273,8 @@ export function renderModelCardMarkdown(card: ModelCard): string {
     );
     if (h.regions) lines.push('', `Outside: above (neck, shoulders) ${share(h.regions.above)} · below (abdomen) ${share(h.regions.below)} · between (mediastinum, heart) ${share(h.regions.between)} · lateral (edges, markers) ${share(h.regions.lateral)}.`);
     lines.push('', `Lung-field proxy (${h.atlas.kind}, ${h.atlas.train_images} training images): ${h.atlas.description}`);
+    const b = h.atlas.bbox;
+    if (b) lines.push('', `Lung fields' bounding box (fractions of the input): top ${b.top.toFixed(3)}, bottom ${b.bottom.toFixed(3)}, left ${b.left.toFixed(3)}, right ${b.right.toFixed(3)}; with a margin, a box for training with \`input_crop\` (\`xray train --input-crop top,bottom,left,right\`).`);
   }
   lines.push('', '## Site calibrations', '');
   if (card.site_calibrations.length === 0) lines.push('None: no site has calibrated these weights on its own labelled cases yet (`xray calibrate`).');

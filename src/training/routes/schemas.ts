@@ -8,6 +8,17 @@ import { MODEL_NAMES } from '../service/model-names.js';
 export { MODEL_NAMES };
 
 
+/** The smallest side of an input crop, as a fraction of the input (trainer/protocol.py MIN_CROP_SIDE). */
+export const MIN_CROP_SIDE = 0.3;
+const cropFraction = z.number().min(0).max(1);
+
+/** A box in fractions of the square model input: 0 ≤ top < bottom ≤ 1, 0 ≤ left < right ≤ 1, each side ≥ {@link MIN_CROP_SIDE}. */
+export const inputCropSchema = z
+  .strictObject({ top: cropFraction, bottom: cropFraction, left: cropFraction, right: cropFraction })
+  .refine((b) => b.bottom - b.top >= MIN_CROP_SIDE - 1e-9, { message: `bottom - top must be at least ${MIN_CROP_SIDE} of the input`, path: ['bottom'] })
+  .refine((b) => b.right - b.left >= MIN_CROP_SIDE - 1e-9, { message: `right - left must be at least ${MIN_CROP_SIDE} of the input`, path: ['right'] });
+export type InputCrop = z.infer<typeof inputCropSchema>;
+
 /** Training hyper-parameters (every field optional; the worker fills in its defaults). */
 export const hyperparametersSchema = z
   .strictObject({
@@ -24,6 +35,9 @@ export const hyperparametersSchema = z
     mixup_alpha: z.number().min(0).max(1).describe('Mixup: per batch, images and targets mixed with lambda ~ Beta(alpha, alpha); 0 = off.'),
     cutmix_alpha: z.number().min(0).max(1).describe('CutMix: per batch, a box of area ~(1 - lambda) pasted from another image, lambda ~ Beta(alpha, alpha); 0 = off. With mixup too, each batch picks one at p = 0.5.'),
     max_train_batches: z.number().int().min(1).nullable(),
+    input_crop: inputCropSchema
+      .nullable()
+      .describe('Train on a box of the input: the model crops each (letterboxed, square) input to it and resizes the crop back to the full input size before the backbone; the ONNX still takes the whole image. null = no crop.'),
   })
   .partial();
 
