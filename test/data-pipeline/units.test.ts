@@ -123,6 +123,13 @@ describe('assignSplits', () => {
     }
     const rest = items.filter((i) => splits.get(i.hash) !== 'test');
     assert.ok(rest.some((i) => splits.get(i.hash) === 'val') && rest.some((i) => splits.get(i.hash) === 'train'));
+    // NORMAL2 alone (half the NORMAL images) is above a 0.2 test share: no top-up; PNEUMONIA has no such family: ~20% seeded
+    const topped = assignSplits(items, { valFraction: 0.15, testFraction: 0.2, seed: 42, testBy: 'names', testNamesContaining: ['NORMAL2-'] });
+    const normals = items.filter((i) => i.label === 'NORMAL');
+    assert.ok(normals.every((i) => (topped.get(i.hash) === 'test') === i.sourceName!.startsWith('NORMAL2-')));
+    const pn = items.filter((i) => i.label === 'PNEUMONIA');
+    const share = pn.filter((i) => topped.get(i.hash) === 'test').length / pn.length;
+    assert.ok(Math.abs(share - 0.2) < 0.05, `PNEUMONIA test share ${share}`);
   });
 
   test('the default rule is unchanged by the new options (version ids stay put)', () => {

@@ -107,7 +107,7 @@ export const createVersionSchema = z.object({
     .default('random')
     .describe(
       'How the test split is held out: random (seeded, like val); period (per class, the patients whose file names come last in natural order — an acquisition-period proxy); ' +
-        'names (every patient with a file name containing one of test_names_containing — leave a file family out). Shift evidence from the training data itself.',
+        'names (every patient with a file name containing one of test_names_containing — leave a file family out; a class whose family is smaller than test_fraction is topped up with seeded patients). Shift evidence from the training data itself.',
     ),
   test_names_containing: z.array(z.string().min(1).max(100)).max(20).optional().describe("File-name substrings for test_by 'names' (case-sensitive)"),
 });

@@ -19,7 +19,9 @@ export interface SplitInput {
  * How the test split is chosen. `random` (default): seeded, like val. `period`: the patients that
  * come LAST in natural order of their file names (an acquisition-period proxy where names carry a
  * running number), per label. `names`: every patient with a file whose name contains one of
- * `testNamesContaining` (a file family, e.g. a second export batch) — leave-family-out.
+ * `testNamesContaining` (a file family, e.g. a second export batch) — leave-family-out; a class
+ * whose family share is below `testFraction` is topped up with seeded patients (a class with no
+ * such family still gets test cases, so the test split has both classes).
  */
 export type TestRule = 'random' | 'period' | 'names';
 
@@ -148,19 +150,21 @@ export function assignSplits(items: readonly SplitInput[], options: SplitOptions
       if (g.recorded) assign(g, g.recorded);
       else free.push(g);
     }
-    let pool = free;
+    const base = free.reduce((n, g) => n + g.items.length, 0);
+    let remaining = free;
+    let named = 0;
     if (testBy === 'names') {
-      pool = [];
+      remaining = [];
       for (const g of free) {
-        if (g.items.some((i) => names.some((n) => (i.sourceName ?? '').includes(n)))) assign(g, 'test');
-        else pool.push(g);
+        if (g.items.some((i) => names.some((n) => (i.sourceName ?? '').includes(n)))) {
+          assign(g, 'test');
+          named += g.items.length;
+        } else remaining.push(g);
       }
     }
-    const base = pool.reduce((n, g) => n + g.items.length, 0);
-    let remaining = pool;
     if (testBy === 'period') {
       // Walk from the last name backwards: test takes the latest patients up to its share.
-      const byName = [...pool].sort((a, b) => naturalCompare(firstName(b), firstName(a)) || (a.key < b.key ? -1 : 1));
+      const byName = [...remaining].sort((a, b) => naturalCompare(firstName(b), firstName(a)) || (a.key < b.key ? -1 : 1));
       const target = options.testFraction * base;
       let filled = 0;
       const taken = new Set<Group>();
@@ -170,13 +174,14 @@ export function assignSplits(items: readonly SplitInput[], options: SplitOptions
         taken.add(g);
         filled += g.items.length;
       }
-      remaining = pool.filter((g) => !taken.has(g));
+      remaining = remaining.filter((g) => !taken.has(g));
     }
     shuffleInPlace(remaining, seededUint32(`${SPLIT_ALGORITHM}:${options.seed}:${label}`));
-    const stages = testBy === 'random' ? ([['test', options.testFraction], ['val', options.valFraction]] as const) : ([['val', options.valFraction]] as const);
+    // 'names' tops a class's test split up to test_fraction with seeded patients when its family is smaller (or absent).
+    const stages = testBy === 'period' ? ([['val', options.valFraction]] as const) : ([['test', options.testFraction], ['val', options.valFraction]] as const);
     for (const [split, fraction] of stages) {
       const target = fraction * base;
-      let filled = 0;
+      let filled = split === 'test' ? named : 0;
       const left: Group[] = [];
       for (const g of remaining) {
         if (Math.abs(filled + g.items.length - target) < Math.abs(filled - target)) {

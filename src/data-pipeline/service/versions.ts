@@ -82,7 +82,6 @@ export async function buildManifest(ctx: DataContext, req: CreateVersionRequest)
   const testNames = [...new Set((req.testNamesContaining ?? []).map((n) => n.trim()).filter((n) => n.length > 0))].sort();
   if (testBy === 'names') {
     if (testNames.length === 0) throw new AppError('INVALID_INPUT', "test_by 'names' needs test_names_containing (file-name substrings)");
-    if (testFraction !== 0) throw new AppError('INVALID_INPUT', "test_by 'names' takes the matching patients as the test split; leave test_fraction at 0");
   } else if (testNames.length > 0) throw new AppError('INVALID_INPUT', "test_names_containing needs test_by 'names'");
   if (testBy === 'period' && testFraction === 0) throw new AppError('INVALID_INPUT', "test_by 'period' needs a test_fraction above 0");
   const seed = req.seed ?? 42;
