@@ -532,7 +532,7 @@ class Run:
         spec, hp, s = self.spec, self.hp, self.state
         self.emitter.emit(
             "started", job_id=spec["job_id"], device=str(self.device), threads=self.threads, model=spec["model"],
-            device_name=torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu",
+            device_name=self.device_name(),
             parameters=count_parameters(self.model), train_images=len(self.train_data),
             val_images=len(self.val_data), start_epoch=s.epoch, time=utc_now(), input_size=self.size,
             epochs=hp["epochs"], steps_per_epoch=self.steps, amp=self.amp.enabled,
@@ -589,6 +589,20 @@ class Run:
         digest = sha256_file(path)
         self.emitter.emit("artifact", kind=kind, path=str(path), sha256=digest, bytes=path.stat().st_size)
         return {"path": str(path), "sha256": digest, "bytes": path.stat().st_size}
+
+    def trained_on(self) -> Dict[str, Any]:
+        """Where the weights were trained (the model card's `training.trained_on`)."""
+        return {
+            "device": self.device.type,
+            "device_name": self.device_name(),
+            "processes": self.dist.world,
+            "threads": self.threads,
+            "torch": torch.__version__,
+            "amp": self.amp.enabled,
+        }
+
+    def device_name(self) -> str:
+        return torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu"
 
     def finish(self, final_ckpt: Path) -> Dict[str, Any]:
         spec, s, out = self.spec, self.state, self.out
@@ -679,6 +693,7 @@ class Run:
             "files": {k: {"file": Path(v["path"]).name, "sha256": v["sha256"], "bytes": v["bytes"]}
                       for k, v in artifacts.items()},
             "torch_version": torch.__version__,
+            "trained_on": self.trained_on(),
             "created": utc_now(),
         }
         meta_path = out / "model.json"

@@ -50,6 +50,8 @@ def test_events_come_in_protocol_order(trained):
     assert meta["threshold"] == fin["threshold"] and meta["input_size"] == 24
     assert meta["preprocessing_hash"] == "prep-24" and len(meta["classifier_weight"]) == 128
     assert meta["feature_map"] == [128, 2, 2] and meta["outputs"]["features"] == [-1, 128, 2, 2]
+    assert meta["trained_on"] == {"device": "cpu", "device_name": "cpu", "processes": 1, "threads": started["threads"],
+                                  "torch": torch.__version__, "amp": False}
     # the manifest's augmentation is used, its unknown keys ignored
     assert meta["augmentation"]["rotation_deg"] == 5 and "vflip" not in meta["augmentation"]
 
