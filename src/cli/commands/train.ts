@@ -110,6 +110,7 @@ interface TrainOptions {
   onnx: boolean;
   experiment?: string;
   registerAs?: string;
+  ensembleOf?: string;
   follow?: string | boolean;
   json?: boolean;
 }
@@ -134,8 +135,25 @@ function hyperparameters(o: TrainOptions): Record<string, unknown> {
   return Object.fromEntries(Object.entries(hp).filter(([, v]) => v !== undefined));
 }
 
+/** POST /train for an ensemble of finished jobs: their dataset (a given --dataset must be it), no training options. */
+function ensembleBody(o: TrainOptions): Record<string, unknown> {
+  const ids = (o.ensembleOf ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  if (ids.length < 2) throw new Error('--ensemble-of needs 2 to 5 comma-separated job ids, e.g. --ensemble-of t-abc,t-def');
+  const body: Record<string, unknown> = { ensemble_of: ids };
+  if (o.dataset) body.dataset_version = o.dataset;
+  if (o.thresholdMethod || o.targetSensitivity) {
+    body.threshold = { ...(o.thresholdMethod ? { method: o.thresholdMethod } : {}), ...(o.targetSensitivity ? { target_sensitivity: num('--target-sensitivity', o.targetSensitivity) } : {}) };
+  }
+  if (o.seed !== undefined) body.seed = num('--seed', o.seed, true);
+  if (o.testDataset?.length) body.test_dataset_versions = o.testDataset;
+  if (!o.onnx) body.export = { onnx: false };
+  if (o.experiment) body.experiment = o.experiment;
+  return body;
+}
+
 /** The POST /train (and /optimize) body from the command-line options. */
 function jobBody(o: TrainOptions): Record<string, unknown> {
+  if (o.ensembleOf !== undefined) return ensembleBody(o);
   if (!o.dataset && !o.datasetDir) throw new Error('give --dataset <version id> (or --dataset-dir <export folder>)');
   const body: Record<string, unknown> = {
     ...(o.dataset ? { dataset_version: o.dataset } : { dataset_dir: o.datasetDir }),
@@ -266,7 +284,7 @@ export function registerTrain(program: Command): void {
   program
     .command('train')
     .description(
-      'train a model on a dataset version (PyTorch worker), or act on a job: `xray train --dataset <id> --model compact_cnn --epochs 10 --follow`, `xray train --follow <job>`, `xray train cancel|resume|status <job>`, `xray train list`, `xray train register <job> --name pneumonia`',
+      'train a model on a dataset version (PyTorch worker), or act on a job: `xray train --dataset <id> --model compact_cnn --epochs 10 --follow`, `xray train --ensemble-of <job>,<job> --follow`, `xray train --follow <job>`, `xray train cancel|resume|status <job>`, `xray train list`, `xray train register <job> --name pneumonia`',
     )
     .argument('[action]', 'cancel | resume | status | list | register (omit to start a job)')
     .argument('[job]', 'job id for cancel/resume/status/register')
@@ -297,6 +315,7 @@ export function registerTrain(program: Command): void {
     .option('--no-onnx', 'skip the ONNX export')
     .option('--experiment <name>', "tracking experiment (default 'pneumonia')")
     .option('--register-as <name>', 'register the model under this name when the job succeeds')
+    .option('--ensemble-of <jobs>', "combine 2–5 succeeded jobs (comma-separated ids; same dataset version and input size) into one served model instead of training; --dataset, if given, must be theirs")
     .option('--name <name>', 'model name for `register`')
     .option('--follow [job]', 'show live progress until the job ends (give a job id to follow an existing job)')
     .option('--json', 'print JSON')
@@ -308,7 +327,7 @@ export function registerTrain(program: Command): void {
       };
       switch (action) {
         case undefined: {
-          if (typeof o.follow === 'string' && !o.dataset && !o.datasetDir) {
+          if (typeof o.follow === 'string' && !o.dataset && !o.datasetDir && !o.ensembleOf) {
             const job = await follow(api, o.follow);
             if (o.json) console.log(JSON.stringify(job, null, 2));
             else printSummary(job);

@@ -13,7 +13,7 @@ export const MODEL_FILE = 'model.onnx';
 const COMPARED_METRICS = ['auc', 'sensitivity', 'specificity', 'ppv', 'npv', 'f1', 'accuracy'] as const;
 
 export interface LineageNode {
-  kind: 'model_version' | 'run' | 'dataset_version' | 'preprocessing' | 'code_version' | 'site_data' | 'parent_model';
+  kind: 'model_version' | 'run' | 'dataset_version' | 'preprocessing' | 'code_version' | 'site_data' | 'parent_model' | 'ensemble_member';
   id: string;
   details: Record<string, unknown>;
 }
@@ -26,7 +26,7 @@ export interface Lineage {
   code_version: string | null;
   parents: { name: string; version: number; onnx_sha256: string | null; dataset_version: string | null; deleted: boolean }[];
   artifacts: { path: string; sha256: string; size: number }[];
-  /** The chain in order: version → run → dataset version → preprocessing → code → parent model(s). */
+  /** The chain in order: version → run → dataset version → preprocessing → code → parent model(s) → ensemble member job(s). */
   chain: LineageNode[];
 }
 
@@ -184,6 +184,14 @@ export class RegistryReadModels {
       });
     }
     for (const p of parents) chain.push({ kind: 'parent_model', id: `${p.name}/${p.version}`, details: { onnx_sha256: p.onnx_sha256, dataset_version: p.dataset_version, deleted: p.deleted } });
+    // An ensemble of training jobs (training's register-model records them): one node per member.
+    const ensembleOf = asRecord(asRecord(v.metadata)?.lineage)?.ensemble_of;
+    if (Array.isArray(ensembleOf)) {
+      for (const m of ensembleOf) {
+        const r = asRecord(m);
+        if (typeof r?.job_id === 'string') chain.push({ kind: 'ensemble_member', id: r.job_id, details: { run_id: r.run_id ?? null, model: r.model ?? null } });
+      }
+    }
     return {
       model: { name: v.name, version: v.version },
       run: run

@@ -70,6 +70,14 @@ export const trainRequestSchema = z.strictObject({
   ...jobBase,
   distributed: distributedSchema.optional().describe('Train across several processes on this machine (torch.distributed, launched by torchrun).'),
   register_as: z.string().min(1).max(200).optional().describe('Register the model under this name when the job succeeds.'),
+  ensemble_of: z
+    .array(z.string().regex(ID_PATTERN, 'not a training job id'))
+    .min(2)
+    .max(5)
+    .optional()
+    .describe(
+      "Combine these succeeded jobs (2–5, same dataset version and input size; architectures may differ) into one served model instead of training: mean of the members' logits, temperature and threshold fitted on val, one ONNX graph. The dataset is the members'; training options are refused.",
+    ),
 });
 export type TrainRequest = z.infer<typeof trainRequestSchema>;
 

@@ -11,6 +11,7 @@ import { canaryReference, onnxParity } from './parity.js';
 import { jobPaths } from './paths.js';
 import { buildJobSpec, jobProcesses, threadsPerProcess, trackingParams } from './spec.js';
 import { registerJobModel } from './register-model.js';
+import { ensembleSpec } from './ensemble.js';
 
 /** Worker artifact kinds stored in the object store, with their path in the tracking run. */
 const STORED_ARTIFACTS: Record<string, string> = {
@@ -121,6 +122,16 @@ class JobAttempt {
     }
     const manifest = await readExportManifestInfo(datasetDir);
     const resumeFrom = await this.#resumeCheckpoint();
+    // An ensemble job: its members' checkpoints (resolved as a resume does) instead of training.
+    const ensemble = job.request.ensemble_of?.length ? await ensembleSpec(store, this.#ctx.platform.objects, job.request.ensemble_of, this.#paths.dir) : null;
+    const ensembleParams = ensemble
+      ? {
+          model: job.model,
+          'ensemble.members': ensemble.members.map((m) => m.job_id).join(','),
+          'ensemble.member_runs': ensemble.members.map((m) => m.run_id ?? '').join(','),
+          'ensemble.combine': ensemble.combine,
+        }
+      : {};
 
     if (job.runId) await tracker.reopenRun(job.runId);
     else {
@@ -128,9 +139,10 @@ class JobAttempt {
         experiment: job.experiment,
         runName: job.id,
         userId: job.createdBy,
-        params: trackingParams(job.request),
+        params: trackingParams(job.request, ensembleParams),
         tags: {
           'xray.job_id': job.id,
+          ...(ensemble ? { 'xray.ensemble_of': ensemble.members.map((m) => m.job_id).join(',') } : {}),
           'xray.model': job.model,
           'xray.dataset_version': job.datasetVersion ?? manifest.versionId,
           'xray.preprocessing_hash': manifest.preprocessingHash,
@@ -161,6 +173,7 @@ class JobAttempt {
       resumeFrom,
       testDatasetDirs: testDirs,
     });
+    if (ensemble) spec.ensemble = ensemble;
     const handle = await runner.start({
       command: 'run',
       spec,

@@ -1,6 +1,7 @@
 import { AppError } from '../../core/errors.js';
 import type { JobRecord } from '../store/types.js';
 import { SERVICE_NAME, type TrainingContext } from './context.js';
+import { ensembleLineage } from './ensemble.js';
 import type { RegisterModelInput, RegisteredModel } from './registration.js';
 
 async function readModelMeta(ctx: TrainingContext, job: JobRecord): Promise<Record<string, unknown>> {
@@ -43,6 +44,8 @@ export async function registerJobModel(
       dataset_version: job.datasetVersion ?? meta.dataset_version ?? null,
       preprocessing_hash: meta.preprocessing_hash ?? null,
       artifacts: artifactKeys,
+      // An ensemble's members (job and tracking-run ids): where the combined model came from.
+      ...(job.request.ensemble_of?.length ? { ensemble_of: await ensembleLineage(ctx.store, job.request.ensemble_of) } : {}),
     },
   };
   let registered: RegisteredModel;

@@ -24,6 +24,7 @@ import {
 } from '../store/types.js';
 import { CANCEL_TOPIC, QUEUE_NAME, SERVICE_NAME, stopActive, type ActiveAttempt, type TrainingContext } from './context.js';
 import { checkDatasetDir, PipelineDatasetSource, type DatasetSource } from './datasets.js';
+import { ENSEMBLE_MODEL, planEnsemble } from './ensemble.js';
 import { runJobAttempt } from './job-attempt.js';
 import { LiveNotifier } from './live.js';
 import type { TrainingMetrics } from './metrics.js';
@@ -198,24 +199,29 @@ export class TrainingService {
   /**
    * Queues a training job. Checks the dataset version exists and the worker runtime is installed
    * first, so a bad request fails now rather than in the queue.
-   * @throws AppError NOT_FOUND (dataset version), INVALID_INPUT, TRAINER_RUNTIME_MISSING.
+   * With `ensemble_of`, checks the members instead (service/ensemble.ts planEnsemble) and uses their dataset.
+   * @throws AppError NOT_FOUND (dataset version, ensemble member), INVALID_INPUT, CONFLICT (member not succeeded), TRAINER_RUNTIME_MISSING.
    */
   async submit(request: JobRequest, caller: Caller): Promise<JobRecord> {
     this.#assertOpen();
     checkDistributed(request);
-    const dataset = await this.#resolveDataset(request);
+    // An ensemble trains on its members' dataset version (and input size); see service/ensemble.ts.
+    const ensemble = request.ensemble_of ? await planEnsemble(this.store, request) : null;
+    const dataset = ensemble
+      ? await this.#resolveDataset({ ...request, dataset_version: ensemble.datasetVersion ?? undefined, dataset_dir: ensemble.datasetDir ?? undefined, input_size: undefined })
+      : await this.#resolveDataset(request);
     await this.runtime();
     const now = Date.now();
     const job = newJobRecord(
       {
         id: newJobId(),
         ...dataset,
-        model: request.model,
-        inputSize: request.input_size ?? null,
+        model: ensemble ? ENSEMBLE_MODEL : request.model,
+        inputSize: ensemble ? ensemble.inputSize : (request.input_size ?? null),
         experiment: request.experiment ?? DEFAULT_EXPERIMENT,
         request,
         queueJobId: randomUUID(),
-        progress: { phase: 'queued', epoch: 0, epochs: Number(request.hyperparameters?.epochs ?? 10), step: 0, steps: 0, fraction: 0 },
+        progress: { phase: 'queued', epoch: 0, epochs: ensemble ? 1 : Number(request.hyperparameters?.epochs ?? 10), step: 0, steps: 0, fraction: 0 },
         createdBy: caller.actor,
       },
       now,
@@ -229,7 +235,7 @@ export class TrainingService {
       resource: `training-job:${job.id}`,
       requestId: caller.requestId ?? null,
       service: SERVICE_NAME,
-      details: { model: job.model, dataset_version: job.datasetVersion, experiment: job.experiment, hyperparameters: request.hyperparameters },
+      details: { model: job.model, dataset_version: job.datasetVersion, experiment: job.experiment, hyperparameters: request.hyperparameters, ...(ensemble ? { ensemble_of: request.ensemble_of } : {}) },
     });
     return job;
   }

@@ -58,6 +58,8 @@ export interface JobRequest {
   register_as?: string;
   /** Data-parallel training in `processes` torchrun processes (absent: one process). */
   distributed?: { processes: number };
+  /** An ensemble of these finished jobs instead of a training run (2–5 job ids; see service/ensemble.ts). */
+  ensemble_of?: string[];
 }
 
 export interface JobRecord {
