@@ -200,3 +200,30 @@ def test_spec_and_member_refusals(dataset, members, tmp_path):
     em = ListEmitter()
     assert run_ensemble_job(ensemble_spec(dataset, tmp_path / "o2", members, input_size=32), em) == 1
     assert "input_size" in em.of("failed")[0]["reason"]
+
+
+def test_members_on_grids_that_do_not_divide_are_resized_bilinearly_and_export_exactly(tmp_path):
+    """compact_cnn (3x3 at 40 px) + compact_resnet (2x2): bilinear resize to 3x3; the ONNX graph
+    matches torch and the CAM is still exactly the mean of the resized member CAMs."""
+    from trainer.ensemble import EnsembleModel, ensemble_head, export_ensemble_onnx
+
+    torch.manual_seed(0)
+    nets = [build_model("compact_cnn", 0.0).eval(), build_model("compact_resnet", 0.0).eval()]
+    model = EnsembleModel(nets, 40, temperature=1.7).eval()
+    assert model.grid == (3, 3) and model.modes == ["identity", "bilinear"]
+    head = ensemble_head(nets, 1.7)
+    export_ensemble_onnx(model, tmp_path / "m.onnx", 40, 17, {**head, "feature_map": [384, 3, 3]})
+    x = torch.rand(3, 1, 40, 40)
+    with torch.no_grad():
+        p_ref, f_ref = model(x)
+        logits = torch.stack([n(x).view(-1) for n in nets]).mean(0)
+    assert torch.allclose(p_ref.view(-1), torch.sigmoid(logits / 1.7), atol=1e-6)
+    probs, feats = run_onnx(tmp_path / "m.onnx", x.numpy(), tmp_path)
+    assert np.max(np.abs(probs - p_ref.numpy())) < 1e-5 and np.max(np.abs(feats - f_ref.numpy())) < 1e-4
+    cam = np.einsum("c,nchw->nhw", np.asarray(head["classifier_weight"]), feats.astype(np.float64)) \
+        + head["classifier_bias"]
+    with torch.no_grad():
+        member_cams = [torch.einsum("c,nchw->nhw", n.classifier.weight.double().view(-1),
+                                    model.resize(n.features(x), mode).double()) + n.classifier.bias.double()
+                       for n, mode in zip(nets, model.modes)]
+    assert np.max(np.abs(cam - (torch.stack(member_cams).mean(0) / 1.7).numpy())) < 1e-4
