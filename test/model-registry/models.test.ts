@@ -275,6 +275,7 @@ for (const engine of ENGINES) {
       assert.equal(card.threshold.value, 0.42);
       assert.match(card.threshold.how_chosen, /Youden/);
       assert.ok(card.limitations.length >= 3);
+      assert.deepEqual([card.training.trained_on, card.shift_evidence, card.tried], [null, null, null], 'not recorded at registration');
 
       const md = await h.app.inject({ method: 'GET', url: '/models/pneumonia/versions/1/card', query: { format: 'markdown' } });
       assert.equal(md.statusCode, 200);
@@ -283,6 +284,9 @@ for (const engine of ENGINES) {
       assert.match(md.body, /\| validation \| 20 \(12\/8\) \| 0\.950 \(0\.920–0\.970\) \|/);
       assert.match(md.body, /\| train \| 30 \| 70 \|/);
       assert.match(md.body, /Youden/);
+      assert.match(md.body, /- Where it was trained: not recorded\n/);
+      assert.match(md.body, /## Shift evidence\n\nNot recorded\./);
+      assert.match(md.body, /## What was tried\n\nNot recorded\./);
     });
 
     test('soft delete hides a version; hard delete (admin) removes only artifacts nothing else references; gc sweeps orphans', async () => {

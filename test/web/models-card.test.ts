@@ -62,6 +62,7 @@ describe('web UI: model card heatmap location and site calibration', { skip: ski
     assert.match(text, /above \(neck, shoulders\)/);
     assert.match(text, /below \(diaphragm, abdomen\)/);
     assert.match(text, /not a segmentation/);
+    assert.match((await page.getByTestId('trained-on').textContent()) ?? '', /Where it was trained: Not recorded\./);
     const card = await api<{ heatmap_location: { n: number; mean_inside: number } }>(p.gateway, `/api/model-registry/models/${MODEL}/versions/1/card`);
     assert.equal(card.heatmap_location.n, 6);
     assert.ok(text.includes(`${(card.heatmap_location.mean_inside * 100).toFixed(1)}%`), 'the UI shows the API figure');

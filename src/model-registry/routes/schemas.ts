@@ -304,13 +304,58 @@ export const lungFieldReport = z.object({
   measured_at: z.string(),
 });
 
+/** Where a version's weights were trained (model-card-types' TrainedOn). */
+export const trainedOn = z.object({
+  device: z.string().nullable().describe("Device kind: 'cpu' or 'cuda'"),
+  device_name: z.string().nullable().describe("GPU model, or 'cpu'"),
+  processes: z.number().nullable().describe('Processes of a distributed (torchrun) run; 1 for a single process'),
+  threads: z.number().nullable(),
+  torch: z.string().nullable().describe('PyTorch version'),
+  amp: z.boolean().nullable(),
+  source: z.enum(['model.json', 'card']).describe("'model.json': recorded by the trainer; 'card': written into the card metadata (card.trained_on)"),
+});
+
+/** Candidate training recipes on held-out splits built from the training data (model-card-types' ShiftEvidence). */
+export const shiftEvidence = z.object({
+  protocol: z.string(),
+  rows: z.array(
+    z.object({
+      candidate: z.string(),
+      split: z.string(),
+      description: z.string(),
+      n: z.number().nullable(),
+      positives: z.number().nullable(),
+      negatives: z.number().nullable(),
+      auc: z.number().nullable(),
+      auc_ci: z.tuple([z.number(), z.number()]).nullable(),
+      sensitivity: z.number().nullable().describe("At the candidate's own validation threshold"),
+      specificity: z.number().nullable().describe("At the candidate's own validation threshold"),
+      threshold: z.number().nullable(),
+      shipped: z.boolean().describe('The candidate this version was trained with'),
+    }),
+  ),
+});
+
 export const modelCard = z.object({
   model: z.record(z.string(), z.unknown()),
   intended_use: z.object({ summary: z.string(), users: z.string(), out_of_scope: z.array(z.string()) }),
   data: z.record(z.string(), z.unknown()),
   evaluation: z.array(evaluationSummary),
   threshold: z.object({ value: z.number().nullable(), method: z.string().nullable(), how_chosen: z.string() }),
-  training: z.record(z.string(), z.unknown()),
+  training: z.object({
+    run_id: z.string().nullable(),
+    code_version: z.string().nullable(),
+    parent: z.object({ name: z.string(), version: z.number() }).nullable(),
+    hyperparameters: z.record(z.string(), z.unknown()).nullable(),
+    seed: z.unknown(),
+    best_epoch: z.unknown(),
+    trained_on: trainedOn.nullable().describe("The trainer's model.json trained_on, else the card metadata's; null: not recorded"),
+  }),
+  shift_evidence: shiftEvidence.nullable().describe('From the card metadata (card.shift_evidence); null: not recorded'),
+  tried: z
+    .array(z.object({ what: z.string(), result: z.string(), kept: z.boolean() }))
+    .nullable()
+    .describe('What was tried on the way to this version (card.tried); null: not recorded'),
   heatmap_location: lungFieldReport.nullable(),
   site_calibrations: z.array(
     z.object({

@@ -53,13 +53,64 @@ export interface ModelCard {
     hyperparameters: Record<string, unknown> | null;
     seed: unknown;
     best_epoch: unknown;
+    /** Where the weights were trained (the trainer's model.json, else `card.trained_on`); null: not recorded. */
+    trained_on: TrainedOn | null;
   };
+  /** How candidate training recipes did on held-out splits built from the training data (`card.shift_evidence`). */
+  shift_evidence: ShiftEvidence | null;
+  /** What was tried on the way to this version, and whether it was kept (`card.tried`). */
+  tried: TriedItem[] | null;
   /** Where the heatmaps fall on the validation split relative to the lung fields (null: not measured yet). */
   heatmap_location: LungFieldReport | null;
   /** Site calibrations of these weights: this version's own (a calibrated child) and those registered from it. */
   site_calibrations: SiteCalibrationSummary[];
   limitations: string[];
   generated_at: string;
+}
+
+/** Where a version's weights were trained; a field the record lacks is null. */
+export interface TrainedOn {
+  /** Device kind: 'cpu' or 'cuda'. */
+  device: string | null;
+  /** GPU model, or 'cpu'. */
+  device_name: string | null;
+  /** Processes of a distributed (torchrun) run; 1 for a single process. */
+  processes: number | null;
+  threads: number | null;
+  /** PyTorch version. */
+  torch: string | null;
+  amp: boolean | null;
+  /** 'model.json': recorded by the trainer; 'card': written into the card metadata afterwards. */
+  source: 'model.json' | 'card';
+}
+
+/** One candidate recipe on one held-out split, at the candidate's own validation threshold. */
+export interface ShiftEvidenceRow {
+  candidate: string;
+  split: string;
+  description: string;
+  n: number | null;
+  positives: number | null;
+  negatives: number | null;
+  auc: number | null;
+  auc_ci: [number, number] | null;
+  sensitivity: number | null;
+  specificity: number | null;
+  threshold: number | null;
+  /** The candidate this version was trained with. */
+  shipped: boolean;
+}
+
+export interface ShiftEvidence {
+  /** How the held-out splits were built (leave-file-family-out, later period, …). */
+  protocol: string;
+  rows: ShiftEvidenceRow[];
+}
+
+export interface TriedItem {
+  what: string;
+  result: string;
+  kept: boolean;
 }
 
 /** Shares of heatmap mass (sum 1) in the lung fields and around them. */

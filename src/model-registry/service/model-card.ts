@@ -1,5 +1,5 @@
 import type { ModelVersionRecord } from '../store/registry-store.js';
-import type { EvaluationSummary, ModelCard, SiteCalibrationSummary } from './model-card-types.js';
+import type { EvaluationSummary, ModelCard, ShiftEvidence, ShiftEvidenceRow, SiteCalibrationSummary, TrainedOn, TriedItem } from './model-card-types.js';
 import { lungFieldReportOf } from './lung-field-record.js';
 import { siteCalibrationOf } from './site-calibration-record.js';
 import { asRecord } from './as-record.js';
@@ -53,11 +53,78 @@ function text(...candidates: unknown[]): string | null {
   return null;
 }
 
+function ci(x: unknown): [number, number] | null {
+  return Array.isArray(x) && x.length === 2 && x.every((v) => typeof v === 'number' && Number.isFinite(v)) ? (x as [number, number]) : null;
+}
+
+/** `trained_on` as the trainer writes it (model.json) or as written into `card`; null when neither says anything. */
+function trainedOn(meta: Record<string, unknown>, card: Record<string, unknown>): TrainedOn | null {
+  for (const [raw, source] of [
+    [asRecord(meta.trained_on), 'model.json'],
+    [asRecord(card.trained_on), 'card'],
+  ] as const) {
+    if (!raw) continue;
+    const t: TrainedOn = {
+      device: text(raw.device),
+      device_name: text(raw.device_name),
+      processes: num(raw.processes),
+      threads: num(raw.threads),
+      torch: text(raw.torch),
+      amp: typeof raw.amp === 'boolean' ? raw.amp : null,
+      source,
+    };
+    if (t.device !== null || t.device_name !== null || t.torch !== null) return t;
+  }
+  return null;
+}
+
+/** `card.shift_evidence`: malformed rows are left out, never an error. */
+function shiftEvidence(card: Record<string, unknown>): ShiftEvidence | null {
+  const raw = asRecord(card.shift_evidence);
+  if (!raw) return null;
+  const rows: ShiftEvidenceRow[] = [];
+  for (const r of Array.isArray(raw.rows) ? raw.rows : []) {
+    const x = asRecord(r);
+    const candidate = text(x?.candidate);
+    const split = text(x?.split);
+    if (!x || candidate === null || split === null) continue;
+    const n = num(x.n);
+    const positives = num(x.positives);
+    rows.push({
+      candidate,
+      split,
+      description: text(x.description) ?? '',
+      n,
+      positives,
+      negatives: num(x.negatives) ?? (n !== null && positives !== null ? n - positives : null),
+      auc: num(x.auc),
+      auc_ci: ci(x.auc_ci),
+      sensitivity: num(x.sensitivity),
+      specificity: num(x.specificity),
+      threshold: num(x.threshold),
+      shipped: x.shipped === true,
+    });
+  }
+  const protocol = text(raw.protocol) ?? '';
+  return rows.length || protocol ? { protocol, rows } : null;
+}
+
+/** `card.tried`: entries without a `what` are left out. */
+function tried(card: Record<string, unknown>): TriedItem[] | null {
+  if (!Array.isArray(card.tried)) return null;
+  const items: TriedItem[] = [];
+  for (const t of card.tried) {
+    const x = asRecord(t);
+    const what = text(x?.what);
+    if (x && what !== null) items.push({ what, result: text(x.result) ?? '', kept: x.kept === true });
+  }
+  return items.length ? items : null;
+}
+
 /** Reduces an evaluation object (trainer/evaluate.py compute_metrics) to what a card shows. */
 export function summarizeEvaluation(split: string, m: Record<string, unknown>): EvaluationSummary {
   const n = num(m.n);
   const positives = num(m.positives);
-  const ci = Array.isArray(m.auc_ci) && m.auc_ci.length === 2 && m.auc_ci.every((v) => typeof v === 'number') ? (m.auc_ci as [number, number]) : null;
   const c = asRecord(m.confusion);
   const confusion = c && ['tp', 'fp', 'tn', 'fn'].every((k) => typeof c[k] === 'number') ? (c as { tp: number; fp: number; tn: number; fn: number }) : null;
   return {
@@ -66,8 +133,8 @@ export function summarizeEvaluation(split: string, m: Record<string, unknown>): 
     positives,
     negatives: n !== null && positives !== null ? n - positives : null,
     auc: num(m.auc),
-    auc_ci: ci,
-    ci_level: ci ? num(m.ci_level) ?? 0.95 : null,
+    auc_ci: ci(m.auc_ci),
+    ci_level: ci(m.auc_ci) ? num(m.ci_level) ?? 0.95 : null,
     sensitivity: num(m.sensitivity),
     specificity: num(m.specificity),
     ppv: num(m.ppv),
@@ -216,7 +283,10 @@ export function buildModelCard(v: ModelVersionRecord, now = Date.now(), calibrat
       hyperparameters: asRecord(meta.hyperparameters),
       seed: meta.seed ?? null,
       best_epoch: meta.best_epoch ?? null,
+      trained_on: trainedOn(meta, card),
     },
+    shift_evidence: shiftEvidence(card),
+    tried: tried(card),
     heatmap_location: location,
     site_calibrations: siteCalibrations,
     limitations: [...limitations, ...DEFAULT_LIMITATIONS],
@@ -225,6 +295,35 @@ export function buildModelCard(v: ModelVersionRecord, now = Date.now(), calibrat
 }
 
 const pct = (x: number | null) => (x === null ? 'n/a' : x.toFixed(3));
+/** Recorded text in a Markdown table cell. */
+const cell = (x: string) => x.replace(/\r?\n/g, ' ').replace(/\|/g, '\\|');
+
+function trainedOnText(t: ModelCard['training']['trained_on']): string {
+  if (!t) return 'not recorded';
+  const parts = [
+    `${t.device ?? 'device not recorded'}${t.device_name && t.device_name !== t.device ? ` (${t.device_name})` : ''}`,
+    t.processes !== null ? `${t.processes} process${t.processes === 1 ? '' : 'es'}` : null,
+    t.threads !== null ? `${t.threads} thread${t.threads === 1 ? '' : 's'}` : null,
+    t.torch ? `PyTorch ${t.torch}` : null,
+    t.amp !== null ? `AMP ${t.amp ? 'on' : 'off'}` : null,
+  ];
+  return `${parts.filter((p) => p !== null).join(', ')}${t.source === 'card' ? ' (from the card metadata)' : ''}`;
+}
+
+function shiftEvidenceMarkdown(e: ModelCard['shift_evidence']): string[] {
+  if (!e) return ['Not recorded.'];
+  const lines = e.protocol ? [e.protocol] : [];
+  if (e.rows.length === 0) return [...lines, '', 'No rows recorded.'];
+  lines.push('', '| candidate | split | n (pos/neg) | AUC (95% CI) | sensitivity | specificity | threshold |', '|---|---|---|---|---:|---:|---:|');
+  for (const r of e.rows) {
+    const auc = `${pct(r.auc)}${r.auc_ci ? ` (${r.auc_ci[0].toFixed(3)}–${r.auc_ci[1].toFixed(3)})` : ''}`;
+    lines.push(
+      `| ${r.shipped ? '**' : ''}${cell(r.candidate)}${r.shipped ? '** (shipped)' : ''} | ${cell(r.split)}${r.description ? ` — ${cell(r.description)}` : ''} | ${r.n ?? 'n/a'} (${r.positives ?? '?'}/${r.negatives ?? '?'}) | ${auc} | ${pct(r.sensitivity)} | ${pct(r.specificity)} | ${pct(r.threshold)} |`,
+    );
+  }
+  lines.push('', "Sensitivity and specificity at each candidate's own validation threshold.");
+  return lines;
+}
 
 /** The card as Markdown (docs/, the web UI, a PR description). */
 export function renderModelCardMarkdown(card: ModelCard): string {
@@ -259,10 +358,18 @@ export function renderModelCardMarkdown(card: ModelCard): string {
       if (e.confusion) lines.push('', `Confusion (${e.split}, threshold ${e.threshold ?? card.threshold.value ?? 'n/a'}): TP ${e.confusion.tp}, FP ${e.confusion.fp}, TN ${e.confusion.tn}, FN ${e.confusion.fn}`);
     }
   }
+  lines.push('', '## Shift evidence', '', ...shiftEvidenceMarkdown(card.shift_evidence));
   lines.push('', '## Threshold', '', `Value: ${card.threshold.value ?? 'not recorded'} · method: ${card.threshold.method ?? 'not recorded'}`, '', card.threshold.how_chosen);
   const t = card.training;
   lines.push('', '## Training', '', `- Run: ${t.run_id ?? 'not recorded'}`, `- Code version: ${t.code_version ?? 'not recorded'}`, `- Parent model: ${t.parent ? `${t.parent.name} v${t.parent.version}` : 'none'}`);
   if (t.hyperparameters) lines.push(`- Hyperparameters: \`${JSON.stringify(t.hyperparameters)}\``);
+  lines.push(`- Where it was trained: ${trainedOnText(t.trained_on)}`);
+  lines.push('', '## What was tried', '');
+  if (!card.tried) lines.push('Not recorded.');
+  else {
+    lines.push('| what | result | kept |', '|---|---|---|');
+    for (const x of card.tried) lines.push(`| ${cell(x.what)} | ${cell(x.result)} | ${x.kept ? 'yes' : 'no'} |`);
+  }
   lines.push('', '## Heatmap location', '');
   const h = card.heatmap_location;
   if (!h) lines.push('Not measured yet (POST /models/<name>/versions/<v>/lung-fields, or the model card in the web UI).');

@@ -243,7 +243,65 @@ function HeatmapLocation({ name, version, report, onMeasured }: { name: string; 
   );
 }
 
+function trainedOnText(t: ModelCard['training']['trained_on']): string {
+  if (!t) return 'Not recorded.';
+  const parts = [
+    `${t.device ?? 'device not recorded'}${t.device_name && t.device_name !== t.device ? ` (${t.device_name})` : ''}`,
+    t.processes !== null ? `${t.processes} process${t.processes === 1 ? '' : 'es'}` : null,
+    t.threads !== null ? `${t.threads} thread${t.threads === 1 ? '' : 's'}` : null,
+    t.torch ? `PyTorch ${t.torch}` : null,
+    t.amp !== null ? `AMP ${t.amp ? 'on' : 'off'}` : null,
+  ];
+  return `${parts.filter((p) => p !== null).join(', ')}${t.source === 'card' ? ' (from the card metadata)' : ''}`;
+}
+
+/** Candidate recipes on held-out splits of the training data, each at its own validation threshold. */
+function ShiftEvidenceView({ e }: { e: ModelCard['shift_evidence'] }) {
+  if (!e) return <p className="muted">Not recorded.</p>;
+  return (
+    <>
+      {e.protocol && <p>{e.protocol}</p>}
+      {e.rows.length === 0 ? (
+        <p className="muted">No rows recorded.</p>
+      ) : (
+        <table className="table" data-testid="shift-evidence">
+          <thead>
+            <tr>
+              <th>Candidate</th>
+              <th>Split</th>
+              <th>n (pos/neg)</th>
+              <th>AUC (95% CI)</th>
+              <th>Sensitivity</th>
+              <th>Specificity</th>
+              <th>Threshold</th>
+            </tr>
+          </thead>
+          <tbody>
+            {e.rows.map((r, i) => (
+              <tr key={i}>
+                <td>{r.shipped ? <strong>{r.candidate} (shipped)</strong> : r.candidate}</td>
+                <td title={r.description || undefined}>{r.split}</td>
+                <td>
+                  {r.n ?? '—'} ({r.positives ?? '?'}/{r.negatives ?? '?'})
+                </td>
+                <td>
+                  {num(r.auc)}
+                  {r.auc_ci ? ` (${r.auc_ci[0].toFixed(3)}–${r.auc_ci[1].toFixed(3)})` : ''}
+                </td>
+                <td>{num(r.sensitivity)}</td>
+                <td>{num(r.specificity)}</td>
+                <td>{num(r.threshold)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </>
+  );
+}
+
 function ModelCardView({ c, onChanged }: { c: ModelCard; onChanged: () => void }) {
+  const { trained_on: trainedOn, ...training } = c.training;
   return (
     <article className="model-card" data-testid="model-card">
       <h3>Model</h3>
@@ -269,12 +327,40 @@ function ModelCardView({ c, onChanged }: { c: ModelCard; onChanged: () => void }
       <RecordView data={c.data} />
       <h3>Evaluation</h3>
       {c.evaluation.length ? <MetricsTable evaluations={c.evaluation.map((e) => ({ name: e.split, e: toEvaluation(e) }))} /> : <p className="muted">No evaluation recorded.</p>}
+      <h3>Shift evidence</h3>
+      <ShiftEvidenceView e={c.shift_evidence} />
       <h3>Decision threshold</h3>
       <p>
         {num(c.threshold.value)} {c.threshold.method ? `(${c.threshold.method})` : ''} — {c.threshold.how_chosen}
       </p>
       <h3>Training</h3>
-      <RecordView data={c.training} />
+      <RecordView data={training} />
+      <p data-testid="trained-on">
+        <strong>Where it was trained:</strong> {trainedOnText(trainedOn)}
+      </p>
+      <h3>What was tried</h3>
+      {c.tried ? (
+        <table className="table" data-testid="tried">
+          <thead>
+            <tr>
+              <th>What</th>
+              <th>Result</th>
+              <th>Kept</th>
+            </tr>
+          </thead>
+          <tbody>
+            {c.tried.map((t, i) => (
+              <tr key={i}>
+                <td>{t.what}</td>
+                <td>{t.result}</td>
+                <td>{t.kept ? 'yes' : 'no'}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      ) : (
+        <p className="muted">Not recorded.</p>
+      )}
       <h3>Heatmap location</h3>
       <HeatmapLocation name={c.model.name} version={c.model.version} report={c.heatmap_location} onMeasured={onChanged} />
       <h3>Site calibrations</h3>
