@@ -72,8 +72,11 @@ describe('restart recovery', () => {
     });
     const stale = jobRecord({ state: 'running', attempt: 1, workerHost: 'another-host', workerPid: 1, heartbeatAt: Date.now() - 10 * 60_000 });
     const alive = jobRecord({ state: 'running', attempt: 1, workerHost: 'another-host', workerPid: 1, heartbeatAt: Date.now() });
-    const lost = jobRecord({ state: 'queued', queueJobId: randomUUID(), datasetDir: await writeExport(path.join(first.home, 'ds'), { train: 2, val: 2 }) });
-    for (const j of [orphan, stale, alive, lost]) await store.createJob(j);
+    const datasetDir = await writeExport(path.join(first.home, 'ds'), { train: 2, val: 2 });
+    const lost = jobRecord({ state: 'queued', queueJobId: randomUUID(), datasetDir, createdAt: Date.now() - 30_000 });
+    // Two more lost entries, created later: they go back on the queue after it, oldest first (listings are newest first).
+    const later = [jobRecord({ state: 'queued', queueJobId: randomUUID(), datasetDir, createdAt: Date.now() - 20_000 }), jobRecord({ state: 'queued', queueJobId: randomUUID(), datasetDir, createdAt: Date.now() - 10_000 })];
+    for (const j of [orphan, stale, alive, later[1]!, lost, later[0]!]) await store.createJob(j);
     await first.stop();
 
     const h = await openTraining(NO_PYTHON, first.home);
@@ -92,6 +95,11 @@ describe('restart recovery', () => {
     const failed = await waitForJob(h.app, lost.id, (j) => j.state === 'failed', 20_000);
     assert.match(failed.error, /TRAINER_RUNTIME_MISSING|no Python with PyTorch/);
     assert.equal(failed.attempt, 1);
+    const finished = new Map<string, number>();
+    for (const j of [lost, ...later]) finished.set(j.id, Date.parse((await waitForJob(h.app, j.id, (x) => x.state === 'failed', 20_000)).finished_at as string));
+    const byFinish = [...finished].sort((a, b) => a[1] - b[1]);
+    assert.ok(byFinish[0]![1] < byFinish[1]![1] && byFinish[1]![1] < byFinish[2]![1], `distinct finish times: ${JSON.stringify(byFinish)}`);
+    assert.deepEqual(byFinish.map(([id]) => id), [lost.id, later[0]!.id, later[1]!.id], 're-queued oldest first');
 
     // Resuming needs the runtime too.
     const res = await h.app.inject({ method: 'POST', url: `/train/${orphan.id}/resume` });

@@ -60,51 +60,58 @@ export async function recover(ctx: TrainingContext): Promise<{ interrupted: stri
   const interrupted: string[] = [];
   const requeued: string[] = [];
 
+  // Listings are newest first; jobs go back on the queue oldest first, so the queue keeps its order.
+  const jobs = [];
   for (let token: string | undefined, first = true; first || token; first = false) {
     const page = await store.listJobs({ states: ['running', 'queued'], pageSize: 200, pageToken: token });
     token = page.nextPageToken;
-    for (const job of page.items) {
-      if (job.state === 'running' && isOrphaned(ctx, job, now)) {
-        stopOrphanWorker(ctx, job);
-        const changed = await store.updateJob(job.id, { state: 'interrupted', workerPid: null, finishedAt: now, error: INTERRUPTED }, ['running']);
-        if (!changed) continue;
-        interrupted.push(job.id);
-        await ctx.record(job.id, job.attempt, 'state', { state: 'interrupted', attempt: job.attempt, error: INTERRUPTED });
-        await ctx.tracker.endRun(job.runId, 'KILLED');
-        platform.audit.record({
-          actor: 'system',
-          action: 'training.interrupted',
-          resource: `training-job:${job.id}`,
-          outcome: 'failure',
-          service: SERVICE_NAME,
-          details: { attempt: job.attempt, last_checkpoint_epoch: job.lastCheckpoint?.epoch ?? null },
-        });
-      } else if (job.state === 'queued' && (await needsRequeue(ctx, job.queueJobId))) {
-        const queueJobId = randomUUID();
-        if (await store.updateJob(job.id, { queueJobId }, ['queued'])) {
-          await platform.queue.add(QUEUE_NAME, 'train', { kind: 'job', id: job.id }, { jobId: queueJobId });
-          requeued.push(job.id);
-        }
+    jobs.push(...page.items);
+  }
+  jobs.sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1));
+  for (const job of jobs) {
+    if (job.state === 'running' && isOrphaned(ctx, job, now)) {
+      stopOrphanWorker(ctx, job);
+      const changed = await store.updateJob(job.id, { state: 'interrupted', workerPid: null, finishedAt: now, error: INTERRUPTED }, ['running']);
+      if (!changed) continue;
+      interrupted.push(job.id);
+      await ctx.record(job.id, job.attempt, 'state', { state: 'interrupted', attempt: job.attempt, error: INTERRUPTED });
+      await ctx.tracker.endRun(job.runId, 'KILLED');
+      platform.audit.record({
+        actor: 'system',
+        action: 'training.interrupted',
+        resource: `training-job:${job.id}`,
+        outcome: 'failure',
+        service: SERVICE_NAME,
+        details: { attempt: job.attempt, last_checkpoint_epoch: job.lastCheckpoint?.epoch ?? null },
+      });
+    } else if (job.state === 'queued' && (await needsRequeue(ctx, job.queueJobId))) {
+      const queueJobId = randomUUID();
+      if (await store.updateJob(job.id, { queueJobId }, ['queued'])) {
+        await platform.queue.add(QUEUE_NAME, 'train', { kind: 'job', id: job.id }, { jobId: queueJobId });
+        requeued.push(job.id);
       }
     }
   }
 
+  const studies = [];
   for (let token: string | undefined, first = true; first || token; first = false) {
     const page = await store.listStudies({ states: ['running', 'queued'], pageSize: 200, pageToken: token });
     token = page.nextPageToken;
-    for (const study of page.items) {
-      if (study.state === 'running' && isOrphaned(ctx, study, now)) {
-        stopOrphanWorker(ctx, study);
-        if (await store.updateStudy(study.id, { state: 'interrupted', workerPid: null, finishedAt: now, error: 'the training service stopped while the study ran' }, ['running'])) {
-          interrupted.push(study.id);
-          await ctx.record(study.id, 1, 'state', { state: 'interrupted' });
-        }
-      } else if (study.state === 'queued' && (await needsRequeue(ctx, study.queueJobId))) {
-        const queueJobId = randomUUID();
-        if (await store.updateStudy(study.id, { queueJobId }, ['queued'])) {
-          await platform.queue.add(QUEUE_NAME, 'optimize', { kind: 'study', id: study.id }, { jobId: queueJobId });
-          requeued.push(study.id);
-        }
+    studies.push(...page.items);
+  }
+  studies.sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1));
+  for (const study of studies) {
+    if (study.state === 'running' && isOrphaned(ctx, study, now)) {
+      stopOrphanWorker(ctx, study);
+      if (await store.updateStudy(study.id, { state: 'interrupted', workerPid: null, finishedAt: now, error: 'the training service stopped while the study ran' }, ['running'])) {
+        interrupted.push(study.id);
+        await ctx.record(study.id, 1, 'state', { state: 'interrupted' });
+      }
+    } else if (study.state === 'queued' && (await needsRequeue(ctx, study.queueJobId))) {
+      const queueJobId = randomUUID();
+      if (await store.updateStudy(study.id, { queueJobId }, ['queued'])) {
+        await platform.queue.add(QUEUE_NAME, 'optimize', { kind: 'study', id: study.id }, { jobId: queueJobId });
+        requeued.push(study.id);
       }
     }
   }
