@@ -54,9 +54,11 @@ describe('the shipped model answers /predict on a fresh start', () => {
     const v1 = models.versions.find((v: any) => v.version === 1);
     assert.equal(v1?.stage, 'Production', JSON.stringify(models));
     assert.deepEqual(v1.aliases, ['production']);
-    // The shipped model predates model.json's trained_on: its card says where it was trained from card.trained_on.
+    // The card says where the shipped model was trained (recorded by the trainer in model.json), and carries its shift evidence and what was tried.
     const card = await (await fetch(`${base}/model-registry/models/pneumonia/versions/1/card`)).json();
-    assert.deepEqual(card.training.trained_on, { device: 'cpu', device_name: 'cpu', processes: 1, threads: 2, torch: '1.13.0a0', amp: false, source: 'card' });
+    assert.deepEqual(card.training.trained_on, { device: 'cpu', device_name: 'cpu', processes: 1, threads: 2, torch: '1.13.0a0', amp: false, source: 'model.json' });
+    assert.ok(card.shift_evidence.rows.some((r: { shipped: boolean }) => r.shipped), 'the shipped candidate is marked in the shift evidence');
+    assert.ok(card.tried.length >= 3);
 
     for (const file of images as string[]) {
       let body: any = null;
