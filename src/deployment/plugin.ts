@@ -60,11 +60,12 @@ const plugin: FastifyPluginAsync<ServicePluginOptions> = async (app, { platform 
     logger: log,
     defaultModel,
   });
+  const heatmaps = new HeatmapStore(platform.objects, platform.cache);
   const dataplane = new DataPlane({
     repository,
     router,
     pool,
-    heatmaps: new HeatmapStore(platform.objects, platform.cache),
+    heatmaps,
     results: new ResultCache(platform.cache, { hit: () => metrics.cacheLookups.inc({ result: 'hit' }), miss: () => metrics.cacheLookups.inc({ result: 'miss' }) }),
     recorder,
     predictions,
@@ -94,7 +95,7 @@ const plugin: FastifyPluginAsync<ServicePluginOptions> = async (app, { platform 
   await app.register(predictRoutes, { dataplane });
   await app.register(modelRoutes, { manager });
   await app.register(v2Routes, { dataplane });
-  const explainer = new ExplainService({ platform, logger: log, serving: repository, source, pool, predictions });
+  const explainer = new ExplainService({ platform, logger: log, serving: repository, source, pool, predictions, heatmaps });
   app.addHook('onClose', async () => explainer.close());
   explainRoutes(app, explainer);
   const queries = new StorePredictionQueries(platform.database, predictions);

@@ -78,6 +78,26 @@ describe('POST /explain', () => {
     assert.equal(e.probability, fromUpload.probability);
   });
 
+  test('explaining an image /predict has just answered waits for its heatmap save (a cache hit saves nothing)', async () => {
+    const fresh = await generateChestXray({ seed: 11, size: 64 });
+    const objects = h.platform.objects;
+    const put = objects.put.bind(objects);
+    // A slow object store: the heatmap save of /predict is still in flight when /explain asks for it.
+    objects.put = (async (key: string, ...rest: unknown[]) => {
+      if (key.includes('heatmap')) await new Promise((r) => setTimeout(r, 400));
+      return (put as (...a: unknown[]) => Promise<unknown>)(key, ...rest);
+    }) as typeof objects.put;
+    try {
+      const p = await deployment.inject({ method: 'POST', url: '/predict', headers: { 'content-type': 'image/png' }, payload: fresh });
+      assert.equal(p.statusCode, 200, p.body);
+      const res = await deployment.inject({ method: 'POST', url: '/explain?patch=4', headers: { 'content-type': 'image/png' }, payload: fresh });
+      assert.equal(res.statusCode, 200, res.body);
+      assert.equal(res.json().probability, p.json().probability);
+    } finally {
+      objects.put = put;
+    }
+  });
+
   test('a logged prediction by id: the same maps from the stored heatmap source', async () => {
     const [record] = predictionRecords({ idPrefix: 'exp', start: Date.now(), stats: [], embeddings: [], probabilities: [fromUpload.probability] });
     await insertPredictions(h.platform, [{ ...record!, imageSha256: fromUpload.image_sha256, heatmapMethod: 'cam' }]);

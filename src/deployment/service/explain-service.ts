@@ -56,6 +56,11 @@ export interface ExplainServiceDeps {
   source: ModelSource | null;
   pool: ImagePool;
   predictions: PredictionStore;
+  /**
+   * The serving data plane's heatmap store. Shared so that explaining an image /predict has just
+   * answered (a result-cache hit here, so nothing is saved again) waits for that save to land.
+   */
+  heatmaps?: HeatmapStore;
 }
 
 /**
@@ -69,6 +74,7 @@ export interface ExplainServiceDeps {
 export class ExplainService {
   readonly #d: ExplainServiceDeps;
   readonly #records: PredictionStore;
+  readonly #heatmaps: HeatmapStore;
   #servingPlane: DataPlane | null = null;
   #private: { dataplane: DataPlane; repository: ModelRepository } | null = null;
   #closed = false;
@@ -76,6 +82,7 @@ export class ExplainService {
   constructor(deps: ExplainServiceDeps) {
     this.#d = deps;
     this.#records = deps.predictions;
+    this.#heatmaps = deps.heatmaps ?? new HeatmapStore(deps.platform.objects, deps.platform.cache);
   }
 
   #plane(repository: ModelRepository, metrics: DeploymentMetrics): DataPlane {
@@ -84,7 +91,7 @@ export class ExplainService {
       repository,
       router: new AbRouter(),
       pool,
-      heatmaps: new HeatmapStore(platform.objects, platform.cache),
+      heatmaps: this.#heatmaps,
       results: new ResultCache(platform.cache, { hit: () => {}, miss: () => {} }),
       recorder: new PredictionRecorder(DISCARD),
       predictions: this.#records,
@@ -118,7 +125,7 @@ export class ExplainService {
     const { dataplane, repository, name, version } = await this.#planeFor(target.model ?? this.#d.platform.config.defaultModel, target.version);
     const p = await dataplane.predict({ image, model: name, version, heatmap: 'inline' }, caller);
     await dataplane.settle();
-    const source = await this.#source(p.model.name, p.model.version, p.imageSha256);
+    const source = await this.#sourceSoon(p.model.name, p.model.version, p.imageSha256);
     const explanation = await this.#explain(repository.lookup(p.model.name, p.model.version), { id: null, model: p.model.name, version: p.model.version, probability: p.probability, threshold: p.threshold, sha: p.imageSha256, method: p.heatmapMethod }, source, options, p.heatmapPng);
     this.#audit(caller, `image:${p.imageSha256}`, explanation);
     return explanation;
@@ -134,6 +141,21 @@ export class ExplainService {
     const explanation = await this.#explain(repository.lookup(name, version), recordTarget(record), source, options, null);
     this.#audit(caller, `prediction:${predictionId}`, explanation);
     return explanation;
+  }
+
+  /**
+   * The source of a prediction just made. A result-cache hit saves nothing, and the save of the
+   * prediction that filled the cache may still be in flight on another replica: wait up to ~2 s.
+   */
+  async #sourceSoon(model: string, version: string, sha: string): Promise<HeatmapSource> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.#source(model, version, sha);
+      } catch (err) {
+        if (!isAppError(err) || err.code !== 'NOT_FOUND' || attempt >= 20) throw err;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
   }
 
   async #source(model: string, version: string, sha: string): Promise<HeatmapSource> {
