@@ -35,12 +35,10 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from PIL import Image
 
 from . import data as D
 from .evaluate import choose_threshold, compute_metrics, confusion, fit_temperature, rates, roc_auc, sigmoid
-from .export import (INPUT_NAME, OUTPUT_NAMES, PARITY_DIR, PARITY_FILE, PARITY_TOLERANCE, max_onnx_opset,
-                     onnxruntime_available, sha256_file)
+from .export import INPUT_NAME, OUTPUT_NAMES, max_onnx_opset, module_parity_check, sha256_file
 from .models import XrayClassifier, build_model, count_parameters
 from .protocol import SpecError, _number, _object, _reject_unknown, _string, emit_failure, to_jsonable, utc_now, \
     validate_job_spec
@@ -237,31 +235,7 @@ def export_ensemble_onnx(model: EnsembleModel, path: Path, input_size: int, opse
 def ensemble_parity_check(onnx_path: Path, model: EnsembleModel, images_u8: torch.Tensor, files: List[str],
                           labels: List[float], out_dir: Path) -> Dict[str, Any]:
     """As export.parity_check (same parity_samples.json / parity/NNN.png contract), for the ensemble."""
-    n = int(images_u8.shape[0])
-    if n == 0:
-        return {"method": "none", "n": 0, "max_abs_diff": None, "ok": None}
-    module = export_module(model)
-    x = images_u8.cpu().float() / 255.0
-    with torch.no_grad():
-        probs, feats = module(x)
-    (out_dir / PARITY_DIR).mkdir(parents=True, exist_ok=True)
-    items = []
-    for i in range(n):
-        rel = f"{PARITY_DIR}/{i:03d}.png"
-        Image.fromarray(images_u8[i, 0].cpu().numpy()).save(out_dir / rel)
-        items.append({"file": files[i], "input_png": rel, "label": int(labels[i]), "probability": float(probs[i, 0])})
-    (out_dir / PARITY_FILE).write_text(json.dumps({
-        "input_size": int(x.shape[-1]), "tolerance": PARITY_TOLERANCE, "items": items}, indent=1))
-    if not onnxruntime_available():
-        return {"method": "deferred", "n": n, "max_abs_diff": None, "ok": None, "samples": PARITY_FILE}
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    ort_probs, ort_feats = session.run(list(OUTPUT_NAMES), {INPUT_NAME: x.numpy()})
-    diff = float(np.max(np.abs(ort_probs - probs.numpy())))
-    fdiff = float(np.max(np.abs(ort_feats - feats.numpy())))
-    return {"method": "onnxruntime", "n": n, "max_abs_diff": diff, "features_max_abs_diff": fdiff,
-            "ok": diff <= PARITY_TOLERANCE, "samples": PARITY_FILE}
+    return module_parity_check(onnx_path, export_module(model), images_u8, files, labels, out_dir)
 
 
 # --------------------------------------------------------------------------- the job

@@ -197,10 +197,15 @@ def parity_check(onnx_path: Path, model: XrayClassifier, temperature: float, ima
     runtime (the TypeScript side, onnxruntime-node) can repeat the comparison byte-exactly. Runs the
     comparison here too when the onnxruntime Python package is importable; otherwise the result
     says method "deferred"."""
+    return module_parity_check(onnx_path, export_model(model, temperature), images_u8, files, labels, out_dir)
+
+
+def module_parity_check(onnx_path: Path, module: nn.Module, images_u8: torch.Tensor, files: List[str],
+                        labels: List[float], out_dir: Path) -> Dict[str, Any]:
+    """parity_check for any export module returning (probability, features): a single model or an ensemble."""
     n = int(images_u8.shape[0])
     if n == 0:
         return {"method": "none", "n": 0, "max_abs_diff": None, "ok": None}
-    module = export_model(model, temperature)
     x = images_u8.cpu().float() / 255.0
     with torch.no_grad():
         probs, feats = module(x)
