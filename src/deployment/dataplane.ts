@@ -131,6 +131,8 @@ interface Lease {
 
 const MAX_BATCH_ITEMS = 256;
 const MAX_TENSOR_IMAGES = 256;
+/** How long a request waits for a load of its model already in progress before MODEL_NOT_READY. */
+const LOAD_WAIT_MS = 15_000;
 
 /**
  * The inference data plane (KServe's DataPlane): prediction, batch prediction, explanation,
@@ -163,6 +165,7 @@ export class DataPlane {
    */
   async predict(input: PredictInput, caller: Caller): Promise<Prediction> {
     const started = performance.now();
+    await this.#awaitLoad(input.model, input.version);
     const { primary, shadows } = this.#select(input.model, input.version, input.clientKey);
     try {
       return await this.#predictWith(primary, shadows, input.image, input.heatmap ?? 'url', caller, started);
@@ -181,6 +184,7 @@ export class DataPlane {
   async predictBatch(images: Uint8Array[], opts: Omit<PredictInput, 'image'>, caller: Caller): Promise<BatchItemResult[]> {
     if (images.length === 0) throw new AppError('INVALID_INPUT', 'the batch holds no images');
     if (images.length > MAX_BATCH_ITEMS) throw new AppError('INVALID_INPUT', `a batch may hold at most ${MAX_BATCH_ITEMS} images, got ${images.length}`);
+    await this.#awaitLoad(opts.model, opts.version);
     const selected = this.#select(opts.model, opts.version, opts.clientKey);
     const { primary } = selected;
     const results: BatchItemResult[] = new Array(images.length);
@@ -240,6 +244,7 @@ export class DataPlane {
    */
   async infer(req: InferInput, caller: Caller): Promise<InferOutput> {
     const started = performance.now();
+    await this.#d.repository.whenLoaded(req.model, req.version, LOAD_WAIT_MS);
     const model = this.#d.repository.lookup(req.model, req.version);
     const release = model.acquire();
     const variant = req.version ? 'pinned' : 'default';
@@ -369,6 +374,11 @@ export class DataPlane {
   }
 
   // ——— internals ———
+
+  /** A request that arrives while its model is loading (a replica just started) waits for the load instead of failing. */
+  #awaitLoad(model: string | null | undefined, version: string | null | undefined): Promise<void> {
+    return this.#d.repository.whenLoaded(this.#modelName(model), version, LOAD_WAIT_MS);
+  }
 
   #modelName(requested: string | null | undefined): string {
     if (requested) return requested;

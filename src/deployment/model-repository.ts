@@ -74,6 +74,8 @@ const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 export class ModelRepository {
   readonly #entries = new Map<string, Entry>();
   readonly #loading = new Map<string, Promise<OnnxModel>>();
+  /** Loads in progress per model name, from the registry lookup to the swap (not only the session build). */
+  readonly #pending = new Map<string, Set<Promise<unknown>>>();
   readonly #options: ModelRepositoryOptions;
   readonly #defaultBatching: BatchingOptions;
   #source: ModelSource | null;
@@ -115,7 +117,45 @@ export class ModelRepository {
    * @throws AppError SERVICE_UNAVAILABLE without a registry; the source's errors; UNPROCESSABLE
    *   for a model that breaks the serving contract.
    */
-  async load(req: RegistryLoad): Promise<LoadedModelInfo> {
+  load(req: RegistryLoad): Promise<LoadedModelInfo> {
+    return this.#trackPending(req.name, this.#loadFromRegistry(req));
+  }
+
+  /** true while a load of `name` is in progress (any version). */
+  isLoading(name: string): boolean {
+    return (this.#pending.get(name)?.size ?? 0) > 0 || this.#loadingName(name);
+  }
+
+  /**
+   * Waits, at most `timeoutMs`, for the loads of `name` in progress to finish — so a request that
+   * arrives while a replica is loading its model is answered once it is in, not refused. Returns
+   * at once when `name` (and `version`) is ready or nothing is loading it.
+   */
+  async whenLoaded(name: string, version: string | null | undefined, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.isReady(name, version) && this.isLoading(name)) {
+      const left = deadline - Date.now();
+      if (left <= 0) return;
+      const loads = [...(this.#pending.get(name) ?? []), ...[...this.#loading].filter(([k]) => k.startsWith(`${name}@`)).map(([, p]) => p)];
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([Promise.allSettled(loads), new Promise((r) => (timer = setTimeout(r, left)))]);
+      clearTimeout(timer);
+    }
+  }
+
+  #trackPending<T>(name: string, p: Promise<T>): Promise<T> {
+    let set = this.#pending.get(name);
+    if (!set) this.#pending.set(name, (set = new Set()));
+    set.add(p);
+    const done = (): void => {
+      set.delete(p);
+      if (set.size === 0 && this.#pending.get(name) === set) this.#pending.delete(name);
+    };
+    p.then(done, done);
+    return p;
+  }
+
+  async #loadFromRegistry(req: RegistryLoad): Promise<LoadedModelInfo> {
     if (!this.#source) {
       throw new AppError('SERVICE_UNAVAILABLE', 'no model registry is available to this deployment service; load a local ONNX file with {path}');
     }

@@ -120,6 +120,9 @@ const plugin: FastifyPluginAsync<ServicePluginOptions> = async (app, { platform 
   const withdraw = platform.local.provide(DEPLOYMENT_LOCAL_KEY, local);
   app.addHook('onClose', async () => withdraw());
 
+  // Not ready while the default model's first load is in progress, so a load balancer or Kubernetes
+  // sends a restarted replica nothing it would have to refuse.
+  app.readiness.set('models', async () => !manager.startingUp);
   await manager.start();
 };
 

@@ -87,10 +87,66 @@ describe('deployment: a registry that is not up yet', () => {
       try {
         await new Promise((r) => setTimeout(r, 800));
         assert.equal((await app.inject({ method: 'GET', url: '/models' })).json().models.length, 0, 'nothing loads while the registry is unreachable');
+        // Ready once the first attempt finds the registry unreachable: a replica does not wait on it forever.
+        for (let i = 0; !(await app.inject({ method: 'GET', url: '/ready' })).json().checks.models; i++) {
+          assert.ok(i < 400, 'ready while the registry stays unreachable');
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        assert.equal((await app.inject({ method: 'GET', url: '/models' })).json().models.length, 0);
         // The registry comes up (here: in this process, as embedded mode offers it).
         platform.local.provide(MODEL_REGISTRY_LOCAL_KEY, new LocalModelRegistryClient(registry));
         await waitForVersion(app, String(v.version));
       } finally {
+        await app.close();
+      }
+    } finally {
+      await platform.close();
+      rmSync(home, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('deployment: a replica whose default model is still loading', () => {
+  test('is not ready, and a request that arrives meanwhile waits for the load instead of failing', async () => {
+    const home = mkdtempSync(path.join(tmpdir(), 'xray-registry-slow-'));
+    const platform = await openPlatform(testConfig(home));
+    try {
+      const registry = new ModelRegistryService(platform);
+      const actor = { name: 'tester', role: 'admin' as const };
+      const v = await registry.register({ name: 'pneumonia', actor, source: { kind: 'upload', data: readFileSync(TINY_MODEL), filename: 'model.onnx' } });
+      await registry.setStage({ name: 'pneumonia', version: v.version, stage: 'Production', actor, force: true, reason: 'test', skipCanary: 'no deployment yet' });
+      // The registry answers, but the model's bytes arrive only when the test opens the gate (a slow object store).
+      let open!: () => void;
+      const gate = new Promise<void>((r) => (open = r));
+      const local = new LocalModelRegistryClient(registry);
+      const slow = new Proxy(local, {
+        get(target, prop, receiver) {
+          const value = Reflect.get(target, prop, receiver) as unknown;
+          if (prop !== 'artifact' || typeof value !== 'function') return typeof value === 'function' ? value.bind(target) : value;
+          return async (...args: unknown[]) => {
+            await gate;
+            return (value as (...a: unknown[]) => unknown).apply(target, args);
+          };
+        },
+      });
+      platform.local.provide(MODEL_REGISTRY_LOCAL_KEY, slow);
+      const app = await buildDeploymentApp(platform);
+      try {
+        const notReady = await app.inject({ method: 'GET', url: '/ready' });
+        assert.equal(notReady.statusCode, 503, notReady.body);
+        assert.equal(notReady.json().checks.models, false);
+        const image = await generateChestXray({ size: 64, seed: 3 });
+        const pending = predictRaw(app, image);
+        await new Promise((r) => setTimeout(r, 300));
+        open();
+        const res = await pending;
+        assert.equal(res.statusCode, 200, res.body);
+        assert.equal(res.json().model.version, String(v.version));
+        const ready = await app.inject({ method: 'GET', url: '/ready' });
+        assert.equal(ready.statusCode, 200, ready.body);
+        assert.equal(ready.json().checks.models, true);
+      } finally {
+        open();
         await app.close();
       }
     } finally {

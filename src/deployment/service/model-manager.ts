@@ -62,6 +62,7 @@ export class ModelManager {
   #stopping: (() => void) | null = null;
   readonly #stopped = new Promise<void>((resolve) => (this.#stopping = resolve));
   readonly #problems = new Map<string, ServingProblem>();
+  #startingUp = false;
 
   readonly #cluster: ClusterState;
 
@@ -102,6 +103,15 @@ export class ModelManager {
 
   routing(): RoutingConfig[] {
     return this.#d.router.list();
+  }
+
+  /**
+   * true while the default model's first load at start is in progress (readiness). It ends when
+   * the load settles, or when the registry turns out unreachable: a replica that could wait for
+   * the registry forever reports ready and answers MODEL_NOT_READY meanwhile.
+   */
+  get startingUp(): boolean {
+    return this.#startingUp;
   }
 
   /** Followed aliases this deployment could not load (shown on GET /models and as a banner in the UI). */
@@ -189,7 +199,11 @@ export class ModelManager {
     let first: Promise<unknown> = Promise.resolve();
     if (this.#d.repository.hasSource) {
       // A default pinned cluster-wide (POST /models/load with default) replaces following production.
-      if (!(await this.#cluster.pinsDefault(this.#d.defaultModel))) this.#track((first = this.#followAlias(this.#d.defaultModel, 'production', true)));
+      if (!(await this.#cluster.pinsDefault(this.#d.defaultModel))) {
+        this.#startingUp = true;
+        this.#track((first = this.#followAlias(this.#d.defaultModel, 'production', true)));
+        void first.finally(() => (this.#startingUp = false));
+      }
       for (const config of this.#d.router.list()) {
         for (const v of config.variants) this.#track(this.#ensure(config.model, v.version));
       }
@@ -285,6 +299,7 @@ export class ModelManager {
         return await this.#d.repository.load({ name, alias });
       } catch (err) {
         if (!(err instanceof AppError && err.code === 'SERVICE_UNAVAILABLE' && (err.details as { unreachable?: boolean } | undefined)?.unreachable)) throw err;
+        this.#startingUp = false;
         this.#d.logger.warn({ model: name, alias, retryInMs: delay }, `the registry is unreachable; loading ${name}@${alias} again in ${delay} ms`);
         let timer: NodeJS.Timeout | undefined;
         const stopped = await Promise.race([this.#stopped.then(() => true), new Promise<false>((r) => (timer = setTimeout(() => r(false), delay)))]);
