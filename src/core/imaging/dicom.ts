@@ -9,9 +9,9 @@
  *
  * Supported pixel encodings: native (Implicit/Explicit VR Little Endian, Deflated, Explicit Big
  * Endian; 8/16 bits allocated, signed or unsigned), RLE Lossless, 8-bit JPEG Baseline /
- * Extended (decoded with sharp), and through `./codecs/` JPEG Lossless (.57, .70), JPEG-LS (.80,
- * .81), JPEG 2000 (.90, .91) and HTJ2K (.201, .202, .203). Anything else (12-bit JPEG Extended,
- * JPIP, MPEG/H.264/HEVC video, …) is refused with UNSUPPORTED_MEDIA_TYPE naming the transfer
+ * Extended (decoded with sharp), and through `./codecs/` 12-bit JPEG Extended (.51), JPEG Lossless
+ * (.57, .70), JPEG-LS (.80, .81), JPEG 2000 (.90, .91) and HTJ2K (.201, .202, .203). Anything else
+ * (JPIP, MPEG/H.264/HEVC video, …) is refused with UNSUPPORTED_MEDIA_TYPE naming the transfer
  * syntax. Multi-frame objects decode their first frame.
  */
 import { inflateRawSync } from 'node:zlib';
@@ -438,9 +438,9 @@ function checkSupported(h: DicomHeader): PixelCodec {
     }
   }
   if (codec === 'jpeg' && h.bitsStored > 8) {
-    // 12-bit JPEG Extended (process 4) needs a 12-bit DCT decoder; neither sharp nor the
-    // libjpeg-turbo 8-bit build has one.
-    throw new AppError('UNSUPPORTED_MEDIA_TYPE', `DICOM ${syntaxLabel(h.transferSyntax)} with ${h.bitsStored}-bit samples is not supported (8-bit only: there is no 12-bit JPEG decoder here)`);
+    // 12-bit JPEG Extended (process 4): sharp's libjpeg-turbo is 8-bit only; the IJG 12-bit build decodes it.
+    if (h.bitsStored > 12) throw new AppError('UNPROCESSABLE', `DICOM ${syntaxLabel(h.transferSyntax)} holds at most 12-bit samples, but Bits Stored is ${h.bitsStored}`);
+    return 'jpeg-12bit';
   }
   return codec;
 }

@@ -4,7 +4,8 @@
  *
  * | codec | transfer syntaxes | decoder |
  * |---|---|---|
- * | `jpeg-lossless` | JPEG Lossless process 14 (.4.57) and its SV1 form (.4.70) | jpeg-lossless-decoder-js |
+ * | `jpeg-lossless` | JPEG Lossless process 14 (.4.57) and its SV1 form (.4.70) | DCMTK's IJG libjpeg 8/12/16-bit (dcmjs-codecs, WASM) |
+ * | `jpeg-12bit` | 12-bit JPEG Extended (.4.51, process 4) | the same IJG build |
  * | `jpeg-ls` | JPEG-LS lossless (.4.80) / near-lossless (.4.81) | CharLS (@cornerstonejs/codec-charls, WASM) |
  * | `j2k` | JPEG 2000 lossless (.4.90) / lossy (.4.91) | OpenJPEG (@cornerstonejs/codec-openjpeg, WASM) |
  * | `htj2k` | HTJ2K lossless (.4.201), lossless RPCL (.4.202), lossy (.4.203) | OpenJPH (@cornerstonejs/codec-openjph, WASM) |
@@ -20,10 +21,11 @@
 import { AppError } from '../../errors.js';
 import type { JpegLsFrameDecoder, WasmFrameDecoder, WasmFrameInfo, WaveletFrameDecoder } from './wasm-types.js';
 
-export type CompressedCodec = 'jpeg-lossless' | 'jpeg-ls' | 'j2k' | 'htj2k';
+export type CompressedCodec = 'jpeg-lossless' | 'jpeg-12bit' | 'jpeg-ls' | 'j2k' | 'htj2k';
 
 export const CODEC_NAMES: Readonly<Record<CompressedCodec, string>> = {
   'jpeg-lossless': 'JPEG Lossless',
+  'jpeg-12bit': 'JPEG Extended (12-bit)',
   'jpeg-ls': 'JPEG-LS',
   j2k: 'JPEG 2000',
   htj2k: 'HTJ2K',
@@ -58,7 +60,14 @@ interface CharlsModule { JpegLSDecoder: new () => JpegLsFrameDecoder }
 interface OpenJpegModule { J2KDecoder: new () => WaveletFrameDecoder }
 interface OpenJphModule { HTJ2KDecoder: new () => WaveletFrameDecoder }
 
-const loaded: { charls?: Promise<CharlsModule>; openjpeg?: Promise<OpenJpegModule>; openjph?: Promise<OpenJphModule> } = {};
+/** dcmjs-codecs' NativeCodecs: one WASM instance per thread, held by the class itself. */
+interface IjgCodecs {
+  decodeJpeg(context: unknown, parameters?: { convertColorspaceToRgb?: boolean }): { getDecodedBuffer(): Uint8Array | undefined };
+  release(): void;
+}
+interface IjgModule { codecs: IjgCodecs; Context: new (attrs: Record<string, unknown>) => unknown }
+
+const loaded: { charls?: Promise<CharlsModule>; openjpeg?: Promise<OpenJpegModule>; openjph?: Promise<OpenJphModule>; ijg?: Promise<IjgModule> } = {};
 
 function lazy<K extends keyof typeof loaded>(key: K, load: () => Promise<{ default: Factory }>): NonNullable<(typeof loaded)[K]> {
   let p = loaded[key];
@@ -75,8 +84,24 @@ const charls = (): Promise<CharlsModule> => lazy('charls', () => import('@corner
 const openjpeg = (): Promise<OpenJpegModule> => lazy('openjpeg', () => import('@cornerstonejs/codec-openjpeg/decodewasmjs'));
 const openjph = (): Promise<OpenJphModule> => lazy('openjph', () => import('@cornerstonejs/codec-openjph/wasmjs'));
 
+function ijg(): Promise<IjgModule> {
+  let p = loaded.ijg;
+  if (!p) {
+    p = import('dcmjs-codecs').then(async (m) => {
+      // A webpack CommonJS bundle: Node gives its exports as the default export only.
+      const { NativeCodecs, Context } = (m as unknown as { default?: typeof m }).default ?? m;
+      await NativeCodecs.initializeAsync({ logCodecsInfo: false, logCodecsTrace: false });
+      return { codecs: NativeCodecs as IjgCodecs, Context: Context as IjgModule['Context'] };
+    });
+    p.catch(() => { if (loaded.ijg === p) delete loaded.ijg; });
+    loaded.ijg = p;
+  }
+  return p;
+}
+
 /** The modules' keys in `loaded`, per codec, for dropping one after a failure. */
-const MODULE_OF: Record<Exclude<CompressedCodec, 'jpeg-lossless'>, keyof typeof loaded> = { 'jpeg-ls': 'charls', j2k: 'openjpeg', htj2k: 'openjph' };
+const MODULE_OF: Record<WasmCodec, keyof typeof loaded> = { 'jpeg-ls': 'charls', j2k: 'openjpeg', htj2k: 'openjph' };
+type WasmCodec = 'jpeg-ls' | 'j2k' | 'htj2k';
 
 function errorText(err: unknown): string {
   if (err instanceof Error) return err.message;
@@ -104,10 +129,9 @@ function requireEndMarker(codec: CompressedCodec, data: Uint8Array): void {
 function requireStartMarker(codec: CompressedCodec, data: Uint8Array): void {
   // JPEG SOI FF D8; JPEG 2000 codestream SOC FF 4F (a JP2 file box starts 00 00 00 0C 6A 50).
   const jp2 = data.length >= 8 && data[4] === 0x6a && data[5] === 0x50 && data[6] === 0x20 && data[7] === 0x20;
-  const ok = codec === 'jpeg-lossless' || codec === 'jpeg-ls'
-    ? data[0] === 0xff && data[1] === 0xd8
-    : (data[0] === 0xff && data[1] === 0x4f) || jp2;
-  if (!ok) fail(codec, `the frame does not start with a ${codec === 'jpeg-lossless' || codec === 'jpeg-ls' ? 'JPEG SOI (FF D8)' : 'JPEG 2000 SOC (FF 4F)'} marker`);
+  const jpeg = codec === 'jpeg-lossless' || codec === 'jpeg-12bit' || codec === 'jpeg-ls';
+  const ok = jpeg ? data[0] === 0xff && data[1] === 0xd8 : (data[0] === 0xff && data[1] === 0x4f) || jp2;
+  if (!ok) fail(codec, `the frame does not start with a ${jpeg ? 'JPEG SOI (FF D8)' : 'JPEG 2000 SOC (FF 4F)'} marker`);
 }
 
 /** `side` halved `level` times, rounded up: a JPEG 2000 resolution level's size (image offset 0). */
@@ -119,7 +143,7 @@ export function sizeAtLevel(side: number, level: number): number {
  * Decodes at resolution level `level` or, where the codestream has fewer decomposition levels or
  * the reduced decode fails, at full size. Returns the level decoded.
  */
-function decodeAtLevel(codec: Exclude<CompressedCodec, 'jpeg-lossless'>, decoder: WasmFrameDecoder, level: number): number {
+function decodeAtLevel(codec: WasmCodec, decoder: WasmFrameDecoder, level: number): number {
   if (level <= 0 || codec === 'jpeg-ls') {
     decoder.decode();
     return 0;
@@ -141,7 +165,7 @@ function decodeAtLevel(codec: Exclude<CompressedCodec, 'jpeg-lossless'>, decoder
   return 0;
 }
 
-function wasmDecode(codec: Exclude<CompressedCodec, 'jpeg-lossless'>, decoder: WasmFrameDecoder, data: Uint8Array, wantedLevel: number): DecodedCodestream {
+function wasmDecode(codec: WasmCodec, decoder: WasmFrameDecoder, data: Uint8Array, wantedLevel: number): DecodedCodestream {
   let info: WasmFrameInfo;
   let samples: DecodedCodestream['samples'];
   let planar = false;
@@ -195,26 +219,63 @@ async function instantiate<M>(codec: CompressedCodec, load: () => Promise<M>): P
   }
 }
 
-function decodeJpegLossless(data: Uint8Array): Promise<DecodedCodestream> {
-  // Imported statically would load it into every thread; it is small, but keep all codecs lazy.
-  return import('jpeg-lossless-decoder-js').then(({ Decoder }) => {
-    const decoder = new Decoder();
-    let out: Uint8Array | Uint16Array;
-    try {
-      // The decoder reads through a DataView over (buffer, offset, length): no copy needed.
-      out = decoder.decode(data.buffer as ArrayBuffer, data.byteOffset, data.byteLength);
-    } catch (err) {
-      fail('jpeg-lossless', errorText(err));
+/** A JPEG frame header (SOFn): what the codestream says it holds. */
+interface JpegFrameHeader { process: number; precision: number; height: number; width: number; components: number }
+
+/** Reads the SOFn segment before the first scan (header parsing only; the decoder checks it again). */
+function jpegFrameHeader(codec: CompressedCodec, data: Uint8Array): JpegFrameHeader {
+  let i = 2;
+  while (i + 4 <= data.length) {
+    if (data[i] !== 0xff) fail(codec, `no JPEG marker at byte ${i}`);
+    const marker = data[i + 1]!;
+    if (marker === 0xff) { i++; continue; } // fill byte
+    if (marker === 0xda || marker === 0xd9) break; // a scan (or the end) before any frame header
+    const length = (data[i + 2]! << 8) | data[i + 3]!;
+    if (length < 2) fail(codec, `a JPEG segment at byte ${i} declares length ${length}`);
+    // SOF0..SOF15 without DHT (C4), JPG (C8) and DAC (CC).
+    if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) {
+      if (length < 8 || i + 10 > data.length) fail(codec, 'the JPEG frame header is truncated');
+      return { process: marker - 0xc0, precision: data[i + 4]!, height: (data[i + 5]! << 8) | data[i + 6]!, width: (data[i + 7]! << 8) | data[i + 8]!, components: data[i + 9]! };
     }
-    const width = decoder.xDim;
-    const height = decoder.yDim;
-    const components = decoder.numComp;
-    const bitsPerSample = decoder.precision ?? 0;
-    if (!width || !height || !components || !bitsPerSample || !out) fail('jpeg-lossless', 'the decoder could not read the codestream');
-    if (out.length < width * height * components) fail('jpeg-lossless', `the decoder produced ${out.length} samples, ${width * height * components} expected`);
-    const samples = bitsPerSample > 8 && out instanceof Uint8Array ? Uint16Array.from(out) : out;
-    return { width, height, level: 0, components, bitsPerSample, signed: false, samples, planar: false };
-  });
+    i += 2 + length;
+  }
+  fail(codec, 'the codestream has no JPEG frame header (SOF)');
+}
+
+/**
+ * JPEG Lossless and 12-bit JPEG Extended with DCMTK's IJG libjpeg (8, 12 and 16-bit builds; the
+ * same code as dcmtk's `dcmdjpeg`), compiled to WASM by dcmjs-codecs.
+ */
+async function decodeIjg(codec: 'jpeg-lossless' | 'jpeg-12bit', data: Uint8Array): Promise<DecodedCodestream> {
+  const sof = jpegFrameHeader(codec, data);
+  const lossless = sof.process === 3 || sof.process === 7 || sof.process === 11 || sof.process === 15;
+  if (codec === 'jpeg-lossless' && !lossless) fail(codec, `the codestream is not lossless JPEG (SOF${sof.process})`);
+  if (codec === 'jpeg-12bit' && (lossless || sof.precision !== 12)) fail(codec, `the codestream is SOF${sof.process} with ${sof.precision}-bit samples, not 12-bit DCT JPEG`);
+  if (!sof.width || !sof.height || sof.precision < 2 || sof.precision > 16 || (sof.components !== 1 && sof.components !== 3)) {
+    fail(codec, `the frame header declares ${sof.width}x${sof.height}, ${sof.components} component(s) of ${sof.precision} bits`);
+  }
+  const m = await instantiate(codec, ijg);
+  const wide = sof.precision > 8;
+  const expected = sof.width * sof.height * sof.components * (wide ? 2 : 1);
+  let bytes: Uint8Array | undefined;
+  try {
+    const context = new m.Context({
+      width: sof.width, height: sof.height, bitsAllocated: wide ? 16 : 8, bitsStored: sof.precision, samplesPerPixel: sof.components,
+      pixelRepresentation: 0, planarConfiguration: 0, photometricInterpretation: sof.components === 1 ? 'MONOCHROME2' : 'RGB', encodedBuffer: data,
+    });
+    bytes = m.codecs.decodeJpeg(context, { convertColorspaceToRgb: false }).getDecodedBuffer();
+  } catch (err) {
+    // An exception thrown through the WASM frames leaves the module's stack and heap undefined:
+    // this thread's instance is dropped and the next image builds a fresh one.
+    m.codecs.release();
+    delete loaded.ijg;
+    fail(codec, errorText(err));
+  }
+  if (!bytes || bytes.length < expected) fail(codec, `the decoder produced ${bytes?.length ?? 0} bytes, ${expected} expected for ${sof.width}x${sof.height}x${sof.components} at ${sof.precision} bits`);
+  // The library returns a copy out of the module's heap; make it exactly the frame, aligned for 16-bit views.
+  const own = bytes.byteOffset === 0 && bytes.length === expected ? bytes : bytes.slice(0, expected);
+  const samples = wide ? new Uint16Array(own.buffer, 0, expected / 2) : own;
+  return { width: sof.width, height: sof.height, level: 0, components: sof.components, bitsPerSample: sof.precision, signed: false, samples, planar: false };
 }
 
 export interface DecodeCodestreamOptions {
@@ -237,7 +298,8 @@ export async function decodeCodestream(codec: CompressedCodec, data: Uint8Array,
   requireEndMarker(codec, data);
   switch (codec) {
     case 'jpeg-lossless':
-      return decodeJpegLossless(data);
+    case 'jpeg-12bit':
+      return decodeIjg(codec, data);
     case 'jpeg-ls': {
       const m = await instantiate(codec, charls);
       return wasmDecode(codec, new m.JpegLSDecoder(), data, 0);

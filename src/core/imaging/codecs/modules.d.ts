@@ -17,16 +17,3 @@ declare module '@cornerstonejs/codec-openjph/wasmjs' {
   const factory: (options?: { print?: (text: string) => void; printErr?: (text: string) => void }) => Promise<unknown>;
   export default factory;
 }
-
-declare module 'jpeg-lossless-decoder-js' {
-  /** JPEG Lossless (ITU T.81 process 14, Huffman) decoder. */
-  export class Decoder {
-    constructor(buffer?: ArrayBuffer | null, numBytes?: number);
-    /** Decoded samples, interleaved; Uint8Array for precision <= 8, else Uint16Array. */
-    decode(buffer?: ArrayBuffer, offset?: number, length?: number, numBytes?: number): Uint8Array | Uint16Array;
-    xDim: number;
-    yDim: number;
-    numComp: number;
-    precision: number | undefined;
-  }
-}
