@@ -716,7 +716,7 @@ function reducedLevel(h: DicomHeader, codec: PixelCodec, targetSide: number | un
 async function readStoredFrame(h: DicomHeader, codec: PixelCodec, failOn: 'warning' | 'error', level = 0): Promise<SizedFrame> {
   const full = { width: h.columns, height: h.rows, level: 0 };
   if (codec === 'jpeg') return { ...(await decodeJpegFrame(h, encapsulatedFrame(h), failOn)), ...full };
-  if (isCompressedCodec(codec)) return decodedToStored(h, await decodeCodestream(codec, encapsulatedFrame(h), { level }), codec);
+  if (isCompressedCodec(codec)) return decodedToStored(h, await decodeCodestream(codec, encapsulatedFrame(h), { level, size: { width: h.columns, height: h.rows } }), codec);
   const bytes = codec === 'rle'
     ? decodeRleFrame(encapsulatedFrame(h), h.rows, h.columns, h.samplesPerPixel, h.bitsAllocated)
     : nativeFrame(h, codec === 'native-be');

@@ -246,6 +246,14 @@ describe('broken compressed frames are 422 UNPROCESSABLE, never a crash', () => 
     file.dict['00280010'] = { vr: 'US', Value: [sources[1]!.height - 8] };
     let err = await expectAppError(decodeDicom(writeDicomDict(file.meta, file.dict)), 'UNPROCESSABLE');
     assert.match(err.message, /header says/);
+    // JPEG Lossless is checked against the header before decoding (its decoder allocates what the frame header says).
+    const lossless = ENCODINGS.find((e) => e.ts === '1.2.840.10008.1.2.4.70')!;
+    if (haveTool(lossless.tool)) {
+      const l = readDicomDict(fixture(lossless, sources[1]!));
+      l.dict['00280010'] = { vr: 'US', Value: [sources[1]!.height * 4] };
+      const e = await expectAppError(decodeDicom(writeDicomDict(l.meta, l.dict)), 'UNPROCESSABLE');
+      assert.match(e.message, /JPEG Lossless.*the frame is 128x128 but the header says 128x512/);
+    }
     // A 16-bit codestream under an 8-bit header.
     const eight = readDicomDict(sources[0]!.dicom);
     const wrapped = readDicomDict(encapsulate(sources[0]!.dicom, enc.ts, firstFrame(twelve)));

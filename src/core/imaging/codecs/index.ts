@@ -246,8 +246,12 @@ function jpegFrameHeader(codec: CompressedCodec, data: Uint8Array): JpegFrameHea
  * JPEG Lossless and 12-bit JPEG Extended with DCMTK's IJG libjpeg (8, 12 and 16-bit builds; the
  * same code as dcmtk's `dcmdjpeg`), compiled to WASM by dcmjs-codecs.
  */
-async function decodeIjg(codec: 'jpeg-lossless' | 'jpeg-12bit', data: Uint8Array): Promise<DecodedCodestream> {
+async function decodeIjg(codec: 'jpeg-lossless' | 'jpeg-12bit', data: Uint8Array, size: DecodeCodestreamOptions['size']): Promise<DecodedCodestream> {
   const sof = jpegFrameHeader(codec, data);
+  // The decoder allocates what the frame header says: a header that disagrees with the file's is refused first.
+  if (size && (sof.width !== size.width || sof.height !== size.height)) {
+    fail(codec, `the frame is ${sof.width}x${sof.height} but the header says ${size.width}x${size.height}`);
+  }
   const lossless = sof.process === 3 || sof.process === 7 || sof.process === 11 || sof.process === 15;
   if (codec === 'jpeg-lossless' && !lossless) fail(codec, `the codestream is not lossless JPEG (SOF${sof.process})`);
   if (codec === 'jpeg-12bit' && (lossless || sof.precision !== 12)) fail(codec, `the codestream is SOF${sof.process} with ${sof.precision}-bit samples, not 12-bit DCT JPEG`);
@@ -284,6 +288,8 @@ export interface DecodeCodestreamOptions {
    * full size where the codestream has fewer decomposition levels. Default 0 (full size, exact).
    */
   level?: number;
+  /** The frame size the DICOM header declares; JPEG frames that say otherwise are refused before decoding. */
+  size?: { width: number; height: number };
 }
 
 /**
@@ -299,7 +305,7 @@ export async function decodeCodestream(codec: CompressedCodec, data: Uint8Array,
   switch (codec) {
     case 'jpeg-lossless':
     case 'jpeg-12bit':
-      return decodeIjg(codec, data);
+      return decodeIjg(codec, data, options.size);
     case 'jpeg-ls': {
       const m = await instantiate(codec, charls);
       return wasmDecode(codec, new m.JpegLSDecoder(), data, 0);
