@@ -314,6 +314,7 @@ class Run:
             "model_name": self.spec["model"],
             "input_size": self.size,
             "dropout": self.hp["dropout"],
+            "input_crop": self.hp["input_crop"],
             "batch_size": self.hp["batch_size"],
             "steps_per_epoch": self.steps,
             "dataset_version": self.manifest.version_id,
@@ -350,6 +351,10 @@ class Run:
         for key, mine in (("model_name", self.spec["model"]), ("input_size", self.size)):
             if ck[key] != mine:
                 raise ValueError(f"resume_from: checkpoint has {key}={ck[key]!r}, this job has {mine!r}")
+        # The crop changes what the network computes but not its parameters, so load_state_dict would not notice.
+        crop_then = ck["input_crop"] if "input_crop" in ck else (ck.get("spec") or {}).get("hyperparameters", {}).get("input_crop")
+        if crop_then != self.hp["input_crop"]:
+            raise ValueError(f"resume_from: checkpoint has input_crop={crop_then!r}, this job has {self.hp['input_crop']!r}")
         if ck["dataset_version"] != self.manifest.version_id:
             log.warning("resuming on dataset version %s, checkpoint was trained on %s",
                         self.manifest.version_id, ck["dataset_version"])

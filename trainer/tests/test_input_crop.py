@@ -182,3 +182,18 @@ def test_a_run_without_a_crop_records_none(trained):
     out, _ = trained
     assert json.loads((out / "model.json").read_text())["input_crop"] is None
     assert read_onnx_metadata(out / "model.onnx")["input_crop"] == "null"
+
+
+def test_resuming_with_another_crop_is_refused(dataset, tmp_path):
+    from .test_train import CancelAfterChecks
+
+    first = ListEmitter()
+    spec = base_spec(dataset, tmp_path / "a", input_size=CROP_SIZE, hyperparameters={"epochs": 2, "max_train_batches": 3, "input_crop": BOX})
+    assert run_job(spec, first, CancelAfterChecks(3)) == 0
+    checkpoint = first.of("cancelled")[0]["checkpoint"]
+    for other in (None, {**BOX, "top": BOX["top"] + 0.05}):
+        resumed = ListEmitter()
+        again = base_spec(dataset, tmp_path / "b", input_size=CROP_SIZE, hyperparameters={"epochs": 2, "max_train_batches": 3, "input_crop": other})
+        again["resume_from"] = checkpoint
+        assert run_job(again, resumed) != 0
+        assert "resume_from: checkpoint has input_crop=" in json.dumps(resumed.events[-1])
