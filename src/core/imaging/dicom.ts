@@ -451,6 +451,8 @@ interface StoredFrame {
   values: Uint8Array | Int8Array | Uint16Array | Int16Array;
   colour: boolean;
   isGreyscaleContent: boolean;
+  /** [min, max] of `values`, when the decode step already measured it. */
+  range?: [number, number];
 }
 
 /** A stored frame with its size: Columns × Rows, or less when decoded at a reduced `level`. */
@@ -674,7 +676,10 @@ function decodedToStored(h: DicomHeader, d: DecodedCodestream, codec: Compressed
     (h.bitsAllocated === 16 ? src instanceof Uint16Array : src instanceof Uint8Array)) {
     return { values: src.length === n ? src : src.subarray(0, n), colour: false, isGreyscaleContent: true, ...size };
   }
-  const out = h.bitsAllocated === 8
+  // The decoders hand over arrays of their own (copied out of the WASM heap): an unsigned frame of
+  // the output's type is masked in place, and its range is taken in the same pass.
+  const inPlace = !signedOut && src.length === n && (h.bitsAllocated === 16 ? src instanceof Uint16Array : src instanceof Uint8Array);
+  const out = inPlace ? src : h.bitsAllocated === 8
     ? (signedOut ? new Int8Array(n) : new Uint8Array(n))
     : (signedOut ? new Int16Array(n) : new Uint16Array(n));
   const bits = h.bitsStored;
@@ -692,10 +697,20 @@ function decodedToStored(h: DicomHeader, d: DecodedCodestream, codec: Compressed
       const v = src[i]!;
       out[i] = v < lo ? lo : v > hi ? hi : v;
     }
+  } else if (!signedOut) {
+    let min = mask;
+    let max = 0;
+    for (let i = 0; i < n; i++) {
+      const v = src[i]! & mask;
+      out[i] = v;
+      if (v < min) min = v;
+      if (v > max) max = v;
+    }
+    return { values: out, colour: false, isGreyscaleContent: true, range: [min, max], ...size };
   } else {
     for (let i = 0; i < n; i++) {
       const v = src[i]! & mask;
-      out[i] = signedOut && v & signBit ? v - wrap : v;
+      out[i] = v & signBit ? v - wrap : v;
     }
   }
   return { values: out, colour: false, isGreyscaleContent: true, ...size };
@@ -890,7 +905,7 @@ export async function decodeDicom(buf: Uint8Array, options: DecodeDicomOptions =
   const codec = checkSupported(h);
   const { slope: rescaleSlope, intercept } = modalityRescale(h.dataSet);
   const frame = await readStoredFrame(h, codec, options.failOn ?? 'warning', reducedLevel(h, codec, options.targetSide));
-  const stored = range(frame.values);
+  const stored = frame.range ?? range(frame.values);
   const invert = h.photometric === 'MONOCHROME1';
   const t = buildTransform(h, frame, stored, rescaleSlope, intercept, options.voi ?? 'auto', invert);
 
