@@ -40,17 +40,21 @@ const row = (what: string, r: { cpu: number; wall: number }) => console.log(`${w
 
 const bytes = readFileSync(o.model);
 const options: InferenceSession.SessionOptions = { intraOpNumThreads: 2, interOpNumThreads: 1, graphOptimizationLevel: 'all', executionMode: 'sequential', extra: { session: { intra_op: { allow_spinning: '0' } } } };
-const size = 224;
+// The model's own input side (the shipped model is 128²): preprocessing targets it, as the service does.
+const probe = await InferenceSession.create(bytes, options);
+const shape = probe.inputMetadata[0]?.isTensor ? probe.inputMetadata[0].shape : [];
+const size = typeof shape[2] === 'number' ? shape[2] : 224;
+await probe.release();
 const spec = parsePreprocessSpec({ size });
 const jpegs = new Map<number, Buffer>();
 for (const side of [224, 2048]) jpegs.set(side, await generateChestXray({ seed: 7, size: side, pneumonia: true, format: 'jpeg', quality: 90 }));
 
-console.log(`model ${path.basename(o.model)}; CPU ms = this process, all threads, per call`);
+console.log(`model ${path.basename(o.model)} (input ${size}²); CPU ms = this process, all threads, per call`);
 console.log(`${'stage'.padEnd(58)} ${'CPU ms'.padStart(7)} ${'wall ms'.padStart(8)}`);
 for (const side of [224, 2048]) row(`decode + preprocess ${side}² JPEG (sharp, this thread)`, await cost(side > 1000 ? 30 : 200, () => preprocess(jpegs.get(side)!, spec)));
 const pixels = (await preprocess(jpegs.get(224)!, spec)).pixels;
-row('image statistics (imageStats, 224²)', await cost(500, () => imageStats(pixels, size, size)));
-row('model input (pixels / 255, 224²)', await cost(500, () => toModelInput(pixels, size)));
+row(`image statistics (imageStats, ${size}²)`, await cost(500, () => imageStats(pixels, size, size)));
+row(`model input (pixels / 255, ${size}²)`, await cost(500, () => toModelInput(pixels, size)));
 const pool = new ImagePool({ threads: 1 });
 for (const side of [224, 2048]) row(`decode worker task ${side}² (hop + decode + stats + input)`, await cost(side > 1000 ? 30 : 200, () => pool.run(jpegs.get(side)!, spec)));
 await pool.close();

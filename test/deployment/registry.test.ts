@@ -106,6 +106,23 @@ describe('deployment: a registry that is not up yet', () => {
   });
 });
 
+describe('deployment: a replica stopped while its registry is unreachable', () => {
+  test('records no failed load: nothing failed, it was stopped (no error log, audit failure or model_not_serving alert)', async () => {
+    const home = mkdtempSync(path.join(tmpdir(), 'xray-registry-stop-'));
+    const platform = await openPlatform(testConfig(home, { XRAY_SERVICE_URLS: 'model-registry=http://127.0.0.1:9' }));
+    try {
+      const app = await buildDeploymentApp(platform);
+      await new Promise((r) => setTimeout(r, 700)); // the first attempt failed; it waits to retry
+      await app.close();
+      const { items } = await platform.audit.query({ action: 'model.load' });
+      assert.deepEqual(items.filter((r) => r.outcome === 'failure'), []);
+    } finally {
+      await platform.close();
+      rmSync(home, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('deployment: a replica whose default model is still loading', () => {
   test('is not ready, and a request that arrives meanwhile waits for the load instead of failing', async () => {
     const home = mkdtempSync(path.join(tmpdir(), 'xray-registry-slow-'));

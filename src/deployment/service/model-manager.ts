@@ -63,6 +63,7 @@ export class ModelManager {
   readonly #stopped = new Promise<void>((resolve) => (this.#stopping = resolve));
   readonly #problems = new Map<string, ServingProblem>();
   #startingUp = false;
+  #closing = false;
 
   readonly #cluster: ClusterState;
 
@@ -213,6 +214,7 @@ export class ModelManager {
 
   /** Unsubscribes and waits for background loads. */
   async stop(): Promise<void> {
+    this.#closing = true;
     this.#stopping?.();
     for (const u of this.#unsubscribe.splice(0)) await u().catch(() => {});
     await this.#cluster.stop();
@@ -273,6 +275,8 @@ export class ModelManager {
             await this.#d.events.publish(TOPICS.modelServing, { name, alias, version: info.version, at: Date.now() }).catch(() => {});
           }
         } catch (err) {
+          // Stopped while waiting for an unreachable registry: nothing failed, the replica is going away.
+          if (this.#closing) return;
           const code = err instanceof AppError ? err.code : 'INTERNAL';
           if (quietIfMissing && (code === 'NOT_FOUND' || code === 'MODEL_NOT_FOUND')) {
             this.#d.logger.info({ model: name, alias }, 'no registered version to load at start');
