@@ -7,7 +7,7 @@ import type { FastifyInstance } from 'fastify';
 import { generateChestXray } from '../../src/core/imaging/index.js';
 import { buildDeploymentApp } from '../../src/deployment/app.js';
 import { testConfig } from '../../src/core/config/index.js';
-import { openPlatform } from '../../src/core/platform.js';
+import { openPlatform, type Platform } from '../../src/core/platform.js';
 import { MODEL_REGISTRY_LOCAL_KEY } from '../../src/model-registry/client/types.js';
 import { LocalModelRegistryClient } from '../../src/model-registry/service/local-client.js';
 import { ModelRegistryService } from '../../src/model-registry/service/registry-service.js';
@@ -73,16 +73,34 @@ describe('deployment: models from the registry', () => {
   });
 });
 
+/** A fresh platform in a temporary home for `fn`, closed and removed after it. */
+async function withPlatform(env: Record<string, string>, fn: (platform: Platform) => Promise<void>): Promise<void> {
+  const home = mkdtempSync(path.join(tmpdir(), 'xray-registry-'));
+  const platform = await openPlatform(testConfig(home, env));
+  try {
+    await fn(platform);
+  } finally {
+    await platform.close();
+    rmSync(home, { recursive: true, force: true });
+  }
+}
+
+/** Registers the tiny model as pneumonia and makes it Production (no deployment to canary it yet). */
+async function registerProduction(registry: ModelRegistryService): Promise<string> {
+  const actor = { name: 'tester', role: 'admin' as const };
+  const v = await registry.register({ name: 'pneumonia', actor, source: { kind: 'upload', data: readFileSync(TINY_MODEL), filename: 'model.onnx' } });
+  await registry.setStage({ name: 'pneumonia', version: v.version, stage: 'Production', actor, force: true, reason: 'test', skipCanary: 'no deployment yet' });
+  return String(v.version);
+}
+
+/** Nothing listens on port 9: the registry client's HTTP calls are refused (SERVICE_UNAVAILABLE, unreachable). */
+const UNREACHABLE_REGISTRY = { XRAY_SERVICE_URLS: 'model-registry=http://127.0.0.1:9' };
+
 describe('deployment: a registry that is not up yet', () => {
-  test('the production version loads once the registry answers (retried with backoff, not given up)', async () => {
-    const home = mkdtempSync(path.join(tmpdir(), 'xray-registry-late-'));
-    // Nothing listens on port 9: the registry client's HTTP calls are refused (SERVICE_UNAVAILABLE, unreachable).
-    const platform = await openPlatform(testConfig(home, { XRAY_SERVICE_URLS: 'model-registry=http://127.0.0.1:9' }));
-    try {
+  test('the production version loads once the registry answers (retried with backoff, not given up)', () =>
+    withPlatform(UNREACHABLE_REGISTRY, async (platform) => {
       const registry = new ModelRegistryService(platform);
-      const actor = { name: 'tester', role: 'admin' as const };
-      const v = await registry.register({ name: 'pneumonia', actor, source: { kind: 'upload', data: readFileSync(TINY_MODEL), filename: 'model.onnx' } });
-      await registry.setStage({ name: 'pneumonia', version: v.version, stage: 'Production', actor, force: true, reason: 'test', skipCanary: 'no deployment yet' });
+      const version = await registerProduction(registry);
       const app = await buildDeploymentApp(platform);
       try {
         await new Promise((r) => setTimeout(r, 800));
@@ -95,43 +113,29 @@ describe('deployment: a registry that is not up yet', () => {
         assert.equal((await app.inject({ method: 'GET', url: '/models' })).json().models.length, 0);
         // The registry comes up (here: in this process, as embedded mode offers it).
         platform.local.provide(MODEL_REGISTRY_LOCAL_KEY, new LocalModelRegistryClient(registry));
-        await waitForVersion(app, String(v.version));
+        await waitForVersion(app, version);
       } finally {
         await app.close();
       }
-    } finally {
-      await platform.close();
-      rmSync(home, { recursive: true, force: true });
-    }
-  });
+    }));
 });
 
 describe('deployment: a replica stopped while its registry is unreachable', () => {
-  test('records no failed load: nothing failed, it was stopped (no error log, audit failure or model_not_serving alert)', async () => {
-    const home = mkdtempSync(path.join(tmpdir(), 'xray-registry-stop-'));
-    const platform = await openPlatform(testConfig(home, { XRAY_SERVICE_URLS: 'model-registry=http://127.0.0.1:9' }));
-    try {
+  test('records no failed load: nothing failed, it was stopped (no error log, audit failure or model_not_serving alert)', () =>
+    withPlatform(UNREACHABLE_REGISTRY, async (platform) => {
       const app = await buildDeploymentApp(platform);
       await new Promise((r) => setTimeout(r, 700)); // the first attempt failed; it waits to retry
       await app.close();
       const { items } = await platform.audit.query({ action: 'model.load' });
       assert.deepEqual(items.filter((r) => r.outcome === 'failure'), []);
-    } finally {
-      await platform.close();
-      rmSync(home, { recursive: true, force: true });
-    }
-  });
+    }));
 });
 
 describe('deployment: a replica whose default model is still loading', () => {
-  test('is not ready, and a request that arrives meanwhile waits for the load instead of failing', async () => {
-    const home = mkdtempSync(path.join(tmpdir(), 'xray-registry-slow-'));
-    const platform = await openPlatform(testConfig(home));
-    try {
+  test('is not ready, and a request that arrives meanwhile waits for the load instead of failing', () =>
+    withPlatform({}, async (platform) => {
       const registry = new ModelRegistryService(platform);
-      const actor = { name: 'tester', role: 'admin' as const };
-      const v = await registry.register({ name: 'pneumonia', actor, source: { kind: 'upload', data: readFileSync(TINY_MODEL), filename: 'model.onnx' } });
-      await registry.setStage({ name: 'pneumonia', version: v.version, stage: 'Production', actor, force: true, reason: 'test', skipCanary: 'no deployment yet' });
+      const version = await registerProduction(registry);
       // The registry answers, but the model's bytes arrive only when the test opens the gate (a slow object store).
       let open!: () => void;
       const gate = new Promise<void>((r) => (open = r));
@@ -152,13 +156,12 @@ describe('deployment: a replica whose default model is still loading', () => {
         const notReady = await app.inject({ method: 'GET', url: '/ready' });
         assert.equal(notReady.statusCode, 503, notReady.body);
         assert.equal(notReady.json().checks.models, false);
-        const image = await generateChestXray({ size: 64, seed: 3 });
-        const pending = predictRaw(app, image);
+        const pending = predictRaw(app, await generateChestXray({ size: 64, seed: 3 }));
         await new Promise((r) => setTimeout(r, 300));
         open();
         const res = await pending;
         assert.equal(res.statusCode, 200, res.body);
-        assert.equal(res.json().model.version, String(v.version));
+        assert.equal(res.json().model.version, version);
         const ready = await app.inject({ method: 'GET', url: '/ready' });
         assert.equal(ready.statusCode, 200, ready.body);
         assert.equal(ready.json().checks.models, true);
@@ -166,9 +169,5 @@ describe('deployment: a replica whose default model is still loading', () => {
         open();
         await app.close();
       }
-    } finally {
-      await platform.close();
-      rmSync(home, { recursive: true, force: true });
-    }
-  });
+    }));
 });
