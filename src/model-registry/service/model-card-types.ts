@@ -84,6 +84,18 @@ export interface TrainedOn {
   source: 'model.json' | 'card';
 }
 
+/** One line for where the weights were trained (the Markdown card and the web UI print the same). */
+export function describeTrainedOn(t: TrainedOn): string {
+  const parts = [
+    `${t.device ?? 'device not recorded'}${t.device_name && t.device_name !== t.device ? ` (${t.device_name})` : ''}`,
+    t.processes !== null ? `${t.processes} process${t.processes === 1 ? '' : 'es'}` : null,
+    t.threads !== null ? `${t.threads} thread${t.threads === 1 ? '' : 's'}` : null,
+    t.torch ? `PyTorch ${t.torch}` : null,
+    t.amp !== null ? `AMP ${t.amp ? 'on' : 'off'}` : null,
+  ];
+  return `${parts.filter((p) => p !== null).join(', ')}${t.source === 'card' ? ' (from the card metadata)' : ''}`;
+}
+
 /** One candidate recipe on one held-out split, at the candidate's own validation threshold. */
 export interface ShiftEvidenceRow {
   candidate: string;

@@ -1,5 +1,5 @@
 import type { ModelVersionRecord } from '../store/registry-store.js';
-import type { EvaluationSummary, ModelCard, ShiftEvidence, ShiftEvidenceRow, SiteCalibrationSummary, TrainedOn, TriedItem } from './model-card-types.js';
+import { describeTrainedOn, type EvaluationSummary, type ModelCard, type ShiftEvidence, type ShiftEvidenceRow, type SiteCalibrationSummary, type TrainedOn, type TriedItem } from './model-card-types.js';
 import { lungFieldReportOf } from './lung-field-record.js';
 import { siteCalibrationOf } from './site-calibration-record.js';
 import { asRecord } from './as-record.js';
@@ -298,17 +298,6 @@ const pct = (x: number | null) => (x === null ? 'n/a' : x.toFixed(3));
 /** Recorded text in a Markdown table cell. */
 const cell = (x: string) => x.replace(/\r?\n/g, ' ').replace(/\|/g, '\\|');
 
-function trainedOnText(t: ModelCard['training']['trained_on']): string {
-  if (!t) return 'not recorded';
-  const parts = [
-    `${t.device ?? 'device not recorded'}${t.device_name && t.device_name !== t.device ? ` (${t.device_name})` : ''}`,
-    t.processes !== null ? `${t.processes} process${t.processes === 1 ? '' : 'es'}` : null,
-    t.threads !== null ? `${t.threads} thread${t.threads === 1 ? '' : 's'}` : null,
-    t.torch ? `PyTorch ${t.torch}` : null,
-    t.amp !== null ? `AMP ${t.amp ? 'on' : 'off'}` : null,
-  ];
-  return `${parts.filter((p) => p !== null).join(', ')}${t.source === 'card' ? ' (from the card metadata)' : ''}`;
-}
 
 function shiftEvidenceMarkdown(e: ModelCard['shift_evidence']): string[] {
   if (!e) return ['Not recorded.'];
@@ -363,7 +352,7 @@ export function renderModelCardMarkdown(card: ModelCard): string {
   const t = card.training;
   lines.push('', '## Training', '', `- Run: ${t.run_id ?? 'not recorded'}`, `- Code version: ${t.code_version ?? 'not recorded'}`, `- Parent model: ${t.parent ? `${t.parent.name} v${t.parent.version}` : 'none'}`);
   if (t.hyperparameters) lines.push(`- Hyperparameters: \`${JSON.stringify(t.hyperparameters)}\``);
-  lines.push(`- Where it was trained: ${trainedOnText(t.trained_on)}`);
+  lines.push(`- Where it was trained: ${t.trained_on ? describeTrainedOn(t.trained_on) : 'not recorded'}`);
   lines.push('', '## What was tried', '');
   if (!card.tried) lines.push('Not recorded.');
   else {

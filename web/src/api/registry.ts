@@ -11,14 +11,14 @@ import type {
   stageEvent,
   stageResult,
 } from '../../../src/model-registry/routes/schemas.js';
-import type { EvaluationSummary, LungFieldReport, ModelCard } from '../../../src/model-registry/service/model-card-types.js';
+import { describeTrainedOn, type EvaluationSummary, type LungFieldReport, type ModelCard } from '../../../src/model-registry/service/model-card-types.js';
 import { STAGES, type Stage } from '../../../src/model-registry/store/stages.js';
 
 /**
  * Client of the model registry's own API. Response types are inferred from its route schemas
  * (src/model-registry/routes/schemas.ts); the model card and the stages are the registry's own: shared, not restated.
  */
-export type { EvaluationSummary, LungFieldReport, ModelCard };
+export { describeTrainedOn, type EvaluationSummary, type LungFieldReport, type ModelCard };
 export { STAGES, type Stage };
 
 export type GateVerdict = z.infer<typeof gateVerdict>;

@@ -1,7 +1,7 @@
 import { Fragment, useEffect, useId, useState, type ReactNode } from 'react';
 import { loadedModels, loadModel } from '../api/deployment.js';
 import { ApiError } from '../api/http.js';
-import { calibrate, card, compare, getModel, lineage, listModels, measureLungFields, setStage, type CalibrateResult, type LungFieldReport, type Comparison, type EvaluationSummary, type GateVerdict, type ModelCard, type ModelVersion, type Stage } from '../api/registry.js';
+import { calibrate, card, compare, describeTrainedOn, getModel, lineage, listModels, measureLungFields, setStage, type CalibrateResult, type LungFieldReport, type Comparison, type EvaluationSummary, type GateVerdict, type ModelCard, type ModelVersion, type Stage } from '../api/registry.js';
 import type { Evaluation } from '../api/training.js';
 import { Badge } from '../components/Badge.js';
 import { PALETTE } from '../components/Chart.js';
@@ -243,17 +243,6 @@ function HeatmapLocation({ name, version, report, onMeasured }: { name: string; 
   );
 }
 
-function trainedOnText(t: ModelCard['training']['trained_on']): string {
-  if (!t) return 'Not recorded.';
-  const parts = [
-    `${t.device ?? 'device not recorded'}${t.device_name && t.device_name !== t.device ? ` (${t.device_name})` : ''}`,
-    t.processes !== null ? `${t.processes} process${t.processes === 1 ? '' : 'es'}` : null,
-    t.threads !== null ? `${t.threads} thread${t.threads === 1 ? '' : 's'}` : null,
-    t.torch ? `PyTorch ${t.torch}` : null,
-    t.amp !== null ? `AMP ${t.amp ? 'on' : 'off'}` : null,
-  ];
-  return `${parts.filter((p) => p !== null).join(', ')}${t.source === 'card' ? ' (from the card metadata)' : ''}`;
-}
 
 /** Candidate recipes on held-out splits of the training data, each at its own validation threshold. */
 function ShiftEvidenceView({ e }: { e: ModelCard['shift_evidence'] }) {
@@ -336,7 +325,7 @@ function ModelCardView({ c, onChanged }: { c: ModelCard; onChanged: () => void }
       <h3>Training</h3>
       <RecordView data={training} />
       <p data-testid="trained-on">
-        <strong>Where it was trained:</strong> {trainedOnText(trainedOn)}
+        <strong>Where it was trained:</strong> {trainedOn ? describeTrainedOn(trainedOn) : 'Not recorded.'}
       </p>
       <h3>What was tried</h3>
       {c.tried ? (
