@@ -32,6 +32,14 @@ function checkpointOf(job: JobRecord): { path: string | null; objectKey: string 
   return { path: ck?.path ?? null, objectKey: ck?.objectKey ?? job.artifacts.checkpoint?.key ?? null };
 }
 
+/** A member job that exists and succeeded (checked when the ensemble is submitted, and again when it runs). */
+async function succeededMember(store: TrainingStore, id: string): Promise<JobRecord> {
+  const job = await store.getJob(id);
+  if (!job) throw new AppError('NOT_FOUND', `ensemble member: training job '${id}' does not exist`);
+  if (job.state !== 'succeeded') throw new AppError('CONFLICT', `ensemble member '${id}' is ${job.state}; only succeeded jobs can be combined`);
+  return job;
+}
+
 /**
  * Checks an ensemble request against its members: every member exists, succeeded, is not an
  * ensemble itself, has a checkpoint, and all share the dataset (version or folder, hence the
@@ -55,9 +63,7 @@ export async function planEnsemble(store: TrainingStore, request: JobRequest): P
   }
   const members: JobRecord[] = [];
   for (const id of ids) {
-    const job = await store.getJob(id);
-    if (!job) throw new AppError('NOT_FOUND', `ensemble member: training job '${id}' does not exist`);
-    if (job.state !== 'succeeded') throw new AppError('CONFLICT', `ensemble member '${id}' is ${job.state}; only succeeded jobs can be combined`);
+    const job = await succeededMember(store, id);
     if (job.request.ensemble_of?.length) throw new AppError('INVALID_INPUT', `ensemble member '${id}' is itself an ensemble; list its members instead`);
     const ck = checkpointOf(job);
     if (!ck.objectKey && !(ck.path && existsSync(ck.path))) throw new AppError('CONFLICT', `ensemble member '${id}' has no checkpoint to load its weights from`);
@@ -107,9 +113,7 @@ export interface EnsembleMemberSpec {
 export async function ensembleSpec(store: TrainingStore, objects: ObjectStore, ids: readonly string[], dir: string): Promise<{ members: EnsembleMemberSpec[]; combine: string }> {
   const members: EnsembleMemberSpec[] = [];
   for (const id of ids) {
-    const job = await store.getJob(id);
-    if (!job) throw new AppError('NOT_FOUND', `ensemble member: training job '${id}' does not exist`);
-    if (job.state !== 'succeeded') throw new AppError('CONFLICT', `ensemble member '${id}' is ${job.state}; only succeeded jobs can be combined`);
+    const job = await succeededMember(store, id);
     const ck = checkpointOf(job);
     let file: string;
     if (ck.path && existsSync(ck.path)) file = ck.path;

@@ -47,6 +47,20 @@ function stopOrphanWorker(ctx: TrainingContext, r: Orphanable): void {
   }
 }
 
+/**
+ * Every page of a listing, oldest first. Listings are newest first; records go back on the queue
+ * oldest first, so the queue keeps its order.
+ */
+async function oldestFirst<T extends { id: string; createdAt: number }>(list: (pageToken: string | undefined) => Promise<{ items: T[]; nextPageToken?: string }>): Promise<T[]> {
+  const all: T[] = [];
+  for (let token: string | undefined, first = true; first || token; first = false) {
+    const page = await list(token);
+    token = page.nextPageToken;
+    all.push(...page.items);
+  }
+  return all.sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1));
+}
+
 const INTERRUPTED = 'the training service stopped while this ran; resume it to continue from its last checkpoint';
 
 /**
@@ -60,15 +74,7 @@ export async function recover(ctx: TrainingContext): Promise<{ interrupted: stri
   const interrupted: string[] = [];
   const requeued: string[] = [];
 
-  // Listings are newest first; jobs go back on the queue oldest first, so the queue keeps its order.
-  const jobs = [];
-  for (let token: string | undefined, first = true; first || token; first = false) {
-    const page = await store.listJobs({ states: ['running', 'queued'], pageSize: 200, pageToken: token });
-    token = page.nextPageToken;
-    jobs.push(...page.items);
-  }
-  jobs.sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1));
-  for (const job of jobs) {
+  for (const job of await oldestFirst((pageToken) => store.listJobs({ states: ['running', 'queued'], pageSize: 200, pageToken }))) {
     if (job.state === 'running' && isOrphaned(ctx, job, now)) {
       stopOrphanWorker(ctx, job);
       const changed = await store.updateJob(job.id, { state: 'interrupted', workerPid: null, finishedAt: now, error: INTERRUPTED }, ['running']);
@@ -93,14 +99,7 @@ export async function recover(ctx: TrainingContext): Promise<{ interrupted: stri
     }
   }
 
-  const studies = [];
-  for (let token: string | undefined, first = true; first || token; first = false) {
-    const page = await store.listStudies({ states: ['running', 'queued'], pageSize: 200, pageToken: token });
-    token = page.nextPageToken;
-    studies.push(...page.items);
-  }
-  studies.sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1));
-  for (const study of studies) {
+  for (const study of await oldestFirst((pageToken) => store.listStudies({ states: ['running', 'queued'], pageSize: 200, pageToken }))) {
     if (study.state === 'running' && isOrphaned(ctx, study, now)) {
       stopOrphanWorker(ctx, study);
       if (await store.updateStudy(study.id, { state: 'interrupted', workerPid: null, finishedAt: now, error: 'the training service stopped while the study ran' }, ['running'])) {

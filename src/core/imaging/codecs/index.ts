@@ -69,35 +69,32 @@ interface IjgModule { codecs: IjgCodecs; Context: new (attrs: Record<string, unk
 
 const loaded: { charls?: Promise<CharlsModule>; openjpeg?: Promise<OpenJpegModule>; openjph?: Promise<OpenJphModule>; ijg?: Promise<IjgModule> } = {};
 
-function lazy<K extends keyof typeof loaded>(key: K, load: () => Promise<{ default: Factory }>): NonNullable<(typeof loaded)[K]> {
-  let p = loaded[key];
-  if (!p) {
-    p = load().then((m) => m.default(quiet())) as NonNullable<(typeof loaded)[K]>;
-    // A failed instantiation is retried on the next image rather than cached.
-    p.catch(() => { if (loaded[key] === p) delete loaded[key]; });
-    loaded[key] = p;
-  }
-  return p as NonNullable<(typeof loaded)[K]>;
+/** Loads a module once per thread; a failed instantiation is retried on the next image rather than cached. */
+function lazy<K extends keyof typeof loaded>(key: K, create: () => NonNullable<(typeof loaded)[K]>): NonNullable<(typeof loaded)[K]> {
+  const cached = loaded[key];
+  if (cached) return cached as NonNullable<(typeof loaded)[K]>;
+  const made = create();
+  made.catch(() => { if (loaded[key] === made) delete loaded[key]; });
+  loaded[key] = made;
+  return made;
 }
 
-const charls = (): Promise<CharlsModule> => lazy('charls', () => import('@cornerstonejs/codec-charls/decodewasmjs'));
-const openjpeg = (): Promise<OpenJpegModule> => lazy('openjpeg', () => import('@cornerstonejs/codec-openjpeg/decodewasmjs'));
-const openjph = (): Promise<OpenJphModule> => lazy('openjph', () => import('@cornerstonejs/codec-openjph/wasmjs'));
+/** A cornerstone codec: an Emscripten factory, instantiated with its logging dropped. */
+const emscripten = <M>(load: () => Promise<{ default: Factory }>) => (): Promise<M> => load().then((m) => m.default(quiet()) as Promise<M>);
 
-function ijg(): Promise<IjgModule> {
-  let p = loaded.ijg;
-  if (!p) {
-    p = import('dcmjs-codecs').then(async (m) => {
+const charls = (): Promise<CharlsModule> => lazy('charls', emscripten(() => import('@cornerstonejs/codec-charls/decodewasmjs')));
+const openjpeg = (): Promise<OpenJpegModule> => lazy('openjpeg', emscripten(() => import('@cornerstonejs/codec-openjpeg/decodewasmjs')));
+const openjph = (): Promise<OpenJphModule> => lazy('openjph', emscripten(() => import('@cornerstonejs/codec-openjph/wasmjs')));
+
+const ijg = (): Promise<IjgModule> =>
+  lazy('ijg', () =>
+    import('dcmjs-codecs').then(async (m) => {
       // A webpack CommonJS bundle: Node gives its exports as the default export only.
       const { NativeCodecs, Context } = (m as unknown as { default?: typeof m }).default ?? m;
       await NativeCodecs.initializeAsync({ logCodecsInfo: false, logCodecsTrace: false });
       return { codecs: NativeCodecs as IjgCodecs, Context: Context as IjgModule['Context'] };
-    });
-    p.catch(() => { if (loaded.ijg === p) delete loaded.ijg; });
-    loaded.ijg = p;
-  }
-  return p;
-}
+    }),
+  );
 
 /** The modules' keys in `loaded`, per codec, for dropping one after a failure. */
 const MODULE_OF: Record<WasmCodec, keyof typeof loaded> = { 'jpeg-ls': 'charls', j2k: 'openjpeg', htj2k: 'openjph' };
