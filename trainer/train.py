@@ -348,13 +348,13 @@ class Run:
         ck = torch_load(path)
         if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
             raise ValueError(f"resume_from: {path} is not a trainer checkpoint")
-        for key, mine in (("model_name", self.spec["model"]), ("input_size", self.size)):
-            if ck[key] != mine:
-                raise ValueError(f"resume_from: checkpoint has {key}={ck[key]!r}, this job has {mine!r}")
-        # The crop changes what the network computes but not its parameters, so load_state_dict would not notice.
-        crop_then = ck["input_crop"] if "input_crop" in ck else (ck.get("spec") or {}).get("hyperparameters", {}).get("input_crop")
-        if crop_then != self.hp["input_crop"]:
-            raise ValueError(f"resume_from: checkpoint has input_crop={crop_then!r}, this job has {self.hp['input_crop']!r}")
+        # The crop changes what the network computes but no parameter, so load_state_dict would not notice it;
+        # checkpoints older than its own key recorded it in their spec only.
+        crop = ck["input_crop"] if "input_crop" in ck else (ck.get("spec") or {}).get("hyperparameters", {}).get("input_crop")
+        for key, then, mine in (("model_name", ck["model_name"], self.spec["model"]), ("input_size", ck["input_size"], self.size),
+                                ("input_crop", crop, self.hp["input_crop"])):
+            if then != mine:
+                raise ValueError(f"resume_from: checkpoint has {key}={then!r}, this job has {mine!r}")
         if ck["dataset_version"] != self.manifest.version_id:
             log.warning("resuming on dataset version %s, checkpoint was trained on %s",
                         self.manifest.version_id, ck["dataset_version"])

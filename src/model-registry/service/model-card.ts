@@ -125,6 +125,7 @@ function tried(card: Record<string, unknown>): TriedItem[] | null {
 export function summarizeEvaluation(split: string, m: Record<string, unknown>): EvaluationSummary {
   const n = num(m.n);
   const positives = num(m.positives);
+  const aucCi = ci(m.auc_ci);
   const c = asRecord(m.confusion);
   const confusion = c && ['tp', 'fp', 'tn', 'fn'].every((k) => typeof c[k] === 'number') ? (c as { tp: number; fp: number; tn: number; fn: number }) : null;
   return {
@@ -133,8 +134,8 @@ export function summarizeEvaluation(split: string, m: Record<string, unknown>): 
     positives,
     negatives: n !== null && positives !== null ? n - positives : null,
     auc: num(m.auc),
-    auc_ci: ci(m.auc_ci),
-    ci_level: ci(m.auc_ci) ? num(m.ci_level) ?? 0.95 : null,
+    auc_ci: aucCi,
+    ci_level: aucCi ? num(m.ci_level) ?? 0.95 : null,
     sensitivity: num(m.sensitivity),
     specificity: num(m.specificity),
     ppv: num(m.ppv),
@@ -297,7 +298,6 @@ export function buildModelCard(v: ModelVersionRecord, now = Date.now(), calibrat
 const pct = (x: number | null) => (x === null ? 'n/a' : x.toFixed(3));
 /** Recorded text in a Markdown table cell. */
 const cell = (x: string) => x.replace(/\r?\n/g, ' ').replace(/\|/g, '\\|');
-
 
 function shiftEvidenceMarkdown(e: ModelCard['shift_evidence']): string[] {
   if (!e) return ['Not recorded.'];

@@ -243,7 +243,6 @@ function HeatmapLocation({ name, version, report, onMeasured }: { name: string; 
   );
 }
 
-
 /** Candidate recipes on held-out splits of the training data, each at its own validation threshold. */
 function ShiftEvidenceView({ e }: { e: ModelCard['shift_evidence'] }) {
   if (!e) return <p className="muted">Not recorded.</p>;
