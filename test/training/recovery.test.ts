@@ -67,16 +67,19 @@ describe('restart recovery', () => {
       attempt: 1,
       workerHost: hostname(),
       workerPid: deadPid(),
+      ownerPid: deadPid(),
       heartbeatAt: Date.now(),
       lastCheckpoint: { epoch: 3, step: 0, path: '/gone/last.pt', attempt: 1 },
     });
     const stale = jobRecord({ state: 'running', attempt: 1, workerHost: 'another-host', workerPid: 1, heartbeatAt: Date.now() - 10 * 60_000 });
     const alive = jobRecord({ state: 'running', attempt: 1, workerHost: 'another-host', workerPid: 1, heartbeatAt: Date.now() });
+    // Another replica on this host whose worker has exited while it stores the artifacts: its service process lives.
+    const finishing = jobRecord({ state: 'running', attempt: 1, workerHost: hostname(), workerPid: deadPid(), ownerPid: process.ppid, heartbeatAt: Date.now() });
     const datasetDir = await writeExport(path.join(first.home, 'ds'), { train: 2, val: 2 });
     const lost = jobRecord({ state: 'queued', queueJobId: randomUUID(), datasetDir, createdAt: Date.now() - 30_000 });
     // Two more lost entries, created later: they go back on the queue after it, oldest first (listings are newest first).
     const later = [jobRecord({ state: 'queued', queueJobId: randomUUID(), datasetDir, createdAt: Date.now() - 20_000 }), jobRecord({ state: 'queued', queueJobId: randomUUID(), datasetDir, createdAt: Date.now() - 10_000 })];
-    for (const j of [orphan, stale, alive, later[1]!, lost, later[0]!]) await store.createJob(j);
+    for (const j of [orphan, stale, alive, finishing, later[1]!, lost, later[0]!]) await store.createJob(j);
     await first.stop();
 
     const h = await openTraining(NO_PYTHON, first.home);
@@ -88,6 +91,7 @@ describe('restart recovery', () => {
     assert.deepEqual(o.last_checkpoint, { epoch: 3, step: 0, attempt: 1, stored: false });
     assert.equal((await get(stale.id)).state, 'interrupted', 'a job without a heartbeat for minutes is orphaned');
     assert.equal((await get(alive.id)).state, 'running', 'a job another live replica runs is left alone');
+    assert.equal((await get(finishing.id)).state, 'running', 'a job whose worker exited is left to its live service process on this host');
     const audit = await h.platform.audit.query({ action: 'training.interrupted' });
     assert.deepEqual(audit.items.map((a) => a.resource).sort(), [`training-job:${orphan.id}`, `training-job:${stale.id}`].sort());
 

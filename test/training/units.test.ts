@@ -187,6 +187,7 @@ describe('training store (SQLite)', () => {
       queueJobId: null,
       workerHost: null,
       workerPid: null,
+      ownerPid: null,
       heartbeatAt: null,
       best: null,
       error: null,

@@ -52,6 +52,7 @@ export async function runJobAttempt(ctx: TrainingContext, jobId: string): Promis
       attempt,
       workerHost: ctx.host,
       workerPid: null,
+      ownerPid: process.pid,
       heartbeatAt: now,
       attemptStartedAt: now,
       finishedAt: null,

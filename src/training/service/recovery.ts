@@ -25,16 +25,23 @@ interface Orphanable {
   id: string;
   workerHost: string | null;
   workerPid: number | null;
+  ownerPid: number | null;
   heartbeatAt: number | null;
   updatedAt: number;
 }
 
-/** A running record nobody runs any more: its worker died on this machine, or its heartbeat stopped. */
+/**
+ * A running record nobody runs any more: its heartbeat stopped, or it ran on this machine and both
+ * its worker and the service process that ran it are gone. Another replica on this host may still
+ * be finishing it (storing artifacts) after its worker exited, so a dead worker alone proves nothing.
+ */
 function isOrphaned(ctx: TrainingContext, r: Orphanable, now: number): boolean {
   if (ctx.active.has(r.id)) return false;
   const beat = r.heartbeatAt ?? r.updatedAt;
   if (now - beat > STALE_AFTER_MS) return true;
-  return r.workerHost === ctx.host && r.workerPid !== null && !isAlive(r.workerPid);
+  if (r.workerHost !== ctx.host) return false;
+  const ownerGone = r.ownerPid === null || r.ownerPid === process.pid || !isAlive(r.ownerPid);
+  return ownerGone && (r.workerPid === null || !isAlive(r.workerPid));
 }
 
 function stopOrphanWorker(ctx: TrainingContext, r: Orphanable): void {

@@ -21,7 +21,7 @@ export async function runStudyAttempt(ctx: TrainingContext, studyId: string): Pr
   const now = Date.now();
   const claimed = await ctx.store.updateStudy(
     studyId,
-    { state: 'running', workerHost: ctx.host, workerPid: null, heartbeatAt: now, startedAt: now, error: null },
+    { state: 'running', workerHost: ctx.host, workerPid: null, ownerPid: process.pid, heartbeatAt: now, startedAt: now, error: null },
     ['queued'],
   );
   if (!claimed) return;

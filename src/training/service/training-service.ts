@@ -375,6 +375,7 @@ export class TrainingService {
       queueJobId: randomUUID(),
       workerHost: null,
       workerPid: null,
+      ownerPid: null,
       heartbeatAt: null,
       best: null,
       error: null,

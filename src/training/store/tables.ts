@@ -13,6 +13,7 @@ export interface TrainingJobsTable {
   queue_job_id: string | null;
   worker_host: string | null;
   worker_pid: number | null;
+  owner_pid: number | null;
   heartbeat_at: number | null;
   progress: string | null;
   current: string | null;
@@ -63,6 +64,7 @@ export interface TrainingStudiesTable {
   queue_job_id: string | null;
   worker_host: string | null;
   worker_pid: number | null;
+  owner_pid: number | null;
   heartbeat_at: number | null;
   best: string | null;
   error: string | null;

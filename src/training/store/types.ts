@@ -76,6 +76,8 @@ export interface JobRecord {
   queueJobId: string | null;
   workerHost: string | null;
   workerPid: number | null;
+  /** The training service process that runs the attempt (replicas on one host share pids). */
+  ownerPid: number | null;
   heartbeatAt: number | null;
   progress: JobProgress | null;
   /** The newest epoch's metrics. */
@@ -112,6 +114,7 @@ export function newJobRecord(init: NewJob, now: number): JobRecord {
     attempt: 0,
     workerHost: null,
     workerPid: null,
+    ownerPid: null,
     heartbeatAt: null,
     current: null,
     info: null,
@@ -157,6 +160,8 @@ export interface StudyRecord {
   queueJobId: string | null;
   workerHost: string | null;
   workerPid: number | null;
+  /** The training service process that runs the attempt (replicas on one host share pids). */
+  ownerPid: number | null;
   heartbeatAt: number | null;
   best: { trial: number; value: number | null; params: Record<string, unknown> } | null;
   error: string | null;

@@ -6,6 +6,7 @@ import * as queueJobBackoff from './0004-queue-job-backoff.js';
 import * as dataPipeline from './0100-data-pipeline.js';
 import * as dicomInstances from './0101-dicom-instances.js';
 import * as training from './0200-training.js';
+import * as trainingOwnerPid from './0201-training-owner-pid.js';
 import * as modelRegistry from './0300-model-registry.js';
 import * as deployment from './0400-deployment.js';
 import * as deploymentServingState from './0401-deployment-serving-state.js';
@@ -25,6 +26,7 @@ export const MIGRATIONS: Record<string, Migration> = {
   '0100-data-pipeline': dataPipeline,
   '0101-dicom-instances': dicomInstances,
   '0200-training': training,
+  '0201-training-owner-pid': trainingOwnerPid,
   '0300-model-registry': modelRegistry,
   '0400-deployment': deployment,
   '0401-deployment-serving-state': deploymentServingState,
