@@ -18,7 +18,9 @@
  * 3. Keep-alive HTTP clients at each concurrency posting synthetic chest X-ray JPEGs — every
  *    request has distinct bytes (a JPEG comment), so the prediction cache never answers. Prints
  *    req/s, p50/p95/p99, mean batch size, mean stage timings, the service's CPU ms per request
- *    (all its threads: steadier than wall time on a shared machine) and its RSS. Beside each
+ *    (all its threads: steadier than wall time on a shared machine), how much of it ran on its
+ *    event loop (the main thread: HTTP, routing, records, hand-offs; decode and ORT run on other
+ *    threads) and its RSS. Beside each
  *    8-client target, the CPU bound: cores / (ORT CPU + decode CPU per image), what a server doing
  *    nothing else could reach.
  *
@@ -71,6 +73,8 @@ export interface ServeBenchRow {
   stages: Record<string, number>;
   /** CPU ms the service process used per answered request (all its threads; steadier than wall time on a shared machine). */
   serviceCpuMs: number;
+  /** Of that, the service's main thread (the event loop: HTTP, routing, records, hops; not decode or ORT). */
+  mainCpuMs: number;
   /** CPU ms the load generator (this process) used per request. */
   clientCpuMs: number;
 }
@@ -274,10 +278,10 @@ async function startChild(opts: ServeBenchOptions, model: string, home: string):
   return { child, port: deployment! };
 }
 
-/** CPU time (user + system) a process has used, in ms. */
-function cpuMsOf(pid: number): number {
+/** CPU time (user + system) a process has used, in ms; with `thread`, that thread's only (the main thread's id is the pid). */
+function cpuMsOf(pid: number, thread?: number): number {
   try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    const fields = readFileSync(thread === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${thread}/stat`, 'utf8').split(') ')[1]!.split(' ');
     return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
   } catch {
     return NaN;
@@ -396,6 +400,7 @@ async function drive(
   const start = performance.now();
   const deadline = start + seconds * 1000;
   const serviceCpu0 = cpuMsOf(pid);
+  const mainCpu0 = cpuMsOf(pid, pid);
   const clientCpu0 = process.cpuUsage();
   await Promise.all(
     Array.from({ length: concurrency }, async (_, k) => {
@@ -417,6 +422,7 @@ async function drive(
   );
   const elapsed = (performance.now() - start) / 1000;
   const serviceCpu = cpuMsOf(pid) - serviceCpu0;
+  const mainCpu = cpuMsOf(pid, pid) - mainCpu0;
   const clientCpu = process.cpuUsage(clientCpu0);
   const after = await modelStats(agent, port, target);
   const durable = waitSummary(waitsBefore, await durableWaits(agent, port));
@@ -434,6 +440,7 @@ async function drive(
     durableWait: durable,
     stages: Object.fromEntries(Object.entries(stageSums).map(([k, v]) => [k, v / Math.max(1, latencies.length)])),
     serviceCpuMs: serviceCpu / Math.max(1, latencies.length),
+    mainCpuMs: mainCpu / Math.max(1, latencies.length),
     clientCpuMs: (clientCpu.user + clientCpu.system) / 1000 / Math.max(1, latencies.length),
   };
 }
@@ -506,7 +513,7 @@ export async function runServeBench(opts: ServeBenchOptions, log: (line: string)
     const rows: ServeBenchRow[] = [];
     const counter = { n: 0 };
     log('');
-    log('size   batching clients    req/s  of ceil     p50     p95     p99  batch  errors | preprocess  queue  infer  heatmap (mean ms) | durable wait mean/p99≤ ms | CPU ms/req service (ORT share) client');
+    log('size   batching clients    req/s  of ceil     p50     p95     p99  batch  errors | preprocess  queue  infer  heatmap (mean ms) | durable wait mean/p99≤ ms | CPU ms/req service (ORT share) event loop, client');
     for (const batching of opts.platform ? (['on'] as const) : (['on', 'off'] as const)) {
       let target = primary;
       if (batching === 'off') {
@@ -520,7 +527,7 @@ export async function runServeBench(opts: ServeBenchOptions, log: (line: string)
           rows.push(row);
           const s = r.stages;
           log(
-            `${String(size).padEnd(6)} ${batching.padEnd(8)} ${String(c).padStart(7)} ${r.reqPerSec.toFixed(1).padStart(8)} ${pct(r.reqPerSec / best).padStart(8)} ${r.p50.toFixed(1).padStart(7)} ${r.p95.toFixed(1).padStart(7)} ${r.p99.toFixed(1).padStart(7)} ${r.meanBatch.toFixed(2).padStart(6)} ${String(r.errors).padStart(7)} | ${(s.preprocess ?? 0).toFixed(2).padStart(10)} ${(s.queue ?? 0).toFixed(2).padStart(6)} ${(s.inference ?? 0).toFixed(2).padStart(6)} ${(s.heatmap ?? 0).toFixed(2).padStart(8)}            | ${r.durableWait.mean.toFixed(2).padStart(9)}/${(Number.isFinite(r.durableWait.p99) ? r.durableWait.p99.toFixed(1) : '>1000').padStart(6)}           | ${r.serviceCpuMs.toFixed(2).padStart(6)} (${pct(ceiling.cpuMsPerImage / r.serviceCpuMs)}) ${r.clientCpuMs.toFixed(2)}`,
+            `${String(size).padEnd(6)} ${batching.padEnd(8)} ${String(c).padStart(7)} ${r.reqPerSec.toFixed(1).padStart(8)} ${pct(r.reqPerSec / best).padStart(8)} ${r.p50.toFixed(1).padStart(7)} ${r.p95.toFixed(1).padStart(7)} ${r.p99.toFixed(1).padStart(7)} ${r.meanBatch.toFixed(2).padStart(6)} ${String(r.errors).padStart(7)} | ${(s.preprocess ?? 0).toFixed(2).padStart(10)} ${(s.queue ?? 0).toFixed(2).padStart(6)} ${(s.inference ?? 0).toFixed(2).padStart(6)} ${(s.heatmap ?? 0).toFixed(2).padStart(8)}            | ${r.durableWait.mean.toFixed(2).padStart(9)}/${(Number.isFinite(r.durableWait.p99) ? r.durableWait.p99.toFixed(1) : '>1000').padStart(6)}           | ${r.serviceCpuMs.toFixed(2).padStart(6)} (${pct(ceiling.cpuMsPerImage / r.serviceCpuMs)}) ${r.mainCpuMs.toFixed(2)}, ${r.clientCpuMs.toFixed(2)}`,
           );
         }
       }
@@ -545,7 +552,7 @@ export async function runServeBench(opts: ServeBenchOptions, log: (line: string)
       const bound = (cores * 1000) / (ceiling.cpuMsPerImage + (decodeCpuMs[size] ?? 0));
       if (row) {
         log(
-          `  ${size}² JPEG, 8 clients: ${row.reqPerSec.toFixed(1)} req/s = ${pct(row.reqPerSec / best)} of the ceiling (target ≥ ${pct(goal)}; ${verdict(row.reqPerSec >= goal * best)}); CPU bound with nothing but ORT + decode: ${bound.toFixed(0)} req/s = ${pct(bound / best)} of the ceiling; service ${row.serviceCpuMs.toFixed(2)} CPU ms/req`,
+          `  ${size}² JPEG, 8 clients: ${row.reqPerSec.toFixed(1)} req/s = ${pct(row.reqPerSec / best)} of the ceiling (target ≥ ${pct(goal)}; ${verdict(row.reqPerSec >= goal * best)}); CPU bound with nothing but ORT + decode: ${bound.toFixed(0)} req/s = ${pct(bound / best)} of the ceiling; service ${row.serviceCpuMs.toFixed(2)} CPU ms/req, ${row.mainCpuMs.toFixed(2)} of them on its event loop`,
         );
       }
     }
