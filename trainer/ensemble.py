@@ -10,8 +10,9 @@ the internal test split and external test sets are evaluated as in `Run.finish`,
 is exported:
 
 - `probability` [N,1] = sigmoid(mean_k logit_k / T), each logit_k from member k's own feature map;
-- `features` [N, ΣC_k, h, w] = the members' feature maps concatenated on the channel axis, each
-  resized to the finest member grid (nearest when the grid is an integer multiple — the spatial mean
+- `features` [N, ΣC_k, h, w] = the members' feature maps concatenated on the channel axis — a
+  member trained with an input crop scores its crop, and its map is first placed on the full frame
+  as its own export places it (FullFrame) —, each resized to the finest member grid (nearest when the grid is an integer multiple — the spatial mean
   is then preserved exactly —, bilinear otherwise);
 - metadata `classifier_weight` = concat_k(w_k / (N·T)), `classifier_bias` = mean_k(b_k) / T, so the
   serving CAM Σ_c w_c·f_c + b is exactly the mean of the members' (resized) CAMs on the calibrated
@@ -38,7 +39,7 @@ import torch.nn.functional as F
 
 from . import data as D
 from .evaluate import choose_threshold, compute_metrics, confusion, fit_temperature, rates, roc_auc, sigmoid
-from .export import INPUT_NAME, OUTPUT_NAMES, max_onnx_opset, module_parity_check, sha256_file
+from .export import INPUT_NAME, OUTPUT_NAMES, ExportModel, max_onnx_opset, module_parity_check, sha256_file
 from .models import XrayClassifier, build_model, count_parameters
 from .protocol import SpecError, _number, _object, _reject_unknown, _string, emit_failure, to_jsonable, utc_now, \
     validate_job_spec
@@ -116,11 +117,10 @@ class Member:
             sd = Path(path).with_name("state_dict.pt")
             if sd.is_file():
                 self.temperature = float(torch_load(str(sd)).get("temperature") or 0) or None
-        crop = ((ck.get("spec") or {}).get("hyperparameters") or {}).get("input_crop")
-        if crop is not None:
-            raise SpecError(f"ensemble member {self.job_id} was trained with an input crop; ensembles of "
-                            "input-cropped members are not supported yet")
-        model = build_model(self.model_name, float(ck.get("dropout", 0.0)))
+        # As a resume reads it: checkpoints record the crop; older ones only in their spec.
+        crop = ck["input_crop"] if "input_crop" in ck else ((ck.get("spec") or {}).get("hyperparameters") or {}).get("input_crop")
+        self.input_crop: Optional[Dict[str, float]] = crop
+        model = build_model(self.model_name, float(ck.get("dropout", 0.0)), crop, self.input_size)
         weights = ck.get("best_model") or ck["model"]  # as Run.finish: best weights when there are any
         try:
             model.load_state_dict(weights)
@@ -132,21 +132,39 @@ class Member:
     def describe(self) -> Dict[str, Any]:
         return {"job_id": self.job_id, "run_id": self.run_id, "model_name": self.model_name,
                 "temperature": self.temperature, "best_epoch": self.best_epoch,
-                "feature_channels": self.model.feature_channels}
+                "feature_channels": self.model.feature_channels, "input_crop": self.input_crop}
+
+
+class FullFrame(nn.Module):
+    """A member trained with an input crop: its crop's feature map placed on its full-frame grid
+    exactly as its own export places it (export.ExportModel: resized to the crop box's cells, zero
+    outside), so every member's map covers the whole input before the maps are combined."""
+
+    def __init__(self, member: XrayClassifier):
+        super().__init__()
+        probe = ExportModel(member, 1.0)
+        self.register_buffer("rows", probe.canvas_rows.detach().clone())
+        self.register_buffer("cols", probe.canvas_cols.detach().clone())
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        return torch.matmul(torch.matmul(self.rows, feats), self.cols)
 
 
 class EnsembleModel(nn.Module):
     """input [N,1,S,S] in [0,1] -> (probability [N,1] = sigmoid(mean member logit / T),
-    features [N, ΣC, h, w] = member feature maps resized to one grid and concatenated)."""
+    features [N, ΣC, h, w] = member feature maps on the full frame (FullFrame for a member with an
+    input crop), resized to one grid and concatenated). Each member's logit comes from its own map,
+    its crop's for a cropped member, exactly as in its training."""
 
     def __init__(self, members: List[XrayClassifier], input_size: int, temperature: float = 1.0):
         super().__init__()
         self.members = nn.ModuleList(members)
+        self.placers = nn.ModuleList([FullFrame(m) if m.crop_pixels is not None else nn.Identity() for m in members])
         self.register_buffer("inv_temperature", torch.tensor(1.0 / temperature, dtype=torch.float32))
         device = next(self.parameters()).device
         with torch.inference_mode():
             x = torch.zeros(1, 1, input_size, input_size, device=device)
-            grids = [tuple(m.features(x).shape[-2:]) for m in members]
+            grids = [tuple(place(m.features(x)).shape[-2:]) for m, place in zip(members, self.placers)]
         self.grid: Tuple[int, int] = (max(g[0] for g in grids), max(g[1] for g in grids))
         self.modes: List[str] = []
         for h, w in grids:
@@ -177,10 +195,10 @@ class EnsembleModel(nn.Module):
 
     def forward(self, x: torch.Tensor):
         logits, feats = [], []
-        for m, mode in zip(self.members, self.modes):
+        for m, place, mode in zip(self.members, self.placers, self.modes):
             f = m.features(x)
-            logits.append(m.head(f))
-            feats.append(self.resize(f, mode))
+            logits.append(m.head(f))  # from the member's own (crop's) map, never the placed one
+            feats.append(self.resize(place(f), mode))
         logit = torch.stack(logits, 0).mean(0)
         return torch.sigmoid(logit * self.inv_temperature), torch.cat(feats, 1)
 

@@ -227,3 +227,72 @@ def test_members_on_grids_that_do_not_divide_are_resized_bilinearly_and_export_e
                                     model.resize(n.features(x), mode).double()) + n.classifier.bias.double()
                        for n, mode in zip(nets, model.modes)]
     assert np.max(np.abs(cam - (torch.stack(member_cams).mean(0) / 1.7).numpy())) < 1e-4
+
+
+CROP = {"top": 0.1, "bottom": 0.9, "left": 0.15, "right": 0.85}
+
+
+def test_a_member_with_an_input_crop_scores_its_crop_and_maps_onto_the_full_frame_as_its_own_export(tmp_path):
+    """compact_cnn with an input crop + compact_resnet without: the cropped member's logit is its
+    own (from the crop), its map is placed on the full frame exactly as its own export places it
+    (zero outside the box), and the CAM is still exactly the mean of the placed member CAMs."""
+    from trainer.ensemble import EnsembleModel, ensemble_head, export_ensemble_onnx
+    from trainer.export import ExportModel
+
+    torch.manual_seed(1)
+    cropped = build_model("compact_cnn", 0.0, CROP, 40).eval()
+    plain = build_model("compact_resnet", 0.0).eval()
+    nets = [cropped, plain]
+    model = EnsembleModel(nets, 40, temperature=1.3).eval()
+    own = ExportModel(cropped, 1.0).eval()
+    assert model.grid == tuple(own.canvas["grid"])
+    x = torch.rand(3, 1, 40, 40)
+    with torch.no_grad():
+        p_ref, f_ref = model(x)
+        logits = torch.stack([n(x).view(-1) for n in nets]).mean(0)
+        _, own_feats = own(x)
+    assert torch.allclose(p_ref.view(-1), torch.sigmoid(logits / 1.3), atol=1e-6)
+    c = cropped.feature_channels
+    assert torch.allclose(f_ref[:, :c], own_feats, atol=1e-6), "placed as the member's own export places it"
+    box = own.canvas["box"]
+    outside = torch.ones(model.grid, dtype=torch.bool)
+    outside[box["top"]:box["bottom"], box["left"]:box["right"]] = False
+    assert outside.any() and float(f_ref[:, :c][..., outside].abs().max()) == 0.0
+    head = ensemble_head(nets, 1.3)
+    export_ensemble_onnx(model, tmp_path / "m.onnx", 40, 17, {**head, "feature_map": [c + plain.feature_channels, *model.grid]})
+    probs, feats = run_onnx(tmp_path / "m.onnx", x.numpy(), tmp_path)
+    assert np.max(np.abs(probs - p_ref.numpy())) < 1e-5 and np.max(np.abs(feats - f_ref.numpy())) < 1e-4
+    cam = np.einsum("c,nchw->nhw", np.asarray(head["classifier_weight"]), feats.astype(np.float64)) \
+        + head["classifier_bias"]
+    with torch.no_grad():
+        member_cams = [torch.einsum("c,nchw->nhw", n.classifier.weight.double().view(-1),
+                                    model.resize(place(n.features(x)), mode).double()) + n.classifier.bias.double()
+                       for n, place, mode in zip(nets, model.placers, model.modes)]
+    assert np.max(np.abs(cam - (torch.stack(member_cams).mean(0) / 1.3).numpy())) < 1e-4
+
+
+def test_an_ensemble_job_loads_a_cropped_member_with_its_crop(dataset, members, tmp_path):
+    d = tmp_path / "cropped"
+    em = ListEmitter()
+    assert run_job(base_spec(dataset, d, job_id="mc", model="compact_cnn", seed=5,
+                             hyperparameters={"epochs": 1, "input_crop": CROP}), em) == 0, em.events[-1]
+    cropped = {"job_id": "mc", "checkpoint": str(d / "checkpoint.pt"), "temperature": em.of("finished")[0]["temperature"]}
+    out = tmp_path / "ens"
+    em = ListEmitter()
+    spec = ensemble_spec(dataset, out, [cropped, members[1]], export={"onnx": True, "opset": 17, "parity_samples": 4})
+    assert run_ensemble_job(spec, em) == 0, em.events[-1]
+    meta = json.loads((out / "model.json").read_text())
+    details = meta["ensemble"]["member_details"]
+    assert details[0]["input_crop"] == CROP and details[1]["input_crop"] is None
+    fin = em.of("finished")[0]
+    if fin["parity"]["method"] == "onnxruntime":
+        assert fin["parity"]["ok"] is True
+    # The member's logits are those of its own (cropping) network: the val AUC it reports is its job's.
+    ck = torch_load(cropped["checkpoint"])
+    net = build_model("compact_cnn", ck["dropout"], CROP, SIZE)
+    net.load_state_dict(ck["best_model"] or ck["model"])
+    x = torch.rand(2, 1, SIZE, SIZE)
+    from trainer.ensemble import Member
+    loaded = Member({**cropped, "run_id": None}, torch.device("cpu"))
+    with torch.no_grad():
+        assert torch.allclose(loaded.model(x), net.eval()(x), atol=1e-6)

@@ -67,7 +67,6 @@ export async function planEnsemble(store: TrainingStore, request: JobRequest): P
     if (job.request.ensemble_of?.length) throw new AppError('INVALID_INPUT', `ensemble member '${id}' is itself an ensemble; list its members instead`);
     const ck = checkpointOf(job);
     if (!ck.objectKey && !(ck.path && existsSync(ck.path))) throw new AppError('CONFLICT', `ensemble member '${id}' has no checkpoint to load its weights from`);
-    if (job.request.hyperparameters?.input_crop) throw new AppError('INVALID_INPUT', `ensemble member '${id}' was trained with an input crop; ensembles of input-cropped members are not supported`);
     members.push(job);
   }
   const first = members[0]!;
