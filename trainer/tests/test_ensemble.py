@@ -205,28 +205,37 @@ def test_spec_and_member_refusals(dataset, members, tmp_path):
 def test_members_on_grids_that_do_not_divide_are_resized_bilinearly_and_export_exactly(tmp_path):
     """compact_cnn (3x3 at 40 px) + compact_resnet (2x2): bilinear resize to 3x3; the ONNX graph
     matches torch and the CAM is still exactly the mean of the resized member CAMs."""
-    from trainer.ensemble import EnsembleModel, ensemble_head, export_ensemble_onnx
+    from trainer.ensemble import EnsembleModel, ensemble_head
 
     torch.manual_seed(0)
     nets = [build_model("compact_cnn", 0.0).eval(), build_model("compact_resnet", 0.0).eval()]
     model = EnsembleModel(nets, 40, temperature=1.7).eval()
     assert model.grid == (3, 3) and model.modes == ["identity", "bilinear"]
     head = ensemble_head(nets, 1.7)
-    export_ensemble_onnx(model, tmp_path / "m.onnx", 40, 17, {**head, "feature_map": [384, 3, 3]})
     x = torch.rand(3, 1, 40, 40)
     with torch.no_grad():
-        p_ref, f_ref = model(x)
         logits = torch.stack([n(x).view(-1) for n in nets]).mean(0)
-    assert torch.allclose(p_ref.view(-1), torch.sigmoid(logits / 1.7), atol=1e-6)
+        assert torch.allclose(model(x)[0].view(-1), torch.sigmoid(logits / 1.7), atol=1e-6)
+    assert_exports_exactly_with_the_mean_member_cam(model, nets, head, x, 1.7, tmp_path)
+
+
+def assert_exports_exactly_with_the_mean_member_cam(model, nets, head, x, temperature, tmp_path):
+    """The ONNX graph matches torch, and its CAM is exactly the mean of the members' CAMs, each on
+    its placed (full-frame) and resized map."""
+    from trainer.ensemble import export_ensemble_onnx
+
+    with torch.no_grad():
+        p_ref, f_ref = model(x)
+    export_ensemble_onnx(model, tmp_path / "m.onnx", x.shape[-1], 17, {**head, "feature_map": list(f_ref.shape[1:])})
     probs, feats = run_onnx(tmp_path / "m.onnx", x.numpy(), tmp_path)
     assert np.max(np.abs(probs - p_ref.numpy())) < 1e-5 and np.max(np.abs(feats - f_ref.numpy())) < 1e-4
     cam = np.einsum("c,nchw->nhw", np.asarray(head["classifier_weight"]), feats.astype(np.float64)) \
         + head["classifier_bias"]
     with torch.no_grad():
         member_cams = [torch.einsum("c,nchw->nhw", n.classifier.weight.double().view(-1),
-                                    model.resize(n.features(x), mode).double()) + n.classifier.bias.double()
-                       for n, mode in zip(nets, model.modes)]
-    assert np.max(np.abs(cam - (torch.stack(member_cams).mean(0) / 1.7).numpy())) < 1e-4
+                                    model.resize(place(n.features(x)), mode).double()) + n.classifier.bias.double()
+                       for n, place, mode in zip(nets, model.placers, model.modes)]
+    assert np.max(np.abs(cam - (torch.stack(member_cams).mean(0) / temperature).numpy())) < 1e-4
 
 
 CROP = {"top": 0.1, "bottom": 0.9, "left": 0.15, "right": 0.85}
@@ -236,7 +245,7 @@ def test_a_member_with_an_input_crop_scores_its_crop_and_maps_onto_the_full_fram
     """compact_cnn with an input crop + compact_resnet without: the cropped member's logit is its
     own (from the crop), its map is placed on the full frame exactly as its own export places it
     (zero outside the box), and the CAM is still exactly the mean of the placed member CAMs."""
-    from trainer.ensemble import EnsembleModel, ensemble_head, export_ensemble_onnx
+    from trainer.ensemble import EnsembleModel, ensemble_head
     from trainer.export import ExportModel
 
     torch.manual_seed(1)
@@ -258,17 +267,7 @@ def test_a_member_with_an_input_crop_scores_its_crop_and_maps_onto_the_full_fram
     outside = torch.ones(model.grid, dtype=torch.bool)
     outside[box["top"]:box["bottom"], box["left"]:box["right"]] = False
     assert outside.any() and float(f_ref[:, :c][..., outside].abs().max()) == 0.0
-    head = ensemble_head(nets, 1.3)
-    export_ensemble_onnx(model, tmp_path / "m.onnx", 40, 17, {**head, "feature_map": [c + plain.feature_channels, *model.grid]})
-    probs, feats = run_onnx(tmp_path / "m.onnx", x.numpy(), tmp_path)
-    assert np.max(np.abs(probs - p_ref.numpy())) < 1e-5 and np.max(np.abs(feats - f_ref.numpy())) < 1e-4
-    cam = np.einsum("c,nchw->nhw", np.asarray(head["classifier_weight"]), feats.astype(np.float64)) \
-        + head["classifier_bias"]
-    with torch.no_grad():
-        member_cams = [torch.einsum("c,nchw->nhw", n.classifier.weight.double().view(-1),
-                                    model.resize(place(n.features(x)), mode).double()) + n.classifier.bias.double()
-                       for n, place, mode in zip(nets, model.placers, model.modes)]
-    assert np.max(np.abs(cam - (torch.stack(member_cams).mean(0) / 1.3).numpy())) < 1e-4
+    assert_exports_exactly_with_the_mean_member_cam(model, nets, ensemble_head(nets, 1.3), x, 1.3, tmp_path)
 
 
 def test_an_ensemble_job_loads_a_cropped_member_with_its_crop(dataset, members, tmp_path):
