@@ -120,6 +120,7 @@ class Member:
         # As a resume reads it: checkpoints record the crop; older ones only in their spec.
         crop = ck["input_crop"] if "input_crop" in ck else ((ck.get("spec") or {}).get("hyperparameters") or {}).get("input_crop")
         self.input_crop: Optional[Dict[str, float]] = crop
+        self.trained_on: Optional[Dict[str, Any]] = ck.get("trained_on") or _trained_on_beside(path)
         model = build_model(self.model_name, float(ck.get("dropout", 0.0)), crop, self.input_size)
         weights = ck.get("best_model") or ck["model"]  # as Run.finish: best weights when there are any
         try:
@@ -132,7 +133,24 @@ class Member:
     def describe(self) -> Dict[str, Any]:
         return {"job_id": self.job_id, "run_id": self.run_id, "model_name": self.model_name,
                 "temperature": self.temperature, "best_epoch": self.best_epoch,
-                "feature_channels": self.model.feature_channels, "input_crop": self.input_crop}
+                "feature_channels": self.model.feature_channels, "input_crop": self.input_crop,
+                "trained_on": self.trained_on}
+
+
+def _trained_on_beside(checkpoint: str) -> Optional[Dict[str, Any]]:
+    """`trained_on` of the model.json beside an older checkpoint that does not record it."""
+    try:
+        value = json.loads(Path(checkpoint).with_name("model.json").read_text()).get("trained_on")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def common_trained_on(members: List["Member"]) -> Optional[Dict[str, Any]]:
+    """Where the ensemble's weights were trained: the members' `trained_on` when they all record the
+    same one (each member's own is in `member_details`), else None."""
+    first = members[0].trained_on
+    return first if first is not None and all(m.trained_on == first for m in members) else None
 
 
 class FullFrame(nn.Module):
@@ -453,6 +471,7 @@ class EnsembleRun:
             "files": {key: {"file": Path(v["path"]).name, "sha256": v["sha256"], "bytes": v["bytes"]}
                       for key, v in artifacts.items()},
             "torch_version": torch.__version__,
+            "trained_on": common_trained_on(self.members),
             "created": utc_now(),
         }
         meta_path = out / "model.json"

@@ -315,6 +315,7 @@ class Run:
             "input_size": self.size,
             "dropout": self.hp["dropout"],
             "input_crop": self.hp["input_crop"],
+            "trained_on": self.trained_on(),
             "batch_size": self.hp["batch_size"],
             "steps_per_epoch": self.steps,
             "dataset_version": self.manifest.version_id,

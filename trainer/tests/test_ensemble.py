@@ -132,6 +132,11 @@ def test_model_json_records_the_ensemble_and_a_cam_head_over_all_members(ensembl
     assert meta["feature_channels"] == 128 + 256 and len(meta["classifier_weight"]) == 384
     assert meta["feature_map"] == [384, 2, 2] and meta["outputs"]["features"] == [-1, 384, 2, 2]
     assert meta["model_name"] == "ensemble" and meta["input_size"] == SIZE
+    # Where the weights were trained: the members', recorded in their checkpoints (the same machine here).
+    member_trained_on = [torch_load(m["checkpoint"])["trained_on"] for m in members]
+    assert member_trained_on[0]["device"] == "cpu" and member_trained_on[0] == member_trained_on[1]
+    assert meta["trained_on"] == member_trained_on[0]
+    assert [d["trained_on"] for d in meta["ensemble"]["member_details"]] == member_trained_on
     onnx_meta = read_onnx_metadata(out / "model.onnx")
     assert json.loads(onnx_meta["ensemble"]) == {"members": ["m0", "m1"], "combine": "mean-logit"}
     assert json.loads(onnx_meta["classifier_weight"]) == meta["classifier_weight"]
@@ -295,3 +300,15 @@ def test_an_ensemble_job_loads_a_cropped_member_with_its_crop(dataset, members, 
     loaded = Member({**cropped, "run_id": None}, torch.device("cpu"))
     with torch.no_grad():
         assert torch.allclose(loaded.model(x), net.eval()(x), atol=1e-6)
+
+
+def test_the_ensemble_records_where_it_was_trained_only_when_its_members_agree():
+    from types import SimpleNamespace
+
+    from trainer.ensemble import common_trained_on
+
+    cpu = {"device": "cpu", "device_name": "cpu", "processes": 1, "threads": 2, "torch": "x", "amp": False}
+    gpu = {**cpu, "device": "cuda", "device_name": "NVIDIA H100", "amp": True}
+    assert common_trained_on([SimpleNamespace(trained_on=cpu), SimpleNamespace(trained_on=dict(cpu))]) == cpu
+    assert common_trained_on([SimpleNamespace(trained_on=cpu), SimpleNamespace(trained_on=gpu)]) is None
+    assert common_trained_on([SimpleNamespace(trained_on=None), SimpleNamespace(trained_on=None)]) is None
