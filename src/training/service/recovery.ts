@@ -41,7 +41,7 @@ function isOrphaned(ctx: TrainingContext, r: Orphanable, now: number): boolean {
   if (now - beat > STALE_AFTER_MS) return true;
   if (r.workerHost !== ctx.host) return false;
   const ownerGone = r.ownerPid === null || r.ownerPid === process.pid || !isAlive(r.ownerPid);
-  return ownerGone && (r.workerPid === null || !isAlive(r.workerPid));
+  return ownerGone && r.workerPid !== null && !isAlive(r.workerPid);
 }
 
 function stopOrphanWorker(ctx: TrainingContext, r: Orphanable): void {
