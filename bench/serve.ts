@@ -7,7 +7,8 @@
  *   - RSS with one model ≤ 400 MB.
  *
  * 1. The ceiling, in this process: bare onnxruntime-node images/s at batch 1, 4 and 16 (best
- *    batch = the ceiling), with the service's session settings; and the bare decode time of each
+ *    batch = the ceiling), with the service's session settings except that ORT gets every core
+ *    (the engine's own best here; the service gives it half, XRAY_INFERENCE_THREADS); and the bare decode time of each
  *    JPEG size (the same `preprocess`, one image at a time, no worker hop).
  * 2. The service in a child process (its RSS is its own and the load generator does not share its
  *    event loop) on a random port: by default the deployment app alone with the model loaded from

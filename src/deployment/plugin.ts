@@ -32,7 +32,6 @@ import { KyselyRoutingStore } from './store/routing-store.js';
 const plugin: FastifyPluginAsync<ServicePluginOptions> = async (app, { platform }) => {
   const { config, logger } = platform;
   const log = logger.child({ service: 'deployment' });
-  const cores = availableParallelism();
   const defaultModel = config.defaultModel;
 
   const metrics = new DeploymentMetrics(app.metrics);
@@ -46,7 +45,9 @@ const plugin: FastifyPluginAsync<ServicePluginOptions> = async (app, { platform 
     logger: log,
     metrics,
     source,
-    threads: cores,
+    // Half the cores by default: the decode workers run beside inference, and two intra-op threads
+    // fighting them on 2 cores cost more CPU per request than one (bench:serve, TRAINING.md).
+    threads: config.inferenceThreads || Math.max(1, Math.floor(availableParallelism() / 2)),
     allowedRoots: [config.importRoot, config.home],
     defaultName: defaultModel,
     isPinned: (name, version) => router.pinned(name).has(version),

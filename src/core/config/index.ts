@@ -46,6 +46,8 @@ export interface Config {
   readonly maxUploadBytes: number;
   /** Image decoding worker pool: threads (0 = cores), per-task wall time and per-thread heap. */
   readonly decode: { readonly threads: number; readonly timeoutMs: number; readonly memoryMb: number };
+  /** ONNX Runtime intra-op threads per served model (0 = half the cores, at least 1). */
+  readonly inferenceThreads: number;
   readonly importRoot: string;
   readonly corsOrigins: readonly string[];
   readonly allowedHosts: readonly string[];
@@ -287,6 +289,7 @@ function fromRaw(raw: RawConfig, monitoring: MonitoringSettings): Config {
     logLevel: raw.XRAY_LOG_LEVEL,
     maxUploadBytes: Math.round(raw.XRAY_MAX_UPLOAD_MB * 1024 * 1024),
     decode: { threads: raw.XRAY_DECODE_THREADS, timeoutMs: raw.XRAY_DECODE_TIMEOUT_MS, memoryMb: raw.XRAY_DECODE_MEMORY_MB },
+    inferenceThreads: raw.XRAY_INFERENCE_THREADS,
     importRoot: path.resolve(raw.XRAY_IMPORT_ROOT || path.join(home, 'import')),
     corsOrigins: Object.freeze(raw.XRAY_CORS_ORIGINS.split(',').map((o) => o.trim().replace(/\/$/, '')).filter(Boolean)),
     allowedHosts: Object.freeze(raw.XRAY_ALLOWED_HOSTS.split(',').map((h) => h.trim().toLowerCase()).filter(Boolean)),
