@@ -39,7 +39,7 @@ import torch.nn.functional as F
 
 from . import data as D
 from .evaluate import choose_threshold, compute_metrics, confusion, fit_temperature, rates, roc_auc, sigmoid
-from .export import INPUT_NAME, OUTPUT_NAMES, ExportModel, max_onnx_opset, module_parity_check, sha256_file
+from .export import INPUT_NAME, OUTPUT_NAMES, FullFrame, max_onnx_opset, module_parity_check, sha256_file
 from .models import XrayClassifier, build_model, count_parameters
 from .protocol import SpecError, _number, _object, _reject_unknown, _string, emit_failure, to_jsonable, utc_now, \
     validate_job_spec
@@ -153,25 +153,10 @@ def common_trained_on(members: List["Member"]) -> Optional[Dict[str, Any]]:
     return first if first is not None and all(m.trained_on == first for m in members) else None
 
 
-class FullFrame(nn.Module):
-    """A member trained with an input crop: its crop's feature map placed on its full-frame grid
-    exactly as its own export places it (export.ExportModel: resized to the crop box's cells, zero
-    outside), so every member's map covers the whole input before the maps are combined."""
-
-    def __init__(self, member: XrayClassifier):
-        super().__init__()
-        probe = ExportModel(member, 1.0)
-        self.register_buffer("rows", probe.canvas_rows.detach().clone())
-        self.register_buffer("cols", probe.canvas_cols.detach().clone())
-
-    def forward(self, feats: torch.Tensor) -> torch.Tensor:
-        return torch.matmul(torch.matmul(self.rows, feats), self.cols)
-
-
 class EnsembleModel(nn.Module):
     """input [N,1,S,S] in [0,1] -> (probability [N,1] = sigmoid(mean member logit / T),
-    features [N, ΣC, h, w] = member feature maps on the full frame (FullFrame for a member with an
-    input crop), resized to one grid and concatenated). Each member's logit comes from its own map,
+    features [N, ΣC, h, w] = member feature maps on the full frame (export.FullFrame for a member
+    with an input crop, as its own export places them), resized to one grid and concatenated). Each member's logit comes from its own map,
     its crop's for a cropped member, exactly as in its training."""
 
     def __init__(self, members: List[XrayClassifier], input_size: int, temperature: float = 1.0):

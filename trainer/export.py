@@ -58,41 +58,52 @@ def _placement(n: int, total: int, start: int, end: int) -> torch.Tensor:
     return out.float()
 
 
+class FullFrame(nn.Module):
+    """A cropping model's feature map placed on its full-frame grid (crop_feature_canvas): resized
+    bilinearly (align_corners=False) to the crop box's cells and zero outside it, as one constant
+    linear map per axis (rows @ feats @ cols^T, so an ONNX output keeps static dims). Holds only
+    the two maps, not the model (the export and the ensemble place maps with it)."""
+
+    def __init__(self, model: XrayClassifier):
+        super().__init__()
+        if model.crop_pixels is None:
+            raise ValueError("FullFrame needs a model with an input crop")
+        size = int(model.input_size)
+        training = model.training
+        model.eval()
+        with torch.no_grad():
+            p = next(model.parameters())
+            h, w = model.features(torch.zeros(1, 1, size, size, device=p.device, dtype=p.dtype)).shape[-2:]
+        model.train(training)
+        self.crop_map: Tuple[int, int] = (int(h), int(w))
+        self.canvas: Dict[str, Any] = crop_feature_canvas(model.crop_pixels, size, int(h), int(w))
+        box = self.canvas["box"]
+        self.register_buffer("rows", _placement(int(h), self.canvas["grid"][0], box["top"], box["bottom"]).to(p))
+        self.register_buffer("cols", _placement(int(w), self.canvas["grid"][1], box["left"], box["right"]).t().to(p))
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        return torch.matmul(torch.matmul(self.rows, feats), self.cols)
+
+
 class ExportModel(nn.Module):
     """input [N,1,S,S] in [0,1] -> (probability [N,1] = sigmoid(logit / T), features [N,C,h,w]).
 
     With an input crop the probability comes from the crop's own feature map, exactly as in
-    training, and `features` is that map placed on a full-frame grid (crop_feature_canvas): resized
-    bilinearly (align_corners=False) to the crop box's cells and zero outside it, as one constant
-    linear map per axis (rows @ feats @ cols^T, so the ONNX output keeps static dims). The serving
-    side draws the map over the whole input and its CAM is ReLU(sum_c w_c f_c) without the bias, so
+    training, and `features` is that map placed on a full-frame grid (FullFrame). The serving side
+    draws the map over the whole input and its CAM is ReLU(sum_c w_c f_c) without the bias, so
     zero features are a neutral 0 there and the normalised map inside the box is the crop's own CAM."""
 
     def __init__(self, model: XrayClassifier, temperature: float):
         super().__init__()
         self.model = model
         self.register_buffer("inv_temperature", torch.tensor(1.0 / temperature, dtype=torch.float32))
-        self.canvas: Optional[Dict[str, Any]] = None
-        self.crop_map: Optional[Tuple[int, int]] = None
-        if model.crop_pixels is not None:
-            size = int(model.input_size)
-            training = model.training
-            model.eval()
-            with torch.no_grad():
-                p = next(model.parameters())
-                h, w = model.features(torch.zeros(1, 1, size, size, device=p.device, dtype=p.dtype)).shape[-2:]
-            model.train(training)
-            self.crop_map = (int(h), int(w))
-            self.canvas = crop_feature_canvas(model.crop_pixels, size, int(h), int(w))
-            box = self.canvas["box"]
-            self.register_buffer("canvas_rows", _placement(int(h), self.canvas["grid"][0], box["top"], box["bottom"]).to(p))
-            self.register_buffer("canvas_cols", _placement(int(w), self.canvas["grid"][1], box["left"], box["right"]).t().to(p))
+        self.place: Optional[FullFrame] = FullFrame(model) if model.crop_pixels is not None else None
+        self.canvas: Optional[Dict[str, Any]] = self.place.canvas if self.place is not None else None
+        self.crop_map: Optional[Tuple[int, int]] = self.place.crop_map if self.place is not None else None
 
     def full_frame(self, feats: torch.Tensor) -> torch.Tensor:
         """The crop's feature map on the full-frame grid (feats itself without a crop)."""
-        if self.canvas is None:
-            return feats
-        return torch.matmul(torch.matmul(self.canvas_rows, feats), self.canvas_cols)
+        return feats if self.place is None else self.place(feats)
 
     def forward(self, x: torch.Tensor):
         feats = self.model.features(x)
@@ -105,7 +116,7 @@ def crop_metadata(model: XrayClassifier) -> Optional[Dict[str, Any]]:
     input fractions, its pixel bounds and where the crop's feature map sits on the `features` grid."""
     if model.crop_pixels is None:
         return None
-    probe = ExportModel(model, 1.0)
+    probe = FullFrame(model)
     t, b, l, r = model.crop_pixels
     return {**model.input_crop, "pixels": {"top": t, "bottom": b, "left": l, "right": r},
             "crop_feature_map": list(probe.crop_map), "features_grid": probe.canvas["grid"],
@@ -114,9 +125,8 @@ def crop_metadata(model: XrayClassifier) -> Optional[Dict[str, Any]]:
 
 def exported_feature_map(model: XrayClassifier, input_size: int) -> List[int]:
     """[C, h, w] of the exported `features` output (the full-frame grid when the model crops)."""
-    probe = ExportModel(model, 1.0)
-    if probe.canvas is not None:
-        return [model.feature_channels, *probe.canvas["grid"]]
+    if model.crop_pixels is not None:
+        return [model.feature_channels, *FullFrame(model).canvas["grid"]]
     training = model.training
     model.eval()
     with torch.no_grad():
