@@ -50,7 +50,8 @@ DEFAULT_AUGMENTATION: Dict[str, Any] = {k: (list(f["default"]) if isinstance(f["
                                         for k, f in AUGMENTATION_CONTRACT.items()}
 
 DEFAULT_THRESHOLD: Dict[str, Any] = {"method": "youden", "target_sensitivity": 0.95}
-DEFAULT_EXPORT: Dict[str, Any] = {"onnx": True, "opset": 17, "parity_samples": 32}
+DEFAULT_EXPORT: Dict[str, Any] = {"onnx": True, "opset": 17, "parity_samples": 32, "int8": False,
+                                  "int8_calibration": 256}
 DEFAULT_STUDY: Dict[str, Any] = {
     "n_trials": 4,
     "pruner": "median",
@@ -356,7 +357,11 @@ def validate_job_spec(raw: Dict[str, Any], extra_keys=()) -> Dict[str, Any]:
         "onnx": _boolean("export.onnx", exp["onnx"]),
         "opset": _integer("export.opset", exp["opset"], 13, 25),
         "parity_samples": _integer("export.parity_samples", exp["parity_samples"], 0, 32),
+        "int8": _boolean("export.int8", exp["int8"]),
+        "int8_calibration": _integer("export.int8_calibration", exp["int8_calibration"], 8, 4096),
     }
+    if out["export"]["int8"] and not out["export"]["onnx"]:
+        raise SpecError("export.int8: the INT8 variant is quantized from the ONNX export; set export.onnx to true")
     return out
 
 

@@ -32,6 +32,7 @@ from .export import (classifier_metadata, crop_metadata, export_onnx, exported_f
 from .mixing import Mixer
 from .models import XrayClassifier, build_model, count_parameters
 from .protocol import SpecError, emit_failure, to_jsonable, utc_now, validate_job_spec
+from .quantize import GATE_FILE, qdq_node_count, quantized_copy, scalarise_qdq, write_gate_inputs
 
 log = logging.getLogger("trainer.train")
 
@@ -610,6 +611,25 @@ class Run:
     def device_name(self) -> str:
         return torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu"
 
+    def export_int8(self, onnx_meta: Dict[str, Any]) -> Path:
+        """model.int8.onnx, calibrated on up to export.int8_calibration training images (a seeded
+        sample), and the validation inputs its parity gate is scored on."""
+        import onnx
+
+        n = min(self.spec["export"]["int8_calibration"], len(self.train_data))
+        pick = torch.randperm(len(self.train_data), generator=torch.Generator().manual_seed(self.spec["seed"] + 4))[:n]
+        quantized = quantized_copy(self.model, self.train_data.images[pick])
+        path = self.out / "model.int8.onnx"
+        export_onnx(quantized, self.temperature, path, self.size, self.spec["export"]["opset"],
+                    {**onnx_meta, "variant": "int8", "int8_calibration_images": n})
+        proto = onnx.load(str(path))
+        scalarise_qdq(proto)
+        onnx.checker.check_model(proto)
+        onnx.save(proto, str(path))
+        write_gate_inputs(self.out, self.val_data.images, self.val_data.labels.tolist())
+        log.info("INT8 variant: %d quantize nodes, calibrated on %d training images", qdq_node_count(path), n)
+        return path
+
     def finish(self, final_ckpt: Path) -> Dict[str, Any]:
         spec, s, out = self.spec, self.state, self.out
         if s.best_weights is not None:
@@ -675,6 +695,8 @@ class Run:
             k = min(spec["export"]["parity_samples"], len(self.val_data))
             parity = parity_check(onnx_path, self.model, self.temperature, self.val_data.images[:k],
                                   self.val_data.files[:k], self.val_data.labels[:k].tolist(), out)
+            if spec["export"]["int8"]:
+                artifacts["onnx_int8"] = self.artifact("onnx_int8", self.export_int8(onnx_meta))
         eval_path = out / "evaluation.json"
         eval_path.write_text(json.dumps(to_jsonable({"job_id": spec["job_id"], "evaluations": evaluations,
                                                    "history": s.history}), indent=1))
@@ -708,6 +730,8 @@ class Run:
         paths = {k: v["path"] for k, v in artifacts.items()}
         if parity.get("samples"):
             paths["parity_samples"] = str(out / parity["samples"])
+        if "onnx_int8" in artifacts:
+            paths["int8_gate"] = str(out / GATE_FILE)
         self.emitter.emit("finished", best_epoch=s.best_epoch, best_val_auc=s.best_auc, threshold=self.threshold,
                           temperature=self.temperature, metrics=evaluations["val"], artifacts=paths, parity=parity,
                           test_metrics={k: v for k, v in evaluations.items() if k != "val"})

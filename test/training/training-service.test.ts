@@ -118,6 +118,66 @@ describe('training service with the real PyTorch worker', () => {
     assert.ok(canary.reference && canary.reference.n > 0 && canary.reference.max_abs_diff <= canary.reference.tolerance, JSON.stringify(canary.reference));
   });
 
+  test('export.int8: a QDQ variant whose parity gate onnxruntime-node measures, registered as a child of the FP32 version; a failed gate never serves', async (t) => {
+    if (!(await torchOrSkip(t))) return;
+    const refused = await h.app.inject({ method: 'POST', url: '/train', payload: { dataset_version: version, ...tiny(1), export: { onnx: false, int8: true } } });
+    assert.equal(refused.statusCode, 400, refused.body);
+    const res = await h.app.inject({ method: 'POST', url: '/train', payload: { dataset_version: version, ...tiny(2), export: { int8: true, int8_calibration: 16 } } });
+    assert.equal(res.statusCode, 202, res.body);
+    const job = await waitForJob(h.app, res.json().job_id, (j) => FINAL.includes(j.state));
+    assert.equal(job.state, 'succeeded', job.error);
+    const gate = job.parity.int8;
+    assert.equal(gate.method, 'onnxruntime-node');
+    assert.equal(gate.n, job.metrics.n, 'the whole validation split');
+    assert.ok(gate.probability_mae >= 0 && gate.probability_max_abs_diff >= gate.probability_mae, JSON.stringify(gate));
+    assert.equal(gate.passed, gate.auc_drop !== null && gate.auc_drop <= 0.002 + 1e-12 && gate.probability_mae <= 0.01, JSON.stringify(gate));
+    assert.ok(Math.abs(gate.auc_fp32 - job.metrics.auc) < 0.02, `ORT's FP32 AUC ${gate.auc_fp32} is the worker's ${job.metrics.auc}`);
+    assert.ok(gate.speed.fp32_images_per_s > 0 && gate.speed.int8_images_per_s > 0);
+    assert.ok(job.artifacts.onnx_int8 && job.artifacts.canary_int8, Object.keys(job.artifacts).join());
+
+    const int8 = await ort.InferenceSession.create(await h.platform.objects.get(job.artifacts.onnx_int8.key));
+    assert.deepEqual([...int8.outputNames].sort(), ['features', 'probability']);
+    await int8.release();
+
+    const reg = await h.app.inject({ method: 'POST', url: `/train/${job.job_id}/register`, payload: { name: 'pneumonia-int8' } });
+    assert.equal(reg.statusCode, 201, reg.body);
+    assert.equal(reg.json().registered.version, 1);
+    assert.deepEqual(reg.json().registered.int8_variant, { version: 2, gate_passed: gate.passed });
+    const registry = new ModelRegistryService(h.platform);
+    const variant = await registry.registry.getModelVersion('pneumonia-int8', 2);
+    assert.deepEqual((variant.metadata as any).variant.of, { name: 'pneumonia-int8', version: 1 });
+    assert.deepEqual((variant.metadata as any).variant.gate, gate);
+    assert.equal(variant.val_auc, gate.auc_int8, 'the variant is judged on its own ONNX Runtime AUC');
+    assert.equal(variant.onnx?.sha256, job.artifacts.onnx_int8.sha256);
+    const source = new RegistryModelSource(new LocalModelRegistryClient(registry));
+    if (gate.passed) {
+      const canary = await runCanary(source, 'pneumonia-int8', '2');
+      assert.equal(canary.servable, true, canary.message);
+      assert.ok(canary.reference && canary.reference.n > 0, 'its canary holds its own INT8 outputs');
+    }
+
+    // The same file with a failed gate: registered for the record, never promoted (not even forced), never served.
+    const failed = { ...gate, passed: false, message: 'AUC 0.9000 is 0.0500 below the FP32 model\'s 0.9500 (at most 0.002)' };
+    const forged = await registry.register({
+      name: 'pneumonia-int8',
+      actor: { name: 'tester', role: 'ml-engineer' },
+      source: { kind: 'upload', data: await h.platform.objects.get(job.artifacts.onnx_int8.key) },
+      metadata: { metrics: { auc: 0.9 }, variant: { kind: 'int8', of: { name: 'pneumonia-int8', version: 1 }, gate: failed } },
+    });
+    await assert.rejects(
+      registry.setStage({ name: 'pneumonia-int8', version: forged.version, stage: 'Production', actor: { name: 'root', role: 'admin' }, force: true, reason: 'try anyway' }),
+      (err: any) => err.code === 'NOT_SERVABLE' && /failed its parity gate: AUC 0.9000/.test(err.message),
+    );
+    await assert.rejects(source.resolve('pneumonia-int8', String(forged.version)), (err: any) => err.code === 'NOT_SERVABLE');
+    const malformed = await registry.register({
+      name: 'pneumonia-int8',
+      actor: { name: 'tester', role: 'ml-engineer' },
+      source: { kind: 'upload', data: await h.platform.objects.get(job.artifacts.onnx_int8.key) },
+      metadata: { metrics: { auc: 0.9 }, variant: { kind: 'int8', gate: 'trust me' } },
+    });
+    await assert.rejects(source.resolve('pneumonia-int8', String(malformed.version)), (err: any) => err.code === 'NOT_SERVABLE' && /malformed/.test(err.message));
+  });
+
   test('a job whose input size differs from its dataset version\'s preprocessing is refused at submission', async () => {
     const res = await h.app.inject({ method: 'POST', url: '/train', payload: { dataset_version: version, ...tiny(1), input_size: 64 } });
     assert.equal(res.statusCode, 400, res.body);

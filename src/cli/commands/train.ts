@@ -108,6 +108,7 @@ interface TrainOptions {
   targetSensitivity?: string;
   testDataset?: string[];
   onnx: boolean;
+  int8?: boolean;
   experiment?: string;
   registerAs?: string;
   ensembleOf?: string;
@@ -169,6 +170,10 @@ function jobBody(o: TrainOptions): Record<string, unknown> {
   }
   if (o.testDataset?.length) body.test_dataset_versions = o.testDataset;
   if (!o.onnx) body.export = { onnx: false };
+  if (o.int8) {
+    if (!o.onnx) throw new Error('--int8 quantizes the ONNX export; it cannot go with --no-onnx');
+    body.export = { int8: true };
+  }
   if (o.experiment) body.experiment = o.experiment;
   return body;
 }
@@ -313,6 +318,7 @@ export function registerTrain(program: Command): void {
     .option('--target-sensitivity <x>')
     .option('--test-dataset <version...>', 'extra dataset versions evaluated as external test sets')
     .option('--no-onnx', 'skip the ONNX export')
+    .option('--int8', 'also export a statically quantized INT8 variant; with --register-as it is registered beside the FP32 version and may serve only once it passes its parity gate (AUC drop <= 0.002, mean |dp| <= 0.01 on the validation split)')
     .option('--experiment <name>', "tracking experiment (default 'pneumonia')")
     .option('--register-as <name>', 'register the model under this name when the job succeeds')
     .option('--ensemble-of <jobs>', "combine 2–5 succeeded jobs (comma-separated ids; same dataset version and input size) into one served model instead of training; --dataset, if given, must be theirs")

@@ -1,7 +1,7 @@
 import type { Platform } from '../../core/platform.js';
 import { AppError } from '../../core/errors.js';
 import type { PreprocessSpecInput } from '../../core/imaging/index.js';
-import { modelRegistryClient, type ModelRegistryClient } from '../../model-registry/client/index.js';
+import { modelRegistryClient, variantServability, type ModelRegistryClient } from '../../model-registry/client/index.js';
 import type { ModelSource, ResolvedModelVersion } from './model-source.js';
 
 /** The file the registry keeps a version's ONNX graph under. */
@@ -42,6 +42,8 @@ export class RegistryModelSource implements ModelSource {
   async resolve(name: string, versionOrAlias: string): Promise<ResolvedModelVersion> {
     const v = await this.#registry.getVersion(name, versionOrAlias);
     if (!v.onnx) throw new AppError('UNPROCESSABLE', `model '${name}' version ${v.version} has no ONNX artifact to serve`);
+    const variant = variantServability(v.metadata);
+    if (!variant.servable) throw new AppError('NOT_SERVABLE', `model '${name}' version ${v.version} may not serve: ${variant.message}`);
     const isNumber = /^v?\d+$/i.test(versionOrAlias.trim()) || versionOrAlias.trim().toLowerCase() === 'latest';
     const artifact = (path: string) => this.#registry.artifact(v.name, v.version, path);
     return {

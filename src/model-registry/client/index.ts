@@ -4,6 +4,7 @@ import { HttpModelRegistryClient } from './http-client.js';
 import { MODEL_REGISTRY_LOCAL_KEY, type ModelRegistryClient } from './types.js';
 
 export * from './types.js';
+export * from './variant.js';
 export { HttpModelRegistryClient } from './http-client.js';
 
 /**

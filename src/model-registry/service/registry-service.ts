@@ -6,6 +6,7 @@ import type { Role } from '../../core/auth/index.js';
 import { AppError } from '../../core/errors.js';
 import { TOPICS } from '../../core/events/index.js';
 import { deploymentClient, type CallContext, type CanaryReport } from '../../deployment/client/index.js';
+import { variantServability } from '../client/variant.js';
 import { putContentAddressed } from '../../core/objects/index.js';
 import type { Page, PageRequest } from '../store/paging.js';
 import {
@@ -417,6 +418,15 @@ export class ModelRegistryService {
         }
         verdict = { ...verdict, forced: true, reason: reason! };
       } else if (reason) verdict = { ...verdict, reason };
+      const variant = variantServability(v.metadata);
+      if (!variant.servable) {
+        await refuse('NOT_SERVABLE', `promotion of ${name} version ${version} to Production refused: ${variant.message}. A variant that fails its parity gate is never promoted, forced or not.`, {
+          ...verdict,
+          passed: false,
+          forced: false,
+          message: variant.message,
+        });
+      }
       verdict = { ...verdict, servability: await this.#servability(input, v.version) };
       if (verdict.servability!.servable === false) {
         await refuse('NOT_SERVABLE', `promotion of ${name} version ${version} to Production refused: ${verdict.servability!.message}. A model that cannot serve is never promoted, forced or not.`, {

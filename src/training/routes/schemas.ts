@@ -57,7 +57,15 @@ const jobBase = {
   seed: z.number().int().min(0).max(2 ** 31 - 1).optional(),
   threshold: z.strictObject({ method: z.enum(['youden', 'sensitivity', 'robust']).optional(), target_sensitivity: z.number().gt(0).lte(1).optional() }).optional(),
   test_dataset_versions: z.array(versionId).max(8).optional().describe('Extra dataset versions evaluated as external test sets.'),
-  export: z.strictObject({ onnx: z.boolean().optional(), opset: z.number().int().min(13).max(25).optional() }).optional(),
+  export: z
+    .strictObject({
+      onnx: z.boolean().optional(),
+      opset: z.number().int().min(13).max(25).optional(),
+      int8: z.boolean().optional().describe('Also export a statically quantized INT8 (QDQ) variant, registered beside the FP32 model once it passes its parity gate on the validation split.'),
+      int8_calibration: z.number().int().min(8).max(4096).optional().describe('Training-split images the INT8 activation ranges are calibrated on (default 256).'),
+    })
+    .refine((e) => !(e.int8 && e.onnx === false), { message: 'export.int8 needs the ONNX export (export.onnx true)', path: ['int8'] })
+    .optional(),
   experiment: experimentName.optional().describe("Tracking experiment (default 'pneumonia')."),
 };
 

@@ -7,6 +7,8 @@ import type { ArtifactRef, CheckpointRef, JobRecord, JobState } from '../store/t
 import { fetchToFile, renderEvaluationPlots, storeBytes, storeFile } from './artifacts.js';
 import { HEARTBEAT_MS, SERVICE_NAME, type ActiveAttempt, type TrainingContext } from './context.js';
 import { readExportManifestInfo } from './datasets.js';
+import type { Int8Gate } from '../../model-registry/client/index.js';
+import { int8ParityGate } from './int8-gate.js';
 import { canaryReference, onnxParity } from './parity.js';
 import { jobPaths } from './paths.js';
 import { buildJobSpec, jobProcesses, threadsPerProcess, trackingParams } from './spec.js';
@@ -18,9 +20,13 @@ const STORED_ARTIFACTS: Record<string, string> = {
   checkpoint: 'checkpoint/checkpoint.pt',
   state_dict: 'checkpoint/state_dict.pt',
   onnx: 'model/model.onnx',
+  onnx_int8: 'model/model.int8.onnx',
   model_meta: 'model/model.json',
   evaluation: 'evaluation/evaluation.json',
 };
+
+/** An INT8 variant's canary images must give back its own recorded outputs within this (its integer kernels are exact; the float parts around them are not bit-stable across batch sizes). */
+const INT8_CANARY_TOLERANCE = 0.005;
 
 /** Bigger files (large-model checkpoints) are tracked as a pointer to their stored object, not copied again. */
 const MAX_TRACKED_BYTES = 64 * 1024 * 1024;
@@ -339,6 +345,20 @@ class JobAttempt {
       }
     }
 
+    let int8Gate: Int8Gate | null = null;
+    if (files.onnx && files.onnx_int8 && files.int8_gate && existsSync(files.int8_gate)) {
+      try {
+        const { gate, int8Probabilities } = await int8ParityGate(files.onnx, files.onnx_int8, files.int8_gate);
+        int8Gate = gate;
+        if (files.parity_samples && existsSync(files.parity_samples)) {
+          artifacts.canary_int8 = await storeBytes(objects, await canaryReference(files.parity_samples, undefined, { probabilities: int8Probabilities, tolerance: INT8_CANARY_TOLERANCE }), 'canary.json');
+        }
+      } catch (err) {
+        this.#ctx.logger.warn({ err, job: job.id }, 'the INT8 parity gate could not be measured; the variant will not be registered');
+      }
+      parity = { ...(parity ?? {}), int8: int8Gate ?? { passed: false, error: 'the INT8 parity gate could not be measured' } };
+    }
+
     const runId = job.runId;
     for (const [kind, runPath] of Object.entries(STORED_ARTIFACTS)) {
       const ref = artifacts[kind];
@@ -357,10 +377,17 @@ class JobAttempt {
       final[`${prefix}_ece`] = m.calibration?.ece;
     }
     if (typeof parity?.max_abs_diff === 'number') final.onnx_parity_max_abs_diff = parity.max_abs_diff;
+    if (int8Gate) {
+      final.int8_val_auc = int8Gate.auc_int8;
+      final.int8_auc_drop = int8Gate.auc_drop;
+      final.int8_probability_mae = int8Gate.probability_mae;
+      final.int8_speedup = int8Gate.speed?.speedup;
+    }
     await this.#ctx.tracker.logMetrics(runId, final, e.best_epoch ?? 0);
     await this.#ctx.tracker.setTags(runId, {
       'xray.onnx_key': artifacts.onnx?.key ?? '',
       'xray.parity_ok': String(parity?.ok ?? 'unknown'),
+      ...(files.onnx_int8 ? { 'xray.int8_gate': int8Gate ? (int8Gate.passed ? 'passed' : 'failed') : 'unmeasured' } : {}),
       'xray.best_epoch': String(e.best_epoch ?? ''),
     });
 

@@ -61,16 +61,19 @@ export const CANARY_ITEMS = 8;
 /**
  * `canary.json` for the model registry: the first few parity samples (8-bit PNGs at the input
  * size, inlined as base64) with the probabilities PyTorch gave them. The deployment's canary load
- * runs them before a promotion moves the production alias.
+ * runs them before a promotion moves the production alias. `expected` replaces PyTorch's probabilities
+ * (an INT8 variant's canary: its own ONNX Runtime outputs for the same images, in the samples' order).
  */
-export async function canaryReference(samplesFile: string, maxItems = CANARY_ITEMS): Promise<Buffer> {
+export async function canaryReference(samplesFile: string, maxItems = CANARY_ITEMS, expected?: { probabilities: ArrayLike<number>; tolerance: number }): Promise<Buffer> {
   const samples = JSON.parse(await readFile(samplesFile, 'utf8')) as ParitySamples;
   const base = path.dirname(samplesFile);
   const items = [];
-  for (const item of samples.items.slice(0, maxItems)) {
+  for (const [i, item] of samples.items.slice(0, maxItems).entries()) {
     const png = await readFile(path.resolve(base, item.input_png));
-    items.push({ png: png.toString('base64'), probability: item.probability, label: item.label, file: item.file });
+    const probability = expected ? expected.probabilities[i] : item.probability;
+    if (typeof probability !== 'number') throw new Error(`${samplesFile}: no expected probability for sample ${i}`);
+    items.push({ png: png.toString('base64'), probability, label: item.label, file: item.file });
   }
   if (items.length === 0) throw new Error(`${samplesFile}: no samples to record`);
-  return Buffer.from(JSON.stringify({ format: 'xray-canary/1', input_size: samples.input_size, tolerance: samples.tolerance ?? PARITY_TOLERANCE, items }));
+  return Buffer.from(JSON.stringify({ format: 'xray-canary/1', input_size: samples.input_size, tolerance: expected?.tolerance ?? samples.tolerance ?? PARITY_TOLERANCE, items }));
 }
