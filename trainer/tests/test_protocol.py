@@ -22,7 +22,7 @@ def test_defaults_fill_everything_but_the_two_dirs():
     assert spec["model"] == "compact_cnn"
     assert spec["hyperparameters"] == DEFAULT_HYPERPARAMETERS
     assert spec["threshold"] == {"method": "youden", "target_sensitivity": 0.95}
-    assert spec["export"] == {"onnx": True, "opset": 17, "parity_samples": 32}
+    assert spec["export"] == {"onnx": True, "opset": 17, "parity_samples": 32, "int8": False, "int8_calibration": 256}
     assert spec["augmentation"] is None and spec["resume_from"] is None and spec["test_dataset_dirs"] == []
     assert validate_job_spec(spec) == spec  # normalising is idempotent
 
