@@ -176,6 +176,9 @@ describe('training service with the real PyTorch worker', () => {
       metadata: { metrics: { auc: 0.9 }, variant: { kind: 'int8', gate: 'trust me' } },
     });
     await assert.rejects(source.resolve('pneumonia-int8', String(malformed.version)), (err: any) => err.code === 'NOT_SERVABLE' && /malformed/.test(err.message));
+    // The INT8 file uploaded on its own: its ONNX metadata says it is a variant, and nothing says it passed.
+    const bare = await registry.register({ name: 'pneumonia-int8', actor: { name: 'tester', role: 'ml-engineer' }, source: { kind: 'upload', data: await h.platform.objects.get(job.artifacts.onnx_int8.key) } });
+    await assert.rejects(source.resolve('pneumonia-int8', String(bare.version)), (err: any) => err.code === 'NOT_SERVABLE' && /registered without its parity gate/.test(err.message));
   });
 
   test('a job whose input size differs from its dataset version\'s preprocessing is refused at submission', async () => {

@@ -51,7 +51,16 @@ export function variantOf(metadata: unknown): ModelVariant | { malformed: true }
 export function variantServability(metadata: unknown): { servable: true } | { servable: false; message: string } {
   const variant = variantOf(metadata);
   if (variant === null) return { servable: true };
-  if ('malformed' in variant) return { servable: false, message: 'its variant record (metadata.variant) is malformed, so its parity gate cannot be read' };
+  if ('malformed' in variant) {
+    // The trainer's INT8 file says `variant: "int8"` in its ONNX metadata; registered on its own it has no verdict.
+    const bare = (metadata as Record<string, unknown>).variant === 'int8';
+    return {
+      servable: false,
+      message: bare
+        ? 'it is an INT8 file registered without its parity gate (train with --int8 and register the job to have the gate measured)'
+        : 'its variant record (metadata.variant) is malformed, so its parity gate cannot be read',
+    };
+  }
   if (!variant.gate.passed) return { servable: false, message: `it is the INT8 variant of version ${variant.of.version} and failed its parity gate: ${variant.gate.message}` };
   return { servable: true };
 }
