@@ -392,4 +392,31 @@ describe('model registry roles (auth on)', () => {
     assert.equal((await h.app.inject({ method: 'POST', url: '/artifacts/gc', payload: {}, headers: as('admin') })).statusCode, 200);
     assert.equal((await h.app.inject({ method: 'GET', url: '/models', headers: as('viewer') })).statusCode, 200);
   });
+
+  test('a variant record (an INT8 parity gate verdict) comes only from a platform service: an API key, even an admin\'s, cannot claim a passed gate', async () => {
+    const gate = {
+      method: 'onnxruntime-node', split: 'val', n: 20, auc_fp32: 0.95, auc_int8: 0.95, auc_drop: 0, probability_mae: 0.001, probability_max_abs_diff: 0.01,
+      limits: { max_auc_drop: 0.002, max_probability_mae: 0.01 }, passed: true, message: 'passed',
+    };
+    const claim = trainerMetadata(0.95, { variant: { kind: 'int8', of: { name: 'forged', version: 1 }, gate } });
+    const body = await multipart({ name: 'forged', file: { data: TINY_MODEL, filename: 'model.onnx' }, metadata: JSON.stringify(claim) });
+    for (const role of ['ml-engineer', 'admin']) {
+      const res = await h.app.inject({ method: 'POST', url: '/models/register', payload: body.payload, headers: { ...body.headers, ...as(role) } });
+      assert.equal(res.statusCode, 403, res.body);
+      assert.equal(res.json().error.code, 'FORBIDDEN');
+      assert.match(res.json().error.message, /only the training service may register one/);
+    }
+    assert.equal((await h.app.inject({ method: 'GET', url: '/models/forged', headers: as('admin') })).statusCode, 404, 'nothing was written');
+    const refusals = (await h.platform.audit.query({ action: 'model.register' })).items.filter((r) => r.resource === 'model:forged' && r.outcome === 'failure');
+    assert.equal(refusals.length, 2);
+    // The training service's own call (its service token beside the user's key) registers it.
+    const service = await h.platform.transport.identityHeaders('model-registry');
+    assert.ok(Object.keys(service).length, 'the platform signs service tokens');
+    const byService = await h.app.inject({ method: 'POST', url: '/models/register', payload: body.payload, headers: { ...body.headers, ...as('ml-engineer'), ...service } });
+    assert.equal(byService.statusCode, 201, byService.body);
+    assert.deepEqual(byService.json().model_version.metadata.variant.gate, gate);
+    // A bare "int8" marker (what the trainer writes into the INT8 file itself) is no record: it registers, unservable.
+    const marker = await multipart({ name: 'forged', file: { data: TINY_MODEL, filename: 'model.onnx' }, metadata: JSON.stringify(trainerMetadata(0.95, { variant: 'int8' })) });
+    assert.equal((await h.app.inject({ method: 'POST', url: '/models/register', payload: marker.payload, headers: { ...marker.headers, ...as('ml-engineer') } })).statusCode, 201);
+  });
 });

@@ -163,6 +163,8 @@ describe('training service with the real PyTorch worker', () => {
       actor: { name: 'tester', role: 'ml-engineer' },
       source: { kind: 'upload', data: await h.platform.objects.get(job.artifacts.onnx_int8.key) },
       metadata: { metrics: { auc: 0.9 }, variant: { kind: 'int8', of: { name: 'pneumonia-int8', version: 1 }, gate: failed } },
+      // As the training service would write it (only a platform service may write a variant record).
+      fromService: true,
     });
     await assert.rejects(
       registry.setStage({ name: 'pneumonia-int8', version: forged.version, stage: 'Production', actor: { name: 'root', role: 'admin' }, force: true, reason: 'try anyway' }),
@@ -174,6 +176,8 @@ describe('training service with the real PyTorch worker', () => {
       actor: { name: 'tester', role: 'ml-engineer' },
       source: { kind: 'upload', data: await h.platform.objects.get(job.artifacts.onnx_int8.key) },
       metadata: { metrics: { auc: 0.9 }, variant: { kind: 'int8', gate: 'trust me' } },
+      // As the training service would write it (only a platform service may write a variant record).
+      fromService: true,
     });
     await assert.rejects(source.resolve('pneumonia-int8', String(malformed.version)), (err: any) => err.code === 'NOT_SERVABLE' && /malformed/.test(err.message));
     // The INT8 file uploaded on its own: its ONNX metadata says it is a variant, and nothing says it passed.

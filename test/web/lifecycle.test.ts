@@ -111,4 +111,28 @@ describe('web UI: a model lifecycle you can trust', { skip: skip ?? false }, () 
     const audit = await api<{ items: { action: string; outcome: string }[] }>(p.gateway, '/api/monitoring/audit?action=model.load');
     assert.ok(audit.items.some((r) => r.outcome === 'failure'), 'the failed load is in the audit trail');
   });
+
+  test('an INT8 variant shows what it is a form of and whether its parity gate let it serve', async () => {
+    const gate = (passed: boolean) => ({
+      method: 'onnxruntime-node', split: 'val', n: 20, auc_fp32: 0.95, auc_int8: passed ? 0.95 : 0.9, auc_drop: passed ? 0 : 0.05, probability_mae: 0.001, probability_max_abs_diff: 0.01,
+      limits: { max_auc_drop: 0.002, max_probability_mae: 0.01 }, passed, message: passed ? 'AUC drop 0.0000, mean |dp| 0.0010: within the limits' : 'AUC 0.9000 is 0.0500 below the FP32 model\'s 0.9500 (at most 0.002)',
+    });
+    // This test platform runs without auth on loopback, which trusts its callers as services: the upload may carry the record.
+    const passed = await register(p.gateway, { variant: { kind: 'int8', of: { name: MODEL, version: v1 }, gate: gate(true) } });
+    const failed = await register(p.gateway, { variant: { kind: 'int8', of: { name: MODEL, version: v1 }, gate: gate(false) } });
+    const page = await open(`${p.gateway}/models`);
+    const table = page.getByTestId('model-versions');
+    await table.waitFor();
+    const badgeOf = (version: number) => table.getByRole('row').filter({ has: page.getByText(`v${version}`, { exact: true }) }).getByTestId('variant-badge');
+    assert.equal((await badgeOf(passed).textContent())?.trim(), `INT8 of v${v1}`);
+    assert.equal((await badgeOf(failed).textContent())?.trim(), 'INT8 · gate failed');
+    assert.match((await badgeOf(failed).getAttribute('title')) ?? '', /0.0500 below/);
+    assert.equal(await badgeOf(v1).count(), 0, 'an ordinary version has no variant badge');
+    await page.getByRole('button', { name: `Promote version ${failed} to Production` }).click();
+    await page.getByText('no override exists').waitFor();
+    assert.match((await page.locator('.outcome').textContent()) ?? '', /failed its parity gate/);
+    assert.deepEqual(await accessibilityViolations(page), [], 'versions with variant badges');
+    await screenshot(page, 'models-int8-variant');
+    await page.close();
+  });
 });

@@ -12,6 +12,11 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** The calling service, proven by a service token or an mTLS client certificate; null for people and machines with keys. */
     serviceCaller: string | null;
+    /**
+     * Whether this request may act as a platform service: it proved a service identity, or this
+     * deployment checks none (auth off, no shared secret, no CA: it trusts its network).
+     */
+    actsAsService: boolean;
   }
   interface FastifyContextConfig {
     /** Only other services may call this route (a service token or a service's client certificate), besides the role check. */
@@ -37,6 +42,7 @@ export interface ServiceIdentityOptions {
 export const serviceIdentityPlugin = fp(
   async (app: FastifyInstance, opts: ServiceIdentityOptions) => {
     app.decorateRequest('serviceCaller', null);
+    app.decorateRequest('actsAsService', !opts.enforceInternal);
     app.addHook('onRequest', async (req) => {
       let tokenProblem: string | null = null;
       const token = req.headers[SERVICE_TOKEN_HEADER];
@@ -49,6 +55,7 @@ export const serviceIdentityPlugin = fp(
         const cn = verifiedClientName(req.raw.socket);
         if (cn && (SERVICE_NAMES as readonly string[]).includes(cn)) req.serviceCaller = cn;
       }
+      if (req.serviceCaller) req.actsAsService = true;
       const internal = (req.routeOptions.config as { internal?: boolean } | undefined)?.internal === true;
       if (internal && opts.enforceInternal && !req.serviceCaller) {
         const resource = `${req.method} ${req.routeOptions.url ?? pathOnly(req.url)}`;

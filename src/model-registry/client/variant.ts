@@ -36,6 +36,14 @@ export const variantSchema = z.object({
 });
 export type ModelVariant = z.infer<typeof variantSchema>;
 
+/**
+ * Whether a metadata `variant` value claims to be a variant record (an object, well-formed or not).
+ * Only the training service writes those; the trainer's bare `"int8"` marker in an ONNX file is not one.
+ */
+export function isVariantRecord(value: unknown): boolean {
+  return typeof value === 'object' && value !== null;
+}
+
 /** The version's variant record, or null for an ordinary version. A malformed record is reported as such. */
 export function variantOf(metadata: unknown): ModelVariant | { malformed: true } | null {
   const raw = metadata && typeof metadata === 'object' ? (metadata as Record<string, unknown>).variant : undefined;

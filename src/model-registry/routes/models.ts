@@ -154,7 +154,7 @@ export const modelRoutes: FastifyPluginAsync = async (fastify) => {
           tags: b.tags ? Object.entries(b.tags).map(([key, value]) => ({ key, value })) : undefined,
         };
       }
-      const version = await service().register({ ...input, actor: actorOf(req), requestId: req.id });
+      const version = await service().register({ ...input, actor: actorOf(req), requestId: req.id, fromService: req.actsAsService });
       void reply.status(201);
       return { model_version: toVersionView(version) };
     },

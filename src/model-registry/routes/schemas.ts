@@ -136,6 +136,16 @@ export const modelVersionView = z.object({
   metrics: z.record(z.string(), z.unknown()).nullable(),
   metadata: z.record(z.string(), z.unknown()).nullable().optional(),
   gate: gateVerdict.nullable(),
+  variant: z
+    .object({
+      kind: z.string().describe("'int8', or 'unknown' for a record that cannot be read"),
+      of: z.object({ name: z.string(), version: z.number() }).nullable().describe('The version whose weights this is another form of'),
+      gate_passed: z.boolean().describe('Whether its parity gate passed: a variant that did not never serves'),
+      message: z.string(),
+    })
+    .nullable()
+    .optional()
+    .describe('Set when this version is a variant of another (an INT8 quantization), from metadata.variant'),
 });
 export type ModelVersionView = z.infer<typeof modelVersionView>;
 

@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import type { ModelVersionRecord, StageEvent } from '../store/registry-store.js';
+import { variantOf, variantServability } from '../client/variant.js';
 import { siteCalibrationOf } from '../service/site-calibration-record.js';
 import type { ModelVersionView, stageEvent } from './schemas.js';
 
@@ -36,7 +37,20 @@ export function toVersionView(v: ModelVersionRecord, full = true): ModelVersionV
     metrics,
     ...(full ? { metadata: v.metadata } : {}),
     gate: v.gate,
+    variant: variantView(v.metadata),
   };
+}
+
+function variantView(metadata: unknown): ModelVersionView['variant'] {
+  const variant = variantOf(metadata);
+  if (variant === null) return null;
+  if ('malformed' in variant) {
+    const verdict = variantServability(metadata);
+    // The trainer's bare "int8" marker (an INT8 file registered on its own) still names its kind.
+    const kind = (metadata as Record<string, unknown>).variant === 'int8' ? 'int8' : 'unknown';
+    return { kind, of: null, gate_passed: false, message: verdict.servable ? '' : verdict.message };
+  }
+  return { kind: variant.kind, of: variant.of, gate_passed: variant.gate.passed, message: variant.gate.message };
 }
 
 export function toStageEventView(e: StageEvent): z.infer<typeof stageEvent> {

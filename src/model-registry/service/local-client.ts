@@ -34,6 +34,8 @@ export class LocalModelRegistryClient implements ModelRegistryClient {
     const version = await this.#service.register({
       ...request,
       actor: (ctx.actor as Actor | undefined) ?? SYSTEM,
+      // In-process callers are this platform's own services.
+      fromService: true,
       ...(ctx.requestId ? { requestId: ctx.requestId } : {}),
     });
     return toVersionView(version);

@@ -6,7 +6,7 @@ import type { Role } from '../../core/auth/index.js';
 import { AppError } from '../../core/errors.js';
 import { TOPICS } from '../../core/events/index.js';
 import { deploymentClient, type CallContext, type CanaryReport } from '../../deployment/client/index.js';
-import { variantServability } from '../client/variant.js';
+import { isVariantRecord, variantServability } from '../client/variant.js';
 import { putContentAddressed } from '../../core/objects/index.js';
 import type { Page, PageRequest } from '../store/paging.js';
 import {
@@ -60,6 +60,11 @@ export interface RegisterInput {
   extraArtifacts?: { path: string; data: Buffer; contentType?: string }[];
   /** The version's source URI instead of `upload:sha256:…` (a site calibration: `calibration:models:/<name>/<parent>`). */
   sourceUri?: string;
+  /**
+   * The call comes from a platform service (a verified service identity, or in-process): only such
+   * a call may write a variant record (`metadata.variant`), whose parity gate the training service measured.
+   */
+  fromService?: boolean;
 }
 
 export interface SetStageInput {
@@ -229,6 +234,12 @@ export class ModelRegistryService {
     const inspection = await inspectOnnx(data, num(meta.input_size));
     const props = inspection.metadataProps;
     const prop = (key: string) => metadataValue(props, key);
+    if (!input.fromService && isVariantRecord(meta.variant ?? prop('variant'))) {
+      throw new AppError(
+        'FORBIDDEN',
+        'metadata.variant records a parity gate that the training service measured, so only the training service may register one; train with --int8 and register the job instead',
+      );
+    }
     const parent = input.parent ?? parentOf(meta.parent) ?? parentOf(meta.parent_model);
     if (parent) await this.registry.getModelVersion(parent.name, parent.version, { includeDeleted: true });
 

@@ -199,6 +199,8 @@ async function calibrate(deps: CalibrationDeps, input: CalibrateInput, parent: M
     source: { kind: 'upload', data: onnx.data, filename: 'model.onnx' },
     sourceUri: `calibration:models:/${parent.name}/${parent.version}`,
     metadata,
+    // The parent's variant record, if any, is the registry's own (copied, not supplied by the caller).
+    fromService: true,
     description: `Site calibration of v${parent.version} on ${calibration.data.n} labelled cases (${data.kind === 'folder' ? 'folder' : 'dataset version'} ${data.manifest_sha256.slice(0, 12)}…): threshold ${calibration.threshold.toPrecision(4)} (${method}), temperature ${calibration.temperature.toPrecision(4)}`,
     datasetVersion: parent.dataset_version ?? undefined,
     codeVersion: parent.code_version ?? undefined,

@@ -646,7 +646,17 @@ function ModelDetailView({ name, onChanged }: { name: string; onChanged?: () => 
         />
       ),
     },
-    { key: 'version', header: 'Version', render: (v) => <strong>v{v.version}</strong>, sortValue: (v) => v.version },
+    {
+      key: 'version',
+      header: 'Version',
+      render: (v) => (
+        <>
+          <strong>v{v.version}</strong>
+          {v.variant && <VariantBadge variant={v.variant} />}
+        </>
+      ),
+      sortValue: (v) => v.version,
+    },
     { key: 'stage', header: 'Stage', render: (v) => <Badge>{v.stage}</Badge>, sortValue: (v) => v.stage },
     {
       key: 'aliases',
@@ -831,5 +841,17 @@ export function ModelsPage() {
       )}
       {current && <ModelDetailView key={current} name={current} onChanged={models.reload} />}
     </>
+  );
+}
+
+/** A variant (an INT8 quantization of another version): what it is a form of, and whether its parity gate let it serve. */
+function VariantBadge({ variant }: { variant: NonNullable<ModelVersion['variant']> }) {
+  const kind = variant.kind === 'unknown' ? 'variant' : variant.kind.toUpperCase();
+  const label = variant.gate_passed ? `${kind} of v${variant.of?.version ?? '?'}` : `${kind} · gate failed`;
+  return (
+    <span title={variant.message} data-testid="variant-badge">
+      {' '}
+      <Badge tone={variant.gate_passed ? 'info' : 'bad'}>{label}</Badge>
+    </span>
   );
 }
