@@ -167,7 +167,7 @@ async function childMain(): Promise<void> {
   const home = process.env.BENCH_HOME!;
   const platform = await openPlatform(
     // The caller's XRAY_* settings (XRAY_INFERENCE_THREADS, XRAY_DECODE_THREADS, …) apply.
-    loadConfig({ ...process.env, XRAY_HOME: home, XRAY_LOG_LEVEL: 'warn', XRAY_SEED_MODEL: 'off', XRAY_IMPORT_ROOT: process.env.BENCH_IMPORT_ROOT!, XRAY_MAX_UPLOAD_MB: '64' }),
+    loadConfig({ ...process.env, XRAY_HOME: home, XRAY_LOG_LEVEL: 'error', XRAY_SEED_MODEL: 'off', XRAY_IMPORT_ROOT: process.env.BENCH_IMPORT_ROOT!, XRAY_MAX_UPLOAD_MB: '64' }),
   );
   const app = await buildDeploymentApp(platform);
   await app.listen({ host: '127.0.0.1', port: 0 });
