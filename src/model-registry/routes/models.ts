@@ -132,7 +132,8 @@ export const modelRoutes: FastifyPluginAsync = async (fastify) => {
         tags: TAGS,
         summary: "Register a model version from a run's ONNX artifact (JSON) or an uploaded ONNX file (multipart: file + name [+ metadata])",
         description:
-          'The ONNX file must load in ONNX Runtime with one input [N,1,H,W] and an output named `probability` (`features` optional). `metadata` is the trainer\'s model.json (metrics, threshold, preprocessing, dataset_version, …).',
+          'The ONNX file must load in ONNX Runtime with one input [N,1,H,W] and an output named `probability` (`features` optional). `metadata` is the trainer\'s model.json (metrics, threshold, preprocessing, dataset_version, …). ' +
+          'A `metadata.variant` record (an INT8 variant\'s parity gate verdict) is accepted only from a platform service (the training service measured the gate): 403 for an API key alone, even an admin\'s.',
         body: registerJsonBody.nullish(),
         response: { 201: z.object({ model_version: modelVersionView }), ...errorResponses },
       },
