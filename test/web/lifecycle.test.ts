@@ -128,6 +128,10 @@ describe('web UI: a model lifecycle you can trust', { skip: skip ?? false }, () 
     assert.equal((await badgeOf(failed).textContent())?.trim(), 'INT8 · gate failed');
     assert.match((await badgeOf(failed).getAttribute('title')) ?? '', /0.0500 below/);
     assert.equal(await badgeOf(v1).count(), 0, 'an ordinary version has no variant badge');
+    // Selected, the failed variant says why it cannot serve and offers no load button.
+    await badgeOf(failed).click();
+    assert.match((await page.getByTestId('variant-not-servable').textContent()) ?? '', new RegExp(`v${failed} cannot serve: .*failed its parity gate`));
+    assert.equal(await page.getByRole('button', { name: `Load v${failed} for pinned predictions` }).count(), 0);
     await page.getByRole('button', { name: `Promote version ${failed} to Production` }).click();
     await page.getByText('no override exists').waitFor();
     assert.match((await page.locator('.outcome').textContent()) ?? '', /failed its parity gate/);

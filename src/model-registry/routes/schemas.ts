@@ -141,7 +141,7 @@ export const modelVersionView = z.object({
       kind: z.string().describe("'int8', or 'unknown' for a record that cannot be read"),
       of: z.object({ name: z.string(), version: z.number() }).nullable().describe('The version whose weights this is another form of'),
       gate_passed: z.boolean().describe('Whether its parity gate passed: a variant that did not never serves'),
-      message: z.string(),
+      message: z.string().describe("The gate's verdict when it passed; why the version cannot serve when not"),
     })
     .nullable()
     .optional()

@@ -50,7 +50,8 @@ function variantView(metadata: unknown): ModelVersionView['variant'] {
     const kind = (metadata as Record<string, unknown>).variant === 'int8' ? 'int8' : 'unknown';
     return { kind, of: null, gate_passed: false, message: verdict.servable ? '' : verdict.message };
   }
-  return { kind: variant.kind, of: variant.of, gate_passed: variant.gate.passed, message: variant.gate.message };
+  const verdict = variantServability(metadata);
+  return { kind: variant.kind, of: variant.of, gate_passed: variant.gate.passed, message: verdict.servable ? variant.gate.message : verdict.message };
 }
 
 export function toStageEventView(e: StageEvent): z.infer<typeof stageEvent> {

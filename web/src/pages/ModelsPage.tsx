@@ -627,6 +627,7 @@ function ModelDetailView({ name, onChanged }: { name: string; onChanged?: () => 
   if (!detail.data) return <Loading />;
 
   const servingHere = (serving.data?.models ?? []).filter((m) => m.name === name);
+  const currentVersion = versions.find((v) => v.version === current) ?? null;
   const toggle = (v: number) => setChecked((cur) => {
     const base = cur ?? compareSet;
     return base.includes(v) ? base.filter((x) => x !== v) : [...base, v].slice(-2);
@@ -732,7 +733,12 @@ function ModelDetailView({ name, onChanged }: { name: string; onChanged?: () => 
             )}
           </div>
         )}
-        {current !== null && !servingHere.some((m) => m.version === String(current)) && (
+        {currentVersion?.variant && !currentVersion.variant.gate_passed && (
+          <p className="small" data-testid="variant-not-servable">
+            v{currentVersion.version} cannot serve: {currentVersion.variant.message}
+          </p>
+        )}
+        {current !== null && !servingHere.some((m) => m.version === String(current)) && !(currentVersion?.variant && !currentVersion.variant.gate_passed) && (
           <p className="small">
             <button
               type="button"
