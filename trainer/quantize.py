@@ -97,6 +97,64 @@ def scalarise_qdq(proto: Any) -> int:
     return fixed
 
 
+def fold_weight_quantizers(proto: Any) -> int:
+    """Stores each constant weight as the integers its QuantizeLinear makes of it, feeding the
+    DequantizeLinear directly (the layout ONNX Runtime's own quantizer writes). torch.onnx leaves
+    the float weights with a QuantizeLinear each, so the file is as large as the FP32 one; ORT
+    folds them at load into the same integers (ONNX semantics: x / scale rounded half to even, plus
+    the zero point, saturated; float32 arithmetic). Returns how many it folded."""
+    import numpy as np
+    from onnx import numpy_helper
+
+    inits = {t.name: t for t in proto.graph.initializer}
+    consts = {n.output[0]: n for n in proto.graph.node if n.op_type == "Constant"}
+    # torch.onnx shares equal constants (e.g. the zero points) through Identity nodes.
+    aliases = {n.output[0]: n.input[0] for n in proto.graph.node if n.op_type == "Identity"}
+
+    def value(name: str):
+        while name in aliases:
+            name = aliases[name]
+        if name in inits:
+            return numpy_helper.to_array(inits[name])
+        node = consts.get(name)
+        tensor = next((a.t for a in node.attribute if a.name == "value"), None) if node is not None else None
+        return numpy_helper.to_array(tensor) if tensor is not None else None
+
+    uses: Dict[str, int] = {}
+    for node in proto.graph.node:
+        for name in node.input:
+            uses[name] = uses.get(name, 0) + 1
+    folded, drop_nodes, drop_inits = 0, [], set()
+    for node in proto.graph.node:
+        if node.op_type != "QuantizeLinear" or len(node.input) < 3 or node.input[0] not in inits:
+            continue
+        w, scale, zero = value(node.input[0]), value(node.input[1]), value(node.input[2])
+        if w is None or scale is None or zero is None or w.dtype != np.float32 or zero.dtype not in (np.int8, np.uint8):
+            continue
+        axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
+        if scale.ndim == 1 and scale.size > 1:
+            shape = [1] * w.ndim
+            shape[axis % w.ndim] = scale.size
+            scale, zero = scale.reshape(shape), zero.reshape(shape)
+        info = np.iinfo(zero.dtype)
+        q = np.rint(w / scale.astype(np.float32)).astype(np.int32) + zero.astype(np.int32)
+        folded_name = f"{node.output[0]}_int"
+        proto.graph.initializer.append(numpy_helper.from_array(np.clip(q, info.min, info.max).astype(zero.dtype), folded_name))
+        for consumer in proto.graph.node:
+            for i, name in enumerate(consumer.input):
+                if name == node.output[0]:
+                    consumer.input[i] = folded_name
+        drop_nodes.append(node)
+        if uses.get(node.input[0], 0) == 1:
+            drop_inits.add(node.input[0])
+        folded += 1
+    for node in drop_nodes:
+        proto.graph.node.remove(node)
+    for tensor in [t for t in proto.graph.initializer if t.name in drop_inits]:
+        proto.graph.initializer.remove(tensor)
+    return folded
+
+
 def qdq_node_count(path: Path) -> int:
     import onnx
 

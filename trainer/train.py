@@ -32,7 +32,7 @@ from .export import (classifier_metadata, crop_metadata, export_onnx, exported_f
 from .mixing import Mixer
 from .models import XrayClassifier, build_model, count_parameters
 from .protocol import SpecError, emit_failure, to_jsonable, utc_now, validate_job_spec
-from .quantize import GATE_FILE, qdq_node_count, quantized_copy, scalarise_qdq, write_gate_inputs
+from .quantize import GATE_FILE, fold_weight_quantizers, qdq_node_count, quantized_copy, scalarise_qdq, write_gate_inputs
 
 log = logging.getLogger("trainer.train")
 
@@ -624,6 +624,7 @@ class Run:
                     {**onnx_meta, "variant": "int8", "int8_calibration_images": n})
         proto = onnx.load(str(path))
         scalarise_qdq(proto)
+        fold_weight_quantizers(proto)
         onnx.checker.check_model(proto)
         onnx.save(proto, str(path))
         write_gate_inputs(self.out, self.val_data.images, self.val_data.labels.tolist())
