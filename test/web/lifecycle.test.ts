@@ -135,6 +135,7 @@ describe('web UI: a model lifecycle you can trust', { skip: skip ?? false }, () 
     await page.getByRole('button', { name: `Promote version ${failed} to Production` }).click();
     await page.getByText('no override exists').waitFor();
     assert.match((await page.locator('.outcome').textContent()) ?? '', /failed its parity gate/);
+    assert.match((await page.locator('.outcome').textContent()) ?? '', new RegExp(`Promote the version it was made from \\(v${v1}\\) instead`));
     assert.deepEqual(await accessibilityViolations(page), [], 'versions with variant badges');
     await screenshot(page, 'models-int8-variant');
     await page.close();

@@ -725,7 +725,7 @@ function ModelDetailView({ name, onChanged }: { name: string; onChanged?: () => 
                 }}
               />
             )}
-            {refusedCode === 'NOT_SERVABLE' && <p className="small">A version the deployment cannot load is never promoted; no override exists. Fix the model (or its recorded preprocessing) and register it again.</p>}
+            {refusedCode === 'NOT_SERVABLE' && <NotServableHint refused={versions.find((v) => v.version === outcome.version) ?? null} />}
             {!outcome.error && outcome.stage !== 'Production' && !outcome.verdict && (
               <p className="success" role="status">
                 v{outcome.version} moved to {outcome.stage}.
@@ -860,4 +860,18 @@ function VariantBadge({ variant }: { variant: NonNullable<ModelVersion['variant'
       <Badge tone={variant.gate_passed ? 'info' : 'bad'}>{label}</Badge>
     </span>
   );
+}
+
+/** What to do about a version the deployment cannot serve (promotion refused, no override). */
+function NotServableHint({ refused }: { refused: ModelVersion | null }) {
+  const variant = refused?.variant;
+  if (variant && !variant.gate_passed) {
+    return (
+      <p className="small">
+        A variant whose parity gate did not pass never serves; no override exists.{' '}
+        {variant.of ? `Promote the version it was made from (v${variant.of.version}) instead, or train again with --int8.` : 'Register the INT8 file through a training job (xray train --int8) so its gate is measured.'}
+      </p>
+    );
+  }
+  return <p className="small">A version the deployment cannot load is never promoted; no override exists. Fix the model (or its recorded preprocessing) and register it again.</p>;
 }
