@@ -124,7 +124,7 @@ def fold_weight_quantizers(proto: Any) -> int:
     for node in proto.graph.node:
         for name in node.input:
             uses[name] = uses.get(name, 0) + 1
-    folded, drop_nodes, drop_inits = 0, [], set()
+    folded, drop_nodes, drop_inits, renamed = 0, [], set(), {}
     for node in proto.graph.node:
         if node.op_type != "QuantizeLinear" or len(node.input) < 3 or node.input[0] not in inits:
             continue
@@ -140,16 +140,17 @@ def fold_weight_quantizers(proto: Any) -> int:
         q = np.rint(w / scale.astype(np.float32)).astype(np.int32) + zero.astype(np.int32)
         folded_name = f"{node.output[0]}_int"
         proto.graph.initializer.append(numpy_helper.from_array(np.clip(q, info.min, info.max).astype(zero.dtype), folded_name))
-        for consumer in proto.graph.node:
-            for i, name in enumerate(consumer.input):
-                if name == node.output[0]:
-                    consumer.input[i] = folded_name
+        renamed[node.output[0]] = folded_name
         drop_nodes.append(node)
         if uses.get(node.input[0], 0) == 1:
             drop_inits.add(node.input[0])
         folded += 1
     for node in drop_nodes:
         proto.graph.node.remove(node)
+    for node in proto.graph.node:  # the DequantizeLinear nodes now read the integers directly
+        for i, name in enumerate(node.input):
+            if name in renamed:
+                node.input[i] = renamed[name]
     for tensor in [t for t in proto.graph.initializer if t.name in drop_inits]:
         proto.graph.initializer.remove(tensor)
     return folded

@@ -44,13 +44,12 @@ export function toVersionView(v: ModelVersionRecord, full = true): ModelVersionV
 function variantView(metadata: unknown): ModelVersionView['variant'] {
   const variant = variantOf(metadata);
   if (variant === null) return null;
+  const verdict = variantServability(metadata);
   if ('malformed' in variant) {
-    const verdict = variantServability(metadata);
     // The trainer's bare "int8" marker (an INT8 file registered on its own) still names its kind.
     const kind = (metadata as Record<string, unknown>).variant === 'int8' ? 'int8' : 'unknown';
     return { kind, of: null, gate_passed: false, message: verdict.servable ? '' : verdict.message };
   }
-  const verdict = variantServability(metadata);
   return { kind: variant.kind, of: variant.of, gate_passed: variant.gate.passed, message: verdict.servable ? variant.gate.message : verdict.message };
 }
 

@@ -628,6 +628,8 @@ function ModelDetailView({ name, onChanged }: { name: string; onChanged?: () => 
 
   const servingHere = (serving.data?.models ?? []).filter((m) => m.name === name);
   const currentVersion = versions.find((v) => v.version === current) ?? null;
+  // A variant whose parity gate did not pass never serves: say why instead of offering to load it.
+  const unservableVariant = currentVersion?.variant && !currentVersion.variant.gate_passed ? currentVersion.variant : null;
   const toggle = (v: number) => setChecked((cur) => {
     const base = cur ?? compareSet;
     return base.includes(v) ? base.filter((x) => x !== v) : [...base, v].slice(-2);
@@ -733,12 +735,12 @@ function ModelDetailView({ name, onChanged }: { name: string; onChanged?: () => 
             )}
           </div>
         )}
-        {currentVersion?.variant && !currentVersion.variant.gate_passed && (
+        {unservableVariant && (
           <p className="small" data-testid="variant-not-servable">
-            v{currentVersion.version} cannot serve: {currentVersion.variant.message}
+            v{current} cannot serve: {unservableVariant.message}
           </p>
         )}
-        {current !== null && !servingHere.some((m) => m.version === String(current)) && !(currentVersion?.variant && !currentVersion.variant.gate_passed) && (
+        {current !== null && !servingHere.some((m) => m.version === String(current)) && !unservableVariant && (
           <p className="small">
             <button
               type="button"
